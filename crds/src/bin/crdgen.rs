@@ -1,1 +1,48 @@
-fn main() {}
+//! Writes the CRD manifests to a directory (default: the `crds/` folder of this crate), one
+//! file per CRD. `--check` compares instead of writing and exits 1 on drift.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let mut check = false;
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--check" => check = true,
+            "--out" => match args.next() {
+                Some(d) => dir = PathBuf::from(d),
+                None => return fail("--out needs a directory"),
+            },
+            other => return fail(&format!("unknown argument {other:?}; usage: crdgen [--check] [--out DIR]")),
+        }
+    }
+    let files = match llamafleet_crds::crdgen::rendered() {
+        Ok(f) => f,
+        Err(e) => return fail(&format!("cannot render CRDs: {e}")),
+    };
+    let mut drift = false;
+    for (name, yaml) in files {
+        let path = dir.join(&name);
+        if check {
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(yaml.as_str()) {
+                eprintln!("{} differs from the Rust types", path.display());
+                drift = true;
+            }
+        } else if let Err(e) = std::fs::write(&path, yaml) {
+            return fail(&format!("cannot write {}: {e}", path.display()));
+        } else {
+            println!("{}", path.display());
+        }
+    }
+    if drift {
+        return fail("CRD drift: run `cargo run -p llamafleet-crds --bin crdgen`");
+    }
+    ExitCode::SUCCESS
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("crdgen: {msg}");
+    ExitCode::FAILURE
+}
