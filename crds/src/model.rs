@@ -37,7 +37,11 @@ use serde::{Deserialize, Serialize};
         json_path = ".status.phase",
         description = "Resolution phase"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LlmModelSpec {
@@ -112,7 +116,12 @@ pub struct SecretKeyRef {
 pub struct UpdateSpec {
     /// Cron expression (five fields, evaluated in UTC) or a macro such as `@weekly`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|\S+\s+\S+\s+\S+\s+\S+\s+\S+)$"), length(max = 128))]
+    #[schemars(
+        regex(
+            pattern = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|\S+\s+\S+\s+\S+\s+\S+\s+\S+)$"
+        ),
+        length(max = 128)
+    )]
     pub schedule: Option<String>,
     /// What to do when the source changed: `Disabled` (no checks), `Notify` (record the
     /// candidate in status and raise an Event) or `Rollout` (also roll it out to deployments

@@ -68,3 +68,17 @@ pub const MSG_MIN_LE_MAX: &str = "minReplicas must not exceed maxReplicas";
 pub const MSG_CACHE_ONE_OF: &str = "set at most one of hostPath and pvc";
 /// Message for a `gpu.layers` that is neither `auto` nor a layer count.
 pub const MSG_GPU_LAYERS: &str = "layers must be 'auto' or a number from 0 to 1024";
+
+/// Every message a CEL rule of the CRDs carries (the API server reports these words as is).
+pub const CEL_MESSAGES: [&str; 10] = [
+    MSG_WEIGHTS_SUM,
+    MSG_VARIANT_NAMES_UNIQUE,
+    MSG_PRESET_NAMES_UNIQUE,
+    MSG_TIER_NAMES_UNIQUE,
+    MSG_URL_SCHEME,
+    MSG_SCHEDULE_REQUIRED,
+    MSG_STEPS_ORDER,
+    MSG_MIN_LE_MAX,
+    MSG_CACHE_ONE_OF,
+    MSG_GPU_LAYERS,
+];

@@ -67,13 +67,19 @@ impl Errors {
             && (v.len() < min || v.len() > max)
         {
             let n = v.len();
-            self.push(field, format!("length must be between {min} and {max}, got {n}"));
+            self.push(
+                field,
+                format!("length must be between {min} and {max}, got {n}"),
+            );
         }
     }
 
     fn dns_label(&mut self, field: impl Into<String>, value: &str) {
         if !is_dns1123_label(value) {
-            self.push(field, format!("{value:?} is not a DNS-1123 label ({DNS1123_LABEL})"));
+            self.push(
+                field,
+                format!("{value:?} is not a DNS-1123 label ({DNS1123_LABEL})"),
+            );
         }
     }
 
@@ -85,24 +91,39 @@ impl Errors {
     }
 
     fn finish(self) -> Result<(), InvalidSpec> {
-        if self.0.is_empty() { Ok(()) } else { Err(InvalidSpec(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(InvalidSpec(self.0))
+        }
     }
 }
 
 /// `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`, at most 63 characters.
 pub fn is_dns1123_label(s: &str) -> bool {
     let b = s.as_bytes();
-    let inner_ok = b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
+    let inner_ok = b
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
     let ends_ok = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     !b.is_empty() && b.len() <= 63 && inner_ok && ends_ok(b.first()) && ends_ok(b.last())
 }
 
 fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    s.len() == 64
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
 fn is_cron(s: &str) -> bool {
-    const MACROS: [&str; 6] = ["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@hourly"];
+    const MACROS: [&str; 6] = [
+        "@yearly",
+        "@annually",
+        "@monthly",
+        "@weekly",
+        "@daily",
+        "@hourly",
+    ];
     MACROS.contains(&s) || s.split_whitespace().count() == 5
 }
 
@@ -130,7 +151,12 @@ impl LlmModelSpec {
         }
         e.len("spec.quantization", self.quantization.as_deref(), 1, 32);
         let ctx = self.context_length;
-        e.range("spec.contextLength", ctx, CONTEXT_LENGTH_MIN, CONTEXT_LENGTH_MAX);
+        e.range(
+            "spec.contextLength",
+            ctx,
+            CONTEXT_LENGTH_MIN,
+            CONTEXT_LENGTH_MAX,
+        );
         if let Some(update) = &self.update {
             match &update.schedule {
                 None if update.policy != UpdatePolicy::Disabled => {
@@ -153,12 +179,21 @@ impl LlmDeploymentSpec {
         let mut e = Errors::default();
         let n = self.variants.len();
         if !(1..=VARIANTS_MAX as usize).contains(&n) {
-            e.push("spec.variants", format!("must have 1 to {VARIANTS_MAX} variants, got {n}"));
+            e.push(
+                "spec.variants",
+                format!("must have 1 to {VARIANTS_MAX} variants, got {n}"),
+            );
         }
         for (i, v) in self.variants.iter().enumerate() {
             validate_variant(&mut e, &format!("spec.variants[{i}]"), v);
         }
-        if self.variants.iter().map(|v| i64::from(v.weight)).sum::<i64>() != 100 {
+        if self
+            .variants
+            .iter()
+            .map(|v| i64::from(v.weight))
+            .sum::<i64>()
+            != 100
+        {
             e.push("spec.variants", MSG_WEIGHTS_SUM);
         }
         let names = self.variants.iter().map(|v| v.name.as_str());
@@ -196,7 +231,12 @@ fn validate_variant(e: &mut Errors, at: &str, v: &Variant) {
 
 fn validate_serving(e: &mut Errors, at: &str, s: &ServingSpec) {
     let ctx = s.context_length;
-    e.range(format!("{at}.contextLength"), ctx, CONTEXT_LENGTH_MIN, CONTEXT_LENGTH_MAX);
+    e.range(
+        format!("{at}.contextLength"),
+        ctx,
+        CONTEXT_LENGTH_MIN,
+        CONTEXT_LENGTH_MAX,
+    );
     e.range(format!("{at}.parallel"), s.parallel, 1, PARALLEL_MAX);
     e.range(format!("{at}.threads"), s.threads, 1, THREADS_MAX);
     if let Some(gpu) = &s.gpu {
@@ -227,26 +267,53 @@ fn validate_presets(e: &mut Errors, presets: &[Preset]) {
     for (i, p) in presets.iter().enumerate() {
         let at = format!("spec.presets[{i}]");
         let name_ok = p.name.len() <= 63
-            && p.name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && p.name.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && p.name
+                .starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && p.name
+                .ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
             && p.name.bytes().all(|c| {
                 c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.' | b'_')
             });
         if !name_ok {
-            e.push(format!("{at}.name"), format!("{:?} is not a valid preset name", p.name));
+            e.push(
+                format!("{at}.name"),
+                format!("{:?} is not a valid preset name", p.name),
+            );
         }
         if let Some(s) = &p.parameters {
-            e.range(format!("{at}.parameters.temperature"), s.temperature, 0.0, 2.0);
+            e.range(
+                format!("{at}.parameters.temperature"),
+                s.temperature,
+                0.0,
+                2.0,
+            );
             e.range(format!("{at}.parameters.topP"), s.top_p, 0.0, 1.0);
             e.range(format!("{at}.parameters.topK"), s.top_k, 0, 1000);
-            e.range(format!("{at}.parameters.repeatPenalty"), s.repeat_penalty, 0.0, 5.0);
-            e.range(format!("{at}.parameters.maxTokens"), s.max_tokens, 1, MAX_TOKENS_MAX);
+            e.range(
+                format!("{at}.parameters.repeatPenalty"),
+                s.repeat_penalty,
+                0.0,
+                5.0,
+            );
+            e.range(
+                format!("{at}.parameters.maxTokens"),
+                s.max_tokens,
+                1,
+                MAX_TOKENS_MAX,
+            );
             if s.stop.len() > STOP_MAX as usize {
-                e.push(format!("{at}.parameters.stop"), format!("at most {STOP_MAX} stop strings"));
+                e.push(
+                    format!("{at}.parameters.stop"),
+                    format!("at most {STOP_MAX} stop strings"),
+                );
             }
         }
     }
-    e.unique("spec.presets", presets.iter().map(|p| p.name.as_str()), MSG_PRESET_NAMES_UNIQUE);
+    e.unique(
+        "spec.presets",
+        presets.iter().map(|p| p.name.as_str()),
+        MSG_PRESET_NAMES_UNIQUE,
+    );
 }
 
 fn validate_access(e: &mut Errors, a: &AccessSpec) {
@@ -256,19 +323,44 @@ fn validate_access(e: &mut Errors, a: &AccessSpec) {
     for (i, t) in a.tiers.iter().enumerate() {
         e.dns_label(format!("spec.access.tiers[{i}].name"), &t.name);
         let rph = Some(t.requests_per_hour);
-        e.range(format!("spec.access.tiers[{i}].requestsPerHour"), rph, 1, REQUESTS_PER_HOUR_MAX);
+        e.range(
+            format!("spec.access.tiers[{i}].requestsPerHour"),
+            rph,
+            1,
+            REQUESTS_PER_HOUR_MAX,
+        );
         let tph = t.tokens_per_hour;
-        e.range(format!("spec.access.tiers[{i}].tokensPerHour"), tph, 1, 10_000_000_000);
+        e.range(
+            format!("spec.access.tiers[{i}].tokensPerHour"),
+            tph,
+            1,
+            10_000_000_000,
+        );
     }
     let names = a.tiers.iter().map(|t| t.name.as_str());
     e.unique("spec.access.tiers", names, MSG_TIER_NAMES_UNIQUE);
     if let Some(l) = &a.limits {
         let at = "spec.access.limits";
-        e.range(format!("{at}.maxBodyBytes"), l.max_body_bytes, 1024, MAX_BODY_BYTES_MAX);
-        e.range(format!("{at}.maxPromptTokens"), l.max_prompt_tokens, 1, MAX_TOKENS_MAX);
+        e.range(
+            format!("{at}.maxBodyBytes"),
+            l.max_body_bytes,
+            1024,
+            MAX_BODY_BYTES_MAX,
+        );
+        e.range(
+            format!("{at}.maxPromptTokens"),
+            l.max_prompt_tokens,
+            1,
+            MAX_TOKENS_MAX,
+        );
         e.range(format!("{at}.maxTokens"), l.max_tokens, 1, MAX_TOKENS_MAX);
         let t = l.request_timeout_seconds;
-        e.range(format!("{at}.requestTimeoutSeconds"), t, 1, REQUEST_TIMEOUT_MAX);
+        e.range(
+            format!("{at}.requestTimeoutSeconds"),
+            t,
+            1,
+            REQUEST_TIMEOUT_MAX,
+        );
     }
 }
 
@@ -283,12 +375,20 @@ fn validate_rollout(e: &mut Errors, r: &RolloutSpec) {
     if let Some(i) = &r.interval
         && !is_duration(i)
     {
-        e.push("spec.rollout.interval", format!("{i:?} is not a duration such as 30s, 5m, 1h"));
+        e.push(
+            "spec.rollout.interval",
+            format!("{i:?} is not a duration such as 30s, 5m, 1h"),
+        );
     }
     if let Some(a) = &r.analysis {
         let at = "spec.rollout.analysis";
         e.range(format!("{at}.maxErrorRate"), a.max_error_rate, 0.0, 1.0);
-        e.range(format!("{at}.maxTtftP95Ratio"), a.max_ttft_p95_ratio, 1.0, 100.0);
+        e.range(
+            format!("{at}.maxTtftP95Ratio"),
+            a.max_ttft_p95_ratio,
+            1.0,
+            100.0,
+        );
         let tps = a.min_tokens_per_second_ratio;
         e.range(format!("{at}.minTokensPerSecondRatio"), tps, 0.0, 10.0);
         e.range(format!("{at}.minRequests"), a.min_requests, 1, 1_000_000);
@@ -300,14 +400,29 @@ fn validate_rollout(e: &mut Errors, r: &RolloutSpec) {
 }
 
 fn validate_autoscaling(e: &mut Errors, a: &AutoscalingSpec) {
-    e.range("spec.autoscaling.minReplicas", Some(a.min_replicas), 1, REPLICAS_MAX);
-    e.range("spec.autoscaling.maxReplicas", Some(a.max_replicas), 1, REPLICAS_MAX);
+    e.range(
+        "spec.autoscaling.minReplicas",
+        Some(a.min_replicas),
+        1,
+        REPLICAS_MAX,
+    );
+    e.range(
+        "spec.autoscaling.maxReplicas",
+        Some(a.max_replicas),
+        1,
+        REPLICAS_MAX,
+    );
     if a.min_replicas > a.max_replicas {
         e.push("spec.autoscaling.minReplicas", MSG_MIN_LE_MAX);
     }
     let cpu = a.target_cpu_utilization;
     e.range("spec.autoscaling.targetCpuUtilization", cpu, 1, 100);
-    e.range("spec.autoscaling.targetQueueDepth", a.target_queue_depth, 1, 1000);
+    e.range(
+        "spec.autoscaling.targetQueueDepth",
+        a.target_queue_depth,
+        1,
+        1000,
+    );
 }
 
 fn validate_cache(e: &mut Errors, c: &CacheSpec) {

@@ -29,12 +29,23 @@ fn crds_have_group_version_short_names_and_printer_columns() {
     ] {
         assert_eq!(crd.spec.group, "llamafleet.dev");
         assert_eq!(crd.spec.scope, "Namespaced");
-        assert_eq!(crd.spec.names.short_names.clone().unwrap(), vec![short.to_string()]);
+        assert_eq!(
+            crd.spec.names.short_names.clone().unwrap(),
+            vec![short.to_string()]
+        );
         let version = &crd.spec.versions[0];
         assert_eq!(version.name, "v1alpha1");
-        assert!(version.subresources.as_ref().unwrap().status.is_some(), "status subresource");
-        let names: Vec<String> =
-            version.additional_printer_columns.clone().unwrap().into_iter().map(|c| c.name).collect();
+        assert!(
+            version.subresources.as_ref().unwrap().status.is_some(),
+            "status subresource"
+        );
+        let names: Vec<String> = version
+            .additional_printer_columns
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
         assert_eq!(names, columns);
     }
 }
@@ -49,7 +60,10 @@ fn undocumented(schema: &Value, path: &str, out: &mut Vec<String>) {
     };
     for (name, prop) in props {
         let here = format!("{path}.{name}");
-        let documented = prop.get("description").and_then(Value::as_str).is_some_and(|d| !d.trim().is_empty());
+        let documented = prop
+            .get("description")
+            .and_then(Value::as_str)
+            .is_some_and(|d| !d.trim().is_empty());
         if !documented {
             out.push(here.clone());
         }
@@ -61,7 +75,12 @@ fn undocumented(schema: &Value, path: &str, out: &mut Vec<String>) {
 #[test]
 fn every_spec_and_status_field_has_a_description() {
     for crd in [LlmModel::crd(), LlmDeployment::crd()] {
-        let schema = crd.spec.versions[0].schema.clone().unwrap().open_api_v3_schema.unwrap();
+        let schema = crd.spec.versions[0]
+            .schema
+            .clone()
+            .unwrap()
+            .open_api_v3_schema
+            .unwrap();
         let schema = serde_json::to_value(schema).unwrap();
         let mut missing = Vec::new();
         for top in ["spec", "status"] {
@@ -84,7 +103,8 @@ fn contains_null(v: &Value) -> bool {
 fn unset_optional_fields_are_not_serialized() {
     // Server-side apply would take ownership of every null we send.
     let model: LlmModelSpec =
-        serde_json::from_value(serde_json::json!({"source": {"url": "https://x.example/m.gguf"}})).unwrap();
+        serde_json::from_value(serde_json::json!({"source": {"url": "https://x.example/m.gguf"}}))
+            .unwrap();
     let deploy: LlmDeploymentSpec = serde_json::from_value(
         serde_json::json!({"variants": [{"name": "main", "model": "m", "weight": 100}]}),
     )
@@ -93,7 +113,50 @@ fn unset_optional_fields_are_not_serialized() {
     let deploy_json = serde_json::to_value(&deploy).unwrap();
     assert!(!contains_null(&model_json), "{model_json}");
     assert!(!contains_null(&deploy_json), "{deploy_json}");
-    assert_eq!(deploy_json, serde_json::json!({"variants": [{"name": "main", "model": "m", "weight": 100}]}));
+    assert_eq!(
+        deploy_json,
+        serde_json::json!({"variants": [{"name": "main", "model": "m", "weight": 100}]})
+    );
     let status = serde_json::to_value(llamafleet_crds::LlmDeploymentStatus::default()).unwrap();
     assert_eq!(status, serde_json::json!({}));
+}
+
+/// The generated CRDs pass the Kubernetes OpenAPI schema of `apiextensions.k8s.io/v1`
+/// (strict: no unknown fields), checked by the PyPI tool `kubernetes-validate`.
+#[test]
+fn crd_yaml_passes_kubernetes_validate() {
+    let tool = "kubernetes-validate";
+    if std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is missing: pip install -r scripts/requirements-test.txt"
+        );
+        eprintln!("skipped: {tool} not installed (pip install -r scripts/requirements-test.txt)");
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files: Vec<_> = crdgen::rendered()
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| dir.join(n))
+        .collect();
+    let out = std::process::Command::new(tool)
+        .arg("--strict")
+        .args(&files)
+        .output()
+        .unwrap();
+    let report =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}");
+    assert_eq!(
+        report
+            .matches("passed for resource customresourcedefinition")
+            .count(),
+        2,
+        "{report}"
+    );
 }

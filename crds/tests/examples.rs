@@ -52,7 +52,12 @@ fn open_api_schema(kind: &str) -> Value {
         "LlmDeployment" => LlmDeployment::crd(),
         other => panic!("unexpected kind {other}"),
     };
-    let schema = crd.spec.versions[0].schema.clone().unwrap().open_api_v3_schema.unwrap();
+    let schema = crd.spec.versions[0]
+        .schema
+        .clone()
+        .unwrap()
+        .open_api_v3_schema
+        .unwrap();
     serde_json::to_value(schema).unwrap()
 }
 
@@ -81,7 +86,12 @@ fn schema_findings(doc: &Value) -> Vec<Finding> {
         .map(|e| (dotted(&e.instance_path().to_string()), e.to_string()))
         .collect();
     if let Err(errors) = kube::core::cel::Validator::new().validate(&schema, doc, None) {
-        found.extend(errors.into_vec().into_iter().map(|e| (e.field_path, e.message)));
+        found.extend(
+            errors
+                .into_vec()
+                .into_iter()
+                .map(|e| (e.field_path, e.message)),
+        );
     }
     found
 }
@@ -89,8 +99,14 @@ fn schema_findings(doc: &Value) -> Vec<Finding> {
 /// What the operator's Rust twin says.
 fn rust_findings(doc: &Value) -> Vec<Finding> {
     let result = match doc["kind"].as_str().unwrap() {
-        "LlmModel" => serde_json::from_value::<LlmModel>(doc.clone()).unwrap().spec.validate(),
-        _ => serde_json::from_value::<LlmDeployment>(doc.clone()).unwrap().spec.validate(),
+        "LlmModel" => serde_json::from_value::<LlmModel>(doc.clone())
+            .unwrap()
+            .spec
+            .validate(),
+        _ => serde_json::from_value::<LlmDeployment>(doc.clone())
+            .unwrap()
+            .spec
+            .validate(),
     };
     match result {
         Ok(()) => vec![],
@@ -100,7 +116,9 @@ fn rust_findings(doc: &Value) -> Vec<Finding> {
 
 /// The annotation's `field: reason` lines.
 fn expected(doc: &Value) -> BTreeMap<String, String> {
-    let text = doc["metadata"]["annotations"][EXPECT_ANNOTATION].as_str().unwrap_or_default();
+    let text = doc["metadata"]["annotations"][EXPECT_ANNOTATION]
+        .as_str()
+        .unwrap_or_default();
     text.lines()
         .map(|l| {
             let (field, reason) = l.split_once(": ").expect("`field: reason` lines");
@@ -122,7 +140,10 @@ fn good_examples_pass_schema_cel_and_rust_validation() {
         .into_iter()
         .filter(|p| !p.components().any(|c| c.as_os_str() == "invalid"))
         .collect();
-    assert!(files.len() >= 6, "quickstart, five migration steps and more: {files:?}");
+    assert!(
+        files.len() >= 6,
+        "quickstart, five migration steps and more: {files:?}"
+    );
     for file in files {
         let docs = documents(&file);
         assert!(!docs.is_empty(), "{} has no documents", file.display());
@@ -140,45 +161,60 @@ fn each_invalid_example_fails_both_twins_for_its_own_reason() {
     assert!(files.len() >= 20, "one file per rule, got {}", files.len());
     for file in files {
         let docs = documents(&file);
-        assert_eq!(docs.len(), 1, "{}: one object per invalid file", file.display());
+        assert_eq!(
+            docs.len(),
+            1,
+            "{}: one object per invalid file",
+            file.display()
+        );
         let doc = &docs[0];
         let want = expected(doc);
-        assert!(!want.is_empty(), "{} lacks {EXPECT_ANNOTATION}", file.display());
+        assert!(
+            !want.is_empty(),
+            "{} lacks {EXPECT_ANNOTATION}",
+            file.display()
+        );
         let want_fields: Vec<String> = want.keys().cloned().collect();
 
         let schema = schema_findings(doc);
-        assert_eq!(fields(&schema), want_fields, "{}: schema/CEL {schema:?}", file.display());
+        assert_eq!(
+            fields(&schema),
+            want_fields,
+            "{}: schema/CEL {schema:?}",
+            file.display()
+        );
         for (field, message) in &schema {
             // CEL rules carry our own messages; OpenAPI keyword errors use the validator's words.
             let from_cel = doc_is_cel_message(message);
             if from_cel {
-                assert!(message.contains(&want[field]), "{}: {message}", file.display());
+                assert!(
+                    message.contains(&want[field]),
+                    "{}: {message}",
+                    file.display()
+                );
             }
         }
 
         let rust = rust_findings(doc);
-        assert_eq!(fields(&rust), want_fields, "{}: validate() {rust:?}", file.display());
+        assert_eq!(
+            fields(&rust),
+            want_fields,
+            "{}: validate() {rust:?}",
+            file.display()
+        );
         for (field, message) in &rust {
-            assert!(message.contains(&want[field]), "{}: {field}: {message}", file.display());
+            assert!(
+                message.contains(&want[field]),
+                "{}: {field}: {message}",
+                file.display()
+            );
         }
     }
 }
 
 /// Whether a message is one of the CEL messages we wrote (all of them live in `rules`).
 fn doc_is_cel_message(message: &str) -> bool {
-    use llamafleet_crds::rules::*;
-    [
-        MSG_WEIGHTS_SUM,
-        MSG_VARIANT_NAMES_UNIQUE,
-        MSG_PRESET_NAMES_UNIQUE,
-        MSG_TIER_NAMES_UNIQUE,
-        MSG_URL_SCHEME,
-        MSG_SCHEDULE_REQUIRED,
-        MSG_STEPS_ORDER,
-        MSG_MIN_LE_MAX,
-        MSG_CACHE_ONE_OF,
-        MSG_GPU_LAYERS,
-    ]
-    .iter()
-    .any(|m| message.contains(m))
+    llamafleet_crds::rules::CEL_MESSAGES
+        .iter()
+        .any(|m| message.contains(m))
 }

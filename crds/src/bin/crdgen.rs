@@ -15,7 +15,11 @@ fn main() -> ExitCode {
                 Some(d) => dir = PathBuf::from(d),
                 None => return fail("--out needs a directory"),
             },
-            other => return fail(&format!("unknown argument {other:?}; usage: crdgen [--check] [--out DIR]")),
+            other => {
+                return fail(&format!(
+                    "unknown argument {other:?}; usage: crdgen [--check] [--out DIR]"
+                ));
+            }
         }
     }
     let files = match llamafleet_crds::crdgen::rendered() {

@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct Preset {
     /// Model name clients use for this preset (for example `support-bot`).
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// System prompt put before the conversation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,7 +85,10 @@ pub struct AccessSpec {
 #[serde(rename_all = "camelCase")]
 pub struct Tier {
     /// Tier name, as used in the API-key Secret.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Requests allowed per hour per key.
     #[schemars(range(min = 1, max = 10_000_000))]

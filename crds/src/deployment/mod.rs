@@ -46,7 +46,11 @@ pub use status::*;
         json_path = ".status.rollout.phase",
         description = "Rollout phase"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -102,7 +106,10 @@ pub struct LlmDeploymentSpec {
 pub struct Variant {
     /// Name of the variant (a DNS-1123 label, such as `blue` or `green`); used in the names of
     /// its Deployment and Service and in the `x-llamafleet-variant` header.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Name of the LlmModel in the same namespace.
     #[schemars(length(min = 1, max = 253))]

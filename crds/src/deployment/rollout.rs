@@ -74,7 +74,10 @@ pub struct RolloutAnalysis {
 #[serde(rename_all = "camelCase")]
 pub struct ShadowSpec {
     /// Variant that receives the copies; it should have weight 0.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub variant: String,
     /// Percentage of requests copied, 0 to 100.
     #[schemars(range(min = 0, max = 100))]

@@ -1,0 +1,91 @@
+//! Prometheus metrics of the store; `serve` exposes the registry they are registered in.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+
+/// Download durations span seconds (small models on a LAN) to an hour (70B over the internet).
+const DURATION_BUCKETS: &[f64] = &[
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// Counters and histograms of model downloads.
+#[derive(Debug, Clone)]
+pub struct StoreMetrics {
+    /// Bytes received from sources (including resumed attempts).
+    pub bytes_downloaded: IntCounter,
+    /// Wall time of downloads that ended in a verified model.
+    pub download_duration: Histogram,
+    /// Downloads whose sha256 did not match.
+    pub verify_failures: IntCounter,
+    /// Pulls answered from the cache.
+    pub cache_hits: IntCounter,
+    /// Pulls that had to fetch.
+    pub cache_misses: IntCounter,
+}
+
+impl StoreMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let m = Self::unregistered()?;
+        registry.register(Box::new(m.bytes_downloaded.clone()))?;
+        registry.register(Box::new(m.download_duration.clone()))?;
+        registry.register(Box::new(m.verify_failures.clone()))?;
+        registry.register(Box::new(m.cache_hits.clone()))?;
+        registry.register(Box::new(m.cache_misses.clone()))?;
+        Ok(m)
+    }
+
+    /// Metrics that nobody scrapes (CLI use).
+    pub fn unregistered() -> prometheus::Result<Self> {
+        Ok(StoreMetrics {
+            bytes_downloaded: IntCounter::new(
+                "llamafleet_agent_download_bytes_total",
+                "Bytes of model data received from sources",
+            )?,
+            download_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "llamafleet_agent_download_duration_seconds",
+                    "Wall time of model downloads that ended verified",
+                )
+                .buckets(DURATION_BUCKETS.to_vec()),
+            )?,
+            verify_failures: IntCounter::new(
+                "llamafleet_agent_verify_failures_total",
+                "Model downloads rejected because their sha256 did not match",
+            )?,
+            cache_hits: IntCounter::new(
+                "llamafleet_agent_cache_hits_total",
+                "Model pulls answered from the cache",
+            )?,
+            cache_misses: IntCounter::new(
+                "llamafleet_agent_cache_misses_total",
+                "Model pulls that had to fetch",
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_and_gathers() {
+        let registry = Registry::new();
+        let m = StoreMetrics::register(&registry).expect("register");
+        m.cache_hits.inc();
+        let names: Vec<_> = registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        assert!(
+            names.contains(&"llamafleet_agent_cache_hits_total".to_owned()),
+            "{names:?}"
+        );
+        assert_eq!(names.len(), 5);
+        assert!(
+            StoreMetrics::register(&registry).is_err(),
+            "double registration is refused"
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! Where a model comes from: an https (or, when allowed, http) URL, or a local file.
+
+use std::path::PathBuf;
+
+use url::Url;
+
+use super::StoreError;
+
+/// A parsed model source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An http(s) URL.
+    Http(Url),
+    /// A local file (`file://` URL or plain path).
+    File(PathBuf),
+}
+
+impl Source {
+    /// Parses a URL or path. Plain `http://` needs `allow_http`.
+    pub fn parse(text: &str, allow_http: bool) -> Result<Source, StoreError> {
+        let invalid = |reason: &str| StoreError::InvalidSource {
+            source_text: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if !text.contains("://") {
+            if text.is_empty() {
+                return Err(invalid("empty"));
+            }
+            return Ok(Source::File(PathBuf::from(text)));
+        }
+        let url = Url::parse(text).map_err(|e| invalid(&e.to_string()))?;
+        match url.scheme() {
+            "https" => Ok(Source::Http(url)),
+            "http" if allow_http => Ok(Source::Http(url)),
+            "http" => Err(StoreError::InsecureHttp {
+                url: text.to_owned(),
+            }),
+            "file" => url
+                .to_file_path()
+                .map(Source::File)
+                .map_err(|()| invalid("not a local file URL")),
+            other => Err(invalid(&format!(
+                "scheme {other:?} is not https, http or file"
+            ))),
+        }
+    }
+
+    /// Text for messages and metadata.
+    pub fn display(&self) -> String {
+        match self {
+            Source::Http(url) => url.to_string(),
+            Source::File(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// Same scheme, host and port: the only place a bearer token may be sent.
+pub fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Checks and lower-cases a sha256 given by a user or a server.
+pub fn normalize_sha256(value: &str) -> Result<String, StoreError> {
+    let v = value.trim().to_ascii_lowercase();
+    if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(v)
+    } else {
+        Err(StoreError::InvalidSha256 {
+            value: value.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes() {
+        assert!(matches!(
+            Source::parse("https://h/m.gguf", false),
+            Ok(Source::Http(_))
+        ));
+        assert!(matches!(
+            Source::parse("http://h/m.gguf", false),
+            Err(StoreError::InsecureHttp { .. })
+        ));
+        assert!(matches!(
+            Source::parse("http://h/m.gguf", true),
+            Ok(Source::Http(_))
+        ));
+        assert_eq!(
+            Source::parse("file:///tmp/m.gguf", false).ok(),
+            Some(Source::File("/tmp/m.gguf".into()))
+        );
+        assert_eq!(
+            Source::parse("./m.gguf", false).ok(),
+            Some(Source::File("./m.gguf".into()))
+        );
+        assert!(Source::parse("ftp://h/m", true).is_err());
+    }
+
+    #[test]
+    fn origins() {
+        let u = |s: &str| Url::parse(s).expect("url");
+        assert!(same_origin(&u("https://h/a"), &u("https://h:443/b")));
+        assert!(!same_origin(
+            &u("http://127.0.0.1:1/a"),
+            &u("http://localhost:1/a")
+        ));
+        assert!(!same_origin(&u("http://h:1/a"), &u("http://h:2/a")));
+    }
+
+    #[test]
+    fn sha256_values() {
+        assert!(normalize_sha256(&"A".repeat(64)).is_ok());
+        assert!(normalize_sha256("abc").is_err());
+        assert!(normalize_sha256(&"g".repeat(64)).is_err());
+    }
+}
