@@ -1,4 +1,7 @@
 //! `LlmModel`: where a GGUF file lives, what it should be, and how often to look for a newer one.
+// Each `printcolumn(...)` repeats `type_ = "string"`; clippy reads the derive's nested
+// lists as one attribute and calls that a duplicate.
+#![allow(clippy::duplicated_attributes)]
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};

@@ -1,4 +1,7 @@
 //! `LlmDeployment`: variants of models served behind one stable endpoint.
+// Each `printcolumn(...)` repeats `type_ = "string"`; clippy reads the derive's nested
+// lists as one attribute and calls that a duplicate.
+#![allow(clippy::duplicated_attributes)]
 
 use std::collections::BTreeMap;
 
