@@ -1,1 +1,108 @@
-fn main() {}
+//! `llamafleet-operator`: run the controllers (default), or render what they would apply.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use llamafleet_operator::names::DEFAULT_AGENT_IMAGE;
+use llamafleet_operator::render::{self, DEFAULT_NAMESPACE};
+use llamafleet_operator::run::{self, Settings};
+use tracing_subscriber::EnvFilter;
+
+/// Kubernetes operator serving GGUF models with llama.cpp.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Agent image of serve and route pods.
+    #[arg(long, env = "LLAMAFLEET_AGENT_IMAGE", default_value = DEFAULT_AGENT_IMAGE, global = true)]
+    agent_image: String,
+    /// Address of /metrics and /healthz.
+    #[arg(long, env = "LLAMAFLEET_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Reconcile without competing for the Lease (one replica only, or local development).
+    #[arg(long, env = "LLAMAFLEET_NO_LEADER_ELECTION")]
+    no_leader_election: bool,
+    /// Namespace of the leader Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "llamafleet-system")]
+    lease_namespace: String,
+    /// Name of this replica (its pod name).
+    #[arg(long, env = "POD_NAME", default_value = "llamafleet-operator")]
+    identity: String,
+    /// Do not poll agents' /status (when the operator runs outside the cluster network).
+    #[arg(long, env = "LLAMAFLEET_NO_AGENT_STATUS")]
+    no_agent_status: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print, offline, the objects the operator would apply for the LlmDeployments in FILEs.
+    Render {
+        /// YAML files with LlmModel and LlmDeployment documents (models resolve across files).
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// Namespace of documents that name none.
+        #[arg(short, long, default_value = DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Render { files, namespace }) => {
+            let result = render::read_inputs(&files, &namespace)
+                .and_then(|inputs| render::render(&inputs, &cli.run.agent_image));
+            match result {
+                Ok(yaml) => {
+                    print!("{yaml}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        None => operate(cli.run),
+    }
+}
+
+fn operate(args: RunArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let settings = Settings {
+        agent_image: args.agent_image,
+        listen: args.listen,
+        leader_election: !args.no_leader_election,
+        lease_namespace: args.lease_namespace,
+        identity: args.identity,
+        agent_status: !args.no_agent_status,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run::run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "operator stopped");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -78,7 +78,7 @@ start kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$kube
   --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false \
   --service-account-private-key-file "$state/sa.key" --root-ca-file "$state/certs/apiserver.crt" \
   --use-service-account-credentials=false \
-  --controllers '*,-nodeipam,-nodelifecycle,-service,-route,-cloud-node-lifecycle,-persistentvolume-binder,-attachdetach' \
+  --controllers '*,-nodeipam,-service,-route,-cloud-node-lifecycle,-persistentvolume-binder,-attachdetach' \
   --horizontal-pod-autoscaler-sync-period 5s
 start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$kubeconfig" \
   --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false

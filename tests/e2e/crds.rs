@@ -38,14 +38,14 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 fn crds_install_and_explain_prints_field_docs() {
     let Some(c) = cluster() else { return };
     install_crds(&c);
-    let explain = c.kubectl_ok(&["explain", "llmd.spec.rollout"]);
+    let explain = c.kubectl_eventually(&["explain", "llmd.spec.rollout"]);
     assert!(explain.contains("Progressive"), "{explain}");
     for field in [
         "strategy", "steps", "interval", "analysis", "shadow", "paused",
     ] {
         assert!(explain.contains(field), "explain lacks {field}:\n{explain}");
     }
-    let variants = c.kubectl_ok(&["explain", "llmd.spec.variants"]);
+    let variants = c.kubectl_eventually(&["explain", "llmd.spec.variants"]);
     assert!(variants.contains("DNS-1123"), "{variants}");
     let short = c.kubectl_ok(&["api-resources", "--api-group=llamafleet.dev", "-o", "name"]);
     assert!(

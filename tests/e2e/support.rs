@@ -79,6 +79,23 @@ impl Cluster {
         out.stdout
     }
 
+    /// Runs kubectl until it succeeds (up to 30 s), for what the API server publishes a moment
+    /// after a change (discovery, the OpenAPI document behind `kubectl explain`).
+    pub fn kubectl_eventually(&self, args: &[&str]) -> String {
+        let mut last = self.kubectl(args);
+        for _ in 0..60 {
+            if last.ok {
+                return last.stdout;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            last = self.kubectl(args);
+        }
+        panic!(
+            "kubectl {args:?} kept failing:\n{}{}",
+            last.stdout, last.stderr
+        );
+    }
+
     /// A fresh namespace for one test, deleted when the guard drops.
     pub fn namespace(&self, prefix: &str) -> Namespace<'_> {
         let name = format!("{prefix}-{}", std::process::id());

@@ -1,0 +1,255 @@
+//! Objects of one variant: Deployment (`llamafleet-agent serve`), Service, PDB, HPA.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec,
+    MetricIdentifier, MetricSpec, MetricTarget, PodsMetricSource, ResourceMetricSource,
+};
+use k8s_openapi::api::core::v1::{
+    Container, HostPathVolumeSource, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec,
+    ResourceRequirements, Service, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::pod::{container_port, http_probe, service_port};
+use super::{BuildOptions, VariantObjects, meta};
+use crate::names::{self, AGENT_PORT, CACHE_DIR};
+use crate::validate::{Plan, VariantPlan};
+
+/// Extended resource of NVIDIA's device plugin.
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+/// Name of the model-cache volume.
+pub const CACHE_VOLUME: &str = "model-cache";
+/// Liveness starts late and tolerates two minutes of silence: the agent answers `/healthz`
+/// while it downloads, but a node under a multi-GB download can be slow to schedule it.
+const LIVENESS_INITIAL_DELAY_SECONDS: i32 = 60;
+const LIVENESS_PERIOD_SECONDS: i32 = 20;
+const LIVENESS_FAILURE_THRESHOLD: i32 = 6;
+/// Readiness is checked often (it gates traffic) and may fail forever while downloading.
+const READINESS_PERIOD_SECONDS: i32 = 10;
+const READINESS_FAILURE_THRESHOLD: i32 = 3;
+/// Time to finish in-flight generations on SIGTERM; a long answer streams for a minute.
+const TERMINATION_GRACE_SECONDS: i64 = 120;
+/// Pods of a variant that may be down at once during voluntary disruptions.
+const PDB_MAX_UNAVAILABLE: i32 = 1;
+/// Pods metric the agent exports for queue-depth autoscaling (needs a custom-metrics adapter).
+pub const QUEUE_DEPTH_METRIC: &str = "llamafleet_queue_depth";
+
+/// All objects of one variant.
+pub fn objects(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> VariantObjects {
+    VariantObjects {
+        name: v.name.clone(),
+        deployment: deployment(plan, v, opts),
+        service: service(plan, v, opts),
+        pdb: pdb(plan, v, opts),
+        hpa: hpa(plan, v, opts),
+    }
+}
+
+fn selector(plan: &Plan, v: &VariantPlan) -> BTreeMap<String, String> {
+    names::variant_selector(&plan.name, &v.name)
+}
+
+fn variant_meta(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> ObjectMeta {
+    let name = names::variant_object(&plan.name, &v.name);
+    meta(plan, name, names::object_labels(&selector(plan, v)), opts)
+}
+
+/// `llamafleet-agent serve` arguments (after the program name).
+pub fn serve_args(v: &VariantPlan) -> Vec<String> {
+    let s = &v.serving;
+    let mut args = vec!["serve".to_string(), "--model".into(), v.model.url.clone()];
+    if let Some(sha) = &v.model.sha256 {
+        args.extend(["--sha256".into(), sha.clone()]);
+    }
+    args.extend(["--cache-dir".into(), CACHE_DIR.into()]);
+    args.extend(["--listen".into(), format!("0.0.0.0:{AGENT_PORT}")]);
+    args.extend(["--ctx".into(), s.context_length.to_string()]);
+    args.extend(["--parallel".into(), s.parallel.to_string()]);
+    if let Some(t) = s.threads {
+        args.extend(["--threads".into(), t.to_string()]);
+    }
+    args.extend(["--gpu-layers".into(), s.gpu_layers.clone()]);
+    args
+}
+
+/// Requests and limits from the spec, plus the GPU limit when the variant uses GPUs.
+fn resources(v: &VariantPlan) -> Option<ResourceRequirements> {
+    let mut res = v.resources.clone();
+    if v.serving.gpu_count > 0 {
+        let r = res.get_or_insert_with(ResourceRequirements::default);
+        let gpus = Quantity(v.serving.gpu_count.to_string());
+        r.limits
+            .get_or_insert_with(BTreeMap::new)
+            .insert(GPU_RESOURCE.into(), gpus);
+    }
+    res
+}
+
+fn cache_volume(plan: &Plan) -> Volume {
+    let cache = plan.spec.cache.as_ref();
+    match cache.and_then(|c| c.pvc.clone()) {
+        Some(claim_name) => Volume {
+            name: CACHE_VOLUME.into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name,
+                ..PersistentVolumeClaimVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        None => Volume {
+            name: CACHE_VOLUME.into(),
+            host_path: Some(HostPathVolumeSource {
+                path: cache
+                    .and_then(|c| c.host_path.clone())
+                    .unwrap_or_else(|| CACHE_DIR.into()),
+                type_: Some("DirectoryOrCreate".into()),
+            }),
+            ..Volume::default()
+        },
+    }
+}
+
+/// Deployment of the variant's serving pods.
+pub fn deployment(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> Deployment {
+    let selector = selector(plan, v);
+    let container = Container {
+        name: "agent".into(),
+        image: Some(opts.agent_image.clone()),
+        command: Some(vec!["llamafleet-agent".into()]),
+        args: Some(serve_args(v)),
+        ports: Some(vec![container_port()]),
+        readiness_probe: Some(http_probe(
+            "/readyz",
+            0,
+            READINESS_PERIOD_SECONDS,
+            READINESS_FAILURE_THRESHOLD,
+        )),
+        liveness_probe: Some(http_probe(
+            "/healthz",
+            LIVENESS_INITIAL_DELAY_SECONDS,
+            LIVENESS_PERIOD_SECONDS,
+            LIVENESS_FAILURE_THRESHOLD,
+        )),
+        resources: resources(v),
+        volume_mounts: Some(vec![VolumeMount {
+            name: CACHE_VOLUME.into(),
+            mount_path: CACHE_DIR.into(),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    };
+    Deployment {
+        metadata: variant_meta(plan, v, opts),
+        spec: Some(DeploymentSpec {
+            replicas: v.replicas,
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(names::object_labels(&selector)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes: Some(vec![cache_volume(plan)]),
+                    node_selector: plan.spec.node_selector.clone(),
+                    tolerations: plan.spec.tolerations.clone(),
+                    termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// ClusterIP Service of the variant (the router's upstream).
+pub fn service(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> Service {
+    Service {
+        metadata: variant_meta(plan, v, opts),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(selector(plan, v)),
+            ports: Some(vec![service_port(AGENT_PORT)]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Disruption budget: drains take one replica at a time.
+pub fn pdb(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: variant_meta(plan, v, opts),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(PDB_MAX_UNAVAILABLE)),
+            selector: Some(LabelSelector {
+                match_labels: Some(selector(plan, v)),
+                ..LabelSelector::default()
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Autoscaler of the variant's Deployment, when `spec.autoscaling` is set.
+pub fn hpa(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> Option<HorizontalPodAutoscaler> {
+    let a = plan.spec.autoscaling.as_ref()?;
+    let mut metrics = Vec::new();
+    if let Some(cpu) = a.target_cpu_utilization {
+        metrics.push(MetricSpec {
+            type_: "Resource".into(),
+            resource: Some(ResourceMetricSource {
+                name: "cpu".into(),
+                target: MetricTarget {
+                    type_: "Utilization".into(),
+                    average_utilization: Some(cpu),
+                    ..MetricTarget::default()
+                },
+            }),
+            ..MetricSpec::default()
+        });
+    }
+    if let Some(depth) = a.target_queue_depth {
+        metrics.push(MetricSpec {
+            type_: "Pods".into(),
+            pods: Some(PodsMetricSource {
+                metric: MetricIdentifier {
+                    name: QUEUE_DEPTH_METRIC.into(),
+                    selector: None,
+                },
+                target: MetricTarget {
+                    type_: "AverageValue".into(),
+                    average_value: Some(Quantity(depth.to_string())),
+                    ..MetricTarget::default()
+                },
+            }),
+            ..MetricSpec::default()
+        });
+    }
+    Some(HorizontalPodAutoscaler {
+        metadata: variant_meta(plan, v, opts),
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: names::variant_object(&plan.name, &v.name),
+            },
+            min_replicas: Some(a.min_replicas),
+            max_replicas: a.max_replicas,
+            metrics: (!metrics.is_empty()).then_some(metrics),
+            behavior: None,
+        }),
+        status: None,
+    })
+}

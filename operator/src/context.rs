@@ -1,0 +1,106 @@
+//! What every reconcile shares: the client, the event recorder, metrics, options, the clock
+//! and per-object backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use crate::agent_status::AgentProbe;
+use crate::metrics::Metrics;
+use crate::names::FIELD_MANAGER;
+
+/// First retry delay after a transient error; doubles per consecutive failure.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
+/// Longest retry delay: five minutes keeps a broken object visible without load.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Clock of status conditions (fixed in tests).
+pub type Clock = Arc<dyn Fn() -> Time + Send + Sync>;
+
+/// Wall clock truncated to seconds, the precision the API server keeps, so a condition read
+/// back compares equal to the one written.
+pub fn system_clock() -> Clock {
+    Arc::new(|| Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_default()))
+}
+
+/// Shared state of the controllers.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Event recorder (reporting controller: the field manager).
+    pub recorder: Recorder,
+    /// Metrics served on `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Agent image of the pods.
+    pub agent_image: String,
+    /// Where agent status comes from.
+    pub agents: Arc<dyn AgentProbe>,
+    /// Time of condition transitions.
+    pub clock: Clock,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context; `instance` names this operator replica in Events (its pod name).
+    pub fn new(
+        client: Client,
+        instance: Option<String>,
+        metrics: Arc<Metrics>,
+        agent_image: String,
+        agents: Arc<dyn AgentProbe>,
+        clock: Clock,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            agent_image,
+            agents,
+            clock,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Publishes a Warning Event; a failure to publish is logged, never fatal.
+    pub async fn warn(&self, regarding: &ObjectReference, reason: &str, note: String) {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, regarding).await {
+            tracing::warn!(error = %e, reason, "could not publish event");
+        }
+    }
+
+    /// Delay before the next retry of `key`, growing with each consecutive failure.
+    pub fn next_backoff(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = failures.entry(key.to_string()).or_insert(0);
+        let delay = BACKOFF_BASE
+            .saturating_mul(1 << (*n).min(16))
+            .min(BACKOFF_MAX);
+        *n = n.saturating_add(1);
+        delay
+    }
+
+    /// Forgets the failures of `key` after a successful reconcile.
+    pub fn reset_backoff(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}

@@ -1,0 +1,138 @@
+//! The LlmDeployment reconcile: dereference → validate → build → apply → status.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use llamafleet_crds::{LlmDeployment, LlmModel};
+
+use crate::build::{self, BuildOptions};
+use crate::context::Context;
+use crate::error::Error;
+use crate::validate::{self, ResolvedModel, ValidateError};
+use crate::{apply, dereference, names, status};
+
+/// Controller label of the metrics.
+pub const CONTROLLER: &str = "llmdeployment";
+/// Re-check of a ready deployment: picks up agent acceleration changes and repairs drift
+/// that no watch event reported.
+pub const RESYNC_READY: Duration = Duration::from_secs(300);
+/// Re-check while replicas start or download, so status shows download progress.
+pub const RESYNC_PROGRESSING: Duration = Duration::from_secs(15);
+
+/// Models as the validate step sees them: missing, not ready, or usable.
+pub fn resolve_models(
+    models: &BTreeMap<String, Option<LlmModel>>,
+) -> BTreeMap<String, Result<ResolvedModel, ValidateError>> {
+    models
+        .iter()
+        .map(|(name, m)| {
+            let resolved = match m {
+                None => Err(ValidateError::ModelNotFound(name.clone())),
+                Some(m) => ResolvedModel::from_ready(m),
+            };
+            (name.clone(), resolved)
+        })
+        .collect()
+}
+
+/// Reconciles one LlmDeployment.
+pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics
+        .reconciles
+        .with_label_values(&[CONTROLLER])
+        .inc();
+    let _timer = ctx
+        .metrics
+        .duration
+        .with_label_values(&[CONTROLLER])
+        .start_timer();
+    let name = llmd
+        .metadata
+        .name
+        .clone()
+        .ok_or(Error::MissingMetadata("name"))?;
+    let ns = llmd
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(Error::MissingMetadata("namespace"))?;
+    let owner = llmd
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingMetadata("uid"))?;
+    let api: Api<LlmDeployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let now = (ctx.clock)();
+
+    let observed = dereference::observe(&ctx.client, &ns, &llmd, &name).await?;
+    let plan = match validate::plan(&name, &ns, &llmd.spec, &resolve_models(&observed.models)) {
+        Ok(plan) => plan,
+        Err(user_error) => {
+            let label = user_error.reason();
+            ctx.metrics
+                .errors
+                .with_label_values(&[CONTROLLER, label])
+                .inc();
+            let desired = status::blocked(&llmd, &user_error, &now);
+            let wrote =
+                status::write_if_changed(&api, &name, llmd.status.as_ref(), &desired).await?;
+            // One Event per change of the problem, not one per reconcile.
+            if wrote {
+                ctx.warn(&llmd.object_ref(&()), label, user_error.to_string())
+                    .await;
+            }
+            tracing::info!(%ns, %name, reason = label, error = %user_error, "waiting for a change");
+            return Ok(Action::await_change());
+        }
+    };
+
+    let opts = BuildOptions {
+        agent_image: ctx.agent_image.clone(),
+        owner: Some(owner.clone()),
+    };
+    let children = build::build(&plan, &opts).into_ordered();
+    let mut live = observed.children;
+    let outcome = apply::apply(&ctx.client, &ns, &owner.uid, children, &mut live).await?;
+    if !outcome.applied.is_empty() || !outcome.deleted.is_empty() {
+        tracing::info!(%ns, %name, applied = ?outcome.applied, deleted = ?outcome.deleted, "children updated");
+    }
+
+    let mut agents = BTreeMap::new();
+    for v in &plan.variants {
+        let url = names::variant_url(&name, &v.name, &ns);
+        if let Some(s) = ctx.agents.status(&url).await {
+            agents.insert(v.name.clone(), s);
+        }
+    }
+    let mut desired = status::observed(&llmd, &plan, &live, &agents, &now);
+    // Fields other controllers own (the rollout) are not ours to compare or clear.
+    desired.rollout = llmd.status.as_ref().and_then(|s| s.rollout.clone());
+    status::write_if_changed(&api, &name, llmd.status.as_ref(), &desired).await?;
+    ctx.reset_backoff(&key(llmd.as_ref()));
+    Ok(Action::requeue(if status::is_ready(&desired) {
+        RESYNC_READY
+    } else {
+        RESYNC_PROGRESSING
+    }))
+}
+
+/// Backoff key of an object.
+pub fn key<K: Resource>(obj: &K) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// Transient errors retry with growing delays; permanent ones wait for a change.
+pub fn error_policy(llmd: Arc<LlmDeployment>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .errors
+        .with_label_values(&[CONTROLLER, error.metric_label()])
+        .inc();
+    if error.is_permanent() {
+        tracing::error!(object = %key(llmd.as_ref()), %error, "reconcile failed; waiting for a change");
+        return Action::await_change();
+    }
+    let delay = ctx.next_backoff(&key(llmd.as_ref()));
+    tracing::warn!(object = %key(llmd.as_ref()), %error, ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
+}

@@ -1,0 +1,24 @@
+//! The llamafleet operator: reconciles `LlmDeployment`s into variant Deployments, Services,
+//! PDBs and HPAs plus a router with its routing table and stable Service, and keeps a minimal
+//! `LlmModel` status so deployments can use models.
+//!
+//! A reconcile is a short run of steps, each its own module: [`dereference`] (reads the
+//! cluster) → [`validate`] (pure) → [`build`] (pure, cannot fail) → [`apply`] (writes) →
+//! [`status`].
+#![forbid(unsafe_code)]
+
+pub mod agent_status;
+pub mod apply;
+pub mod build;
+pub mod context;
+pub mod deployment;
+pub mod dereference;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod model;
+pub mod names;
+pub mod render;
+pub mod run;
+pub mod status;
+pub mod validate;

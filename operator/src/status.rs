@@ -1,0 +1,245 @@
+//! Status step: computes the LlmDeployment status (pure) and writes it with server-side apply
+//! on the status subresource, only when it differs from what is there (radio silence).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource};
+use llamafleet_crds::{LlmDeployment, LlmDeploymentStatus, VariantStatus};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::agent_status::AgentStatus;
+use crate::dereference::LiveChildren;
+use crate::error::StatusError;
+use crate::names::{self, FIELD_MANAGER};
+use crate::validate::{Plan, ValidateError};
+
+/// Condition types the operator owns on an LlmDeployment, in the order written.
+pub const READY: &str = "Ready";
+/// Replicas are starting or downloading.
+pub const PROGRESSING: &str = "Progressing";
+/// Something is wrong that needs a person.
+pub const DEGRADED: &str = "Degraded";
+
+/// A condition whose `lastTransitionTime` stays what it was while its status does not change.
+pub fn condition(
+    previous: &[Condition],
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_string();
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.into(),
+        status,
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+fn previous_conditions(llmd: &LlmDeployment) -> &[Condition] {
+    llmd.status
+        .as_ref()
+        .map_or(&[], |s| s.conditions.as_slice())
+}
+
+/// Status of a deployment the operator cannot act on: the user error in all three conditions.
+pub fn blocked(llmd: &LlmDeployment, error: &ValidateError, now: &Time) -> LlmDeploymentStatus {
+    let prev = previous_conditions(llmd);
+    let generation = llmd.metadata.generation;
+    let reason = error.reason();
+    let message = error.to_string();
+    let mut status = llmd.status.clone().unwrap_or_default();
+    status.conditions = vec![
+        condition(prev, READY, false, reason, message.clone(), generation, now),
+        condition(
+            prev,
+            PROGRESSING,
+            false,
+            reason,
+            message.clone(),
+            generation,
+            now,
+        ),
+        condition(prev, DEGRADED, true, reason, message, generation, now),
+    ];
+    status.observed_generation = generation;
+    status
+}
+
+fn replicas_of(d: Option<&Deployment>) -> (i32, i32) {
+    let desired = d.and_then(|d| d.spec.as_ref()?.replicas).unwrap_or(0);
+    let ready = d
+        .and_then(|d| d.status.as_ref()?.ready_replicas)
+        .unwrap_or(0);
+    (desired, ready)
+}
+
+/// A child Deployment that has given up: deadline exceeded, or pods that cannot be created.
+fn stalled(d: &Deployment) -> bool {
+    let conditions = d.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions.into_iter().flatten().any(|c| {
+        (c.type_ == "Progressing"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+            || (c.type_ == "ReplicaFailure" && c.status == "True")
+    })
+}
+
+/// Status of a deployment whose children were applied.
+pub fn observed(
+    llmd: &LlmDeployment,
+    plan: &Plan,
+    live: &LiveChildren,
+    agents: &BTreeMap<String, AgentStatus>,
+    now: &Time,
+) -> LlmDeploymentStatus {
+    let mut variants = Vec::with_capacity(plan.variants.len());
+    let (mut desired_total, mut ready_total) = (0, 0);
+    for v in &plan.variants {
+        let name = names::variant_object(&plan.name, &v.name);
+        let (desired, ready) = replicas_of(live.deployment(&name));
+        desired_total += desired;
+        ready_total += ready;
+        let agent = agents.get(&v.name);
+        variants.push(VariantStatus {
+            name: v.name.clone(),
+            model: Some(v.model.name.clone()),
+            sha256: v
+                .model
+                .sha256
+                .clone()
+                .or_else(|| agent.and_then(|a| a.sha256.clone())),
+            weight: Some(v.weight),
+            replicas: Some(desired),
+            ready_replicas: Some(ready),
+            acceleration: agent.and_then(AgentStatus::acceleration),
+            download: agent.and_then(AgentStatus::download_progress),
+        });
+    }
+    let (router_desired, router_ready) =
+        replicas_of(live.deployment(&names::router_deployment(&plan.name)));
+    let all_ready = ready_total >= desired_total && router_ready >= router_desired.max(1);
+    let downloading = variants.iter().any(|v| v.download.is_some());
+    let stalled: Vec<&str> = live
+        .deployments
+        .iter()
+        .filter(|d| stalled(d))
+        .filter_map(|d| d.metadata.name.as_deref())
+        .collect();
+
+    let prev = previous_conditions(llmd);
+    let generation = llmd.metadata.generation;
+    let counts = format!(
+        "{ready_total}/{desired_total} variant replicas and {router_ready}/{router_desired} \
+         router replicas ready"
+    );
+    let (ready_reason, progress_reason) = match (all_ready, downloading) {
+        (true, _) => ("AllReplicasReady", "Stable"),
+        (false, true) => ("ReplicasNotReady", "Downloading"),
+        (false, false) => ("ReplicasNotReady", "ReplicasStarting"),
+    };
+    let degraded = if stalled.is_empty() {
+        condition(
+            prev,
+            DEGRADED,
+            false,
+            "AsExpected",
+            String::new(),
+            generation,
+            now,
+        )
+    } else {
+        let message = format!("Deployments not progressing: {}", stalled.join(", "));
+        condition(
+            prev,
+            DEGRADED,
+            true,
+            "DeploymentStalled",
+            message,
+            generation,
+            now,
+        )
+    };
+    let mut status = llmd.status.clone().unwrap_or_default();
+    status.weights = Some(
+        variants
+            .iter()
+            .map(|v| format!("{}={}", v.name, v.weight.unwrap_or(0)))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    status.ready = Some(format!("{ready_total}/{desired_total}"));
+    status.endpoint = Some(names::endpoint(&plan.name, &plan.namespace));
+    status.variants = variants;
+    status.conditions = vec![
+        condition(
+            prev,
+            READY,
+            all_ready,
+            ready_reason,
+            counts.clone(),
+            generation,
+            now,
+        ),
+        condition(
+            prev,
+            PROGRESSING,
+            !all_ready,
+            progress_reason,
+            counts,
+            generation,
+            now,
+        ),
+        degraded,
+    ];
+    status.observed_generation = generation;
+    status
+}
+
+/// True when the deployment is fully up (the reconcile then polls agents less often).
+pub fn is_ready(status: &LlmDeploymentStatus) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == READY && c.status == "True")
+}
+
+/// Writes `desired` as the object's status when it differs from `current`; returns whether
+/// it wrote. The patch is `{apiVersion, kind, status}`, server-side applied and forced.
+pub async fn write_if_changed<K, S>(
+    api: &Api<K>,
+    name: &str,
+    current: Option<&S>,
+    desired: &S,
+) -> Result<bool, StatusError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(desired) {
+        return Ok(false);
+    }
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": desired,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(name, &params, &Patch::Apply(&patch))
+        .await
+        .map_err(StatusError::Patch)?;
+    Ok(true)
+}

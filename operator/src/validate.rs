@@ -1,0 +1,223 @@
+//! Validate step (pure): turns an `LlmDeployment` and the models it names into a [`Plan`]
+//! every builder can use without further checks, or says what the user has to fix.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use llamafleet_crds::{InvalidSpec, LlmDeploymentSpec, LlmModel, ModelPhase, ServingSpec};
+
+use crate::names;
+
+/// Context length when neither the deployment nor the model names one; every GGUF chat model
+/// in use today trains with at least this much.
+pub const DEFAULT_CONTEXT_LENGTH: u32 = 4096;
+/// Decoding slots when none are set: one slot keeps the whole context for one request.
+pub const DEFAULT_PARALLEL: u32 = 1;
+/// Replicas of a variant when neither the variant nor the deployment says.
+pub const DEFAULT_REPLICAS: i32 = 1;
+
+/// A spec the operator cannot act on; each one is a user error (condition + Event, no retry).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValidateError {
+    /// The Rust twin of the CRD rules failed.
+    #[error(transparent)]
+    InvalidSpec(#[from] InvalidSpec),
+    /// A generated object name would not be a valid DNS-1123 label.
+    #[error("name {0:?} is longer than 63 characters; shorten the LlmDeployment or variant name")]
+    NameTooLong(String),
+    /// A variant names an LlmModel that does not exist in the namespace.
+    #[error("LlmModel {0:?} not found in this namespace")]
+    ModelNotFound(String),
+    /// A variant names an LlmModel whose status phase is not `Ready`.
+    #[error("LlmModel {name:?} is not Ready (phase {phase})")]
+    ModelNotReady {
+        /// The model.
+        name: String,
+        /// Its phase, or `unknown`.
+        phase: String,
+    },
+}
+
+impl ValidateError {
+    /// Condition reason and metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidSpec(_) | Self::NameTooLong(_) => "InvalidSpec",
+            Self::ModelNotFound(_) => "ModelNotFound",
+            Self::ModelNotReady { .. } => "ModelNotReady",
+        }
+    }
+}
+
+/// The model file a variant serves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedModel {
+    /// LlmModel name.
+    pub name: String,
+    /// URL the agent downloads.
+    pub url: String,
+    /// Pinned sha256, when known.
+    pub sha256: Option<String>,
+    /// Context length the model declares (spec, else GGUF header).
+    pub context_length: Option<u32>,
+}
+
+impl ResolvedModel {
+    /// The model as a deployment may use it: only a `Ready` model, with its resolved source
+    /// (falling back to the spec for fields status does not carry).
+    pub fn from_ready(model: &LlmModel) -> Result<Self, ValidateError> {
+        let name = model.metadata.name.clone().unwrap_or_default();
+        let status = model.status.as_ref();
+        let phase = status.and_then(|s| s.phase);
+        if phase != Some(ModelPhase::Ready) {
+            let phase = phase.map_or_else(|| "unknown".to_string(), |p| format!("{p:?}"));
+            return Err(ValidateError::ModelNotReady { name, phase });
+        }
+        Ok(Self::from_spec_and_status(model))
+    }
+
+    /// The model as render sees it offline: its spec, as the minimal model controller pins it.
+    pub fn from_spec_and_status(model: &LlmModel) -> Self {
+        let resolved = model.status.as_ref().and_then(|s| s.resolved.as_ref());
+        let gguf_ctx = model
+            .status
+            .as_ref()
+            .and_then(|s| s.gguf.as_ref()?.context_length);
+        Self {
+            name: model.metadata.name.clone().unwrap_or_default(),
+            url: resolved
+                .and_then(|r| r.url.clone())
+                .unwrap_or_else(|| model.spec.source.url.clone()),
+            sha256: resolved
+                .and_then(|r| r.sha256.clone())
+                .or_else(|| model.spec.source.sha256.clone()),
+            context_length: model
+                .spec
+                .context_length
+                .or_else(|| gguf_ctx.and_then(|c| u32::try_from(c).ok())),
+        }
+    }
+}
+
+/// Serving settings of one variant after overrides and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffectiveServing {
+    /// `--ctx`.
+    pub context_length: u32,
+    /// `--parallel`.
+    pub parallel: u32,
+    /// `--threads`, when set.
+    pub threads: Option<u32>,
+    /// `nvidia.com/gpu` per replica.
+    pub gpu_count: u32,
+    /// `--gpu-layers`: `auto` or a number.
+    pub gpu_layers: String,
+}
+
+/// One variant, ready to build.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantPlan {
+    /// Variant name.
+    pub name: String,
+    /// Traffic weight in effect.
+    pub weight: i32,
+    /// The model it serves.
+    pub model: ResolvedModel,
+    /// Serving settings.
+    pub serving: EffectiveServing,
+    /// Requests and limits (variant, else deployment), without the GPU.
+    pub resources: Option<ResourceRequirements>,
+    /// Replicas, or `None` when an HPA owns the count.
+    pub replicas: Option<i32>,
+}
+
+/// Everything the build step needs, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// LlmDeployment name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// The spec (for presets, access, rollout, autoscaling, cache, scheduling).
+    pub spec: LlmDeploymentSpec,
+    /// Variants in spec order.
+    pub variants: Vec<VariantPlan>,
+}
+
+/// Checks the spec and the models (`None`: not found) and makes the plan.
+pub fn plan(
+    name: &str,
+    namespace: &str,
+    spec: &LlmDeploymentSpec,
+    models: &BTreeMap<String, Result<ResolvedModel, ValidateError>>,
+) -> Result<Plan, ValidateError> {
+    spec.validate()?;
+    let mut object_names = vec![names::router_deployment(name), names::routing_config(name)];
+    object_names.extend(
+        spec.variants
+            .iter()
+            .map(|v| names::variant_object(name, &v.name)),
+    );
+    if let Some(long) = object_names
+        .into_iter()
+        .find(|n| n.len() > names::SERVICE_NAME_MAX)
+    {
+        return Err(ValidateError::NameTooLong(long));
+    }
+    let mut variants = Vec::with_capacity(spec.variants.len());
+    for v in &spec.variants {
+        let model = match models.get(&v.model) {
+            Some(Ok(m)) => m.clone(),
+            Some(Err(e)) => return Err(e.clone()),
+            None => return Err(ValidateError::ModelNotFound(v.model.clone())),
+        };
+        let serving = effective_serving(spec.serving.as_ref(), v.serving.as_ref(), &model);
+        let replicas = match spec.autoscaling {
+            Some(_) => None,
+            None => Some(v.replicas.or(spec.replicas).unwrap_or(DEFAULT_REPLICAS)),
+        };
+        variants.push(VariantPlan {
+            name: v.name.clone(),
+            weight: v.weight,
+            model,
+            serving,
+            resources: v.resources.clone().or_else(|| spec.resources.clone()),
+            replicas,
+        });
+    }
+    Ok(Plan {
+        name: name.into(),
+        namespace: namespace.into(),
+        spec: spec.clone(),
+        variants,
+    })
+}
+
+/// Variant fields win over deployment fields; `gpu` is one unit (count and layers together).
+fn effective_serving(
+    base: Option<&ServingSpec>,
+    over: Option<&ServingSpec>,
+    model: &ResolvedModel,
+) -> EffectiveServing {
+    let pick = |f: fn(&ServingSpec) -> Option<u32>| over.and_then(f).or_else(|| base.and_then(f));
+    let gpu = over
+        .and_then(|s| s.gpu.clone())
+        .or_else(|| base.and_then(|s| s.gpu.clone()));
+    let gpu_count = gpu.as_ref().map_or(0, |g| g.count);
+    let gpu_layers = match gpu.and_then(|g| g.layers) {
+        Some(IntOrString::Int(n)) => n.to_string(),
+        Some(IntOrString::String(s)) => s,
+        None if gpu_count > 0 => "auto".into(),
+        None => "0".into(),
+    };
+    EffectiveServing {
+        context_length: pick(|s| s.context_length)
+            .or(model.context_length)
+            .unwrap_or(DEFAULT_CONTEXT_LENGTH),
+        parallel: pick(|s| s.parallel).unwrap_or(DEFAULT_PARALLEL),
+        threads: pick(|s| s.threads),
+        gpu_count,
+        gpu_layers,
+    }
+}

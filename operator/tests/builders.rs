@@ -1,0 +1,444 @@
+//! Build step on the shipped examples, asserted field by field, no client involved.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use llamafleet_operator::build::routing::RoutingTable;
+use llamafleet_operator::build::{self, BuildOptions, Child, Children};
+use llamafleet_operator::render::{self, DEFAULT_NAMESPACE};
+use llamafleet_operator::validate::{self, ResolvedModel};
+
+const IMAGE: &str = "ghcr.io/llamafleet/agent:test";
+const SHA: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+
+fn example(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../manifests/examples")
+        .join(rel)
+}
+
+fn owner() -> OwnerReference {
+    OwnerReference {
+        api_version: "llamafleet.dev/v1alpha1".into(),
+        kind: "LlmDeployment".into(),
+        name: "x".into(),
+        uid: "uid-1".into(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// Builds the (single) deployment of the given example files.
+fn build_example(files: &[&str]) -> Children {
+    let paths: Vec<PathBuf> = files.iter().map(|f| example(f)).collect();
+    let inputs = render::read_inputs(&paths, DEFAULT_NAMESPACE).unwrap();
+    let d = inputs.deployments.last().unwrap();
+    let models = inputs
+        .models
+        .values()
+        .map(|m| {
+            (
+                m.metadata.name.clone().unwrap(),
+                Ok(ResolvedModel::from_spec_and_status(m)),
+            )
+        })
+        .collect();
+    let name = d.metadata.name.as_deref().unwrap();
+    let plan = validate::plan(name, DEFAULT_NAMESPACE, &d.spec, &models).unwrap();
+    build::build(
+        &plan,
+        &BuildOptions {
+            agent_image: IMAGE.into(),
+            owner: Some(owner()),
+        },
+    )
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect()
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_string()).collect()
+}
+
+fn container(children: &Children, variant: usize) -> Container {
+    let pod = children.variants[variant]
+        .deployment
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    assert_eq!(pod.containers.len(), 1);
+    pod.containers[0].clone()
+}
+
+#[test]
+fn quickstart_variant_deployment() {
+    let c = build_example(&["quickstart.yaml"]);
+    assert_eq!(c.variants.len(), 1);
+    let d = &c.variants[0].deployment;
+    assert_eq!(d.metadata.name.as_deref(), Some("chat-main"));
+    assert_eq!(d.metadata.namespace.as_deref(), Some("default"));
+    assert_eq!(d.metadata.owner_references, Some(vec![owner()]));
+    let selector = labels(&[
+        ("app.kubernetes.io/name", "llamafleet"),
+        ("app.kubernetes.io/instance", "chat"),
+        ("app.kubernetes.io/component", "variant"),
+        ("llamafleet.dev/variant", "main"),
+    ]);
+    let mut object_labels = selector.clone();
+    object_labels.insert(
+        "app.kubernetes.io/managed-by".into(),
+        "llamafleet-operator".into(),
+    );
+    assert_eq!(d.metadata.labels, Some(object_labels.clone()));
+    let spec = d.spec.clone().unwrap();
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(spec.selector.match_labels, Some(selector));
+    assert_eq!(spec.template.metadata.unwrap().labels, Some(object_labels));
+
+    let ct = container(&c, 0);
+    assert_eq!(ct.image.as_deref(), Some(IMAGE));
+    assert_eq!(ct.command, Some(strings(&["llamafleet-agent"])));
+    let url =
+        "https://huggingface.co/ggml-org/gemma-3-270m-GGUF/resolve/main/gemma-3-270m-Q4_K_M.gguf";
+    assert_eq!(
+        ct.args,
+        Some(strings(&[
+            "serve",
+            "--model",
+            url,
+            "--sha256",
+            SHA,
+            "--cache-dir",
+            "/var/lib/llamafleet/models",
+            "--listen",
+            "0.0.0.0:8080",
+            "--ctx",
+            "4096",
+            "--parallel",
+            "4",
+            "--gpu-layers",
+            "0",
+        ]))
+    );
+    let port = &ct.ports.clone().unwrap()[0];
+    assert_eq!(
+        (port.name.as_deref(), port.container_port),
+        (Some("http"), 8080)
+    );
+    let ready = ct.readiness_probe.unwrap().http_get.unwrap();
+    assert_eq!(ready.path.as_deref(), Some("/readyz"));
+    assert_eq!(ready.port, IntOrString::String("http".into()));
+    let live = ct.liveness_probe.unwrap();
+    assert_eq!(live.http_get.unwrap().path.as_deref(), Some("/healthz"));
+    assert_eq!(live.initial_delay_seconds, Some(60));
+    assert_eq!(live.failure_threshold, Some(6));
+    let res = ct.resources.unwrap();
+    let q = |s: &str| Quantity(s.into());
+    assert_eq!(
+        res.requests,
+        Some(BTreeMap::from([
+            ("cpu".into(), q("2")),
+            ("memory".into(), q("1Gi"))
+        ]))
+    );
+    assert_eq!(
+        res.limits,
+        Some(BTreeMap::from([("memory".into(), q("1Gi"))]))
+    );
+    let mount = &ct.volume_mounts.unwrap()[0];
+    assert_eq!(
+        (mount.name.as_str(), mount.mount_path.as_str()),
+        ("model-cache", "/var/lib/llamafleet/models")
+    );
+    let pod = spec.template.spec.unwrap();
+    let vol = &pod.volumes.unwrap()[0];
+    let host = vol.host_path.clone().unwrap();
+    assert_eq!(vol.name, "model-cache");
+    assert_eq!(host.path, "/var/lib/llamafleet/models");
+    assert_eq!(host.type_.as_deref(), Some("DirectoryOrCreate"));
+    assert_eq!(pod.node_selector, None);
+    assert_eq!(pod.tolerations, None);
+}
+
+#[test]
+fn quickstart_service_pdb_no_hpa() {
+    let c = build_example(&["quickstart.yaml"]);
+    let v = &c.variants[0];
+    let svc = v.service.spec.clone().unwrap();
+    assert_eq!(v.service.metadata.name.as_deref(), Some("chat-main"));
+    assert_eq!(svc.type_.as_deref(), Some("ClusterIP"));
+    assert_eq!(
+        svc.selector,
+        v.deployment.spec.clone().unwrap().selector.match_labels
+    );
+    let port = &svc.ports.unwrap()[0];
+    assert_eq!((port.name.as_deref(), port.port), (Some("http"), 8080));
+    assert_eq!(port.target_port, Some(IntOrString::String("http".into())));
+    let pdb = v.pdb.spec.clone().unwrap();
+    assert_eq!(v.pdb.metadata.owner_references, Some(vec![owner()]));
+    assert_eq!(pdb.max_unavailable, Some(IntOrString::Int(1)));
+    assert_eq!(pdb.selector.unwrap().match_labels, svc.selector);
+    assert_eq!(v.hpa, None);
+}
+
+#[test]
+fn quickstart_router_configmap_and_stable_service() {
+    let c = build_example(&["quickstart.yaml"]);
+    assert_eq!(c.routing.metadata.name.as_deref(), Some("chat-routing"));
+    assert_eq!(c.routing.metadata.owner_references, Some(vec![owner()]));
+    let yaml = &c.routing.data.as_ref().unwrap()["routing.yaml"];
+    let table: RoutingTable = serde_norway::from_str(yaml).unwrap();
+    assert_eq!(table.variants.len(), 1);
+    assert_eq!(table.variants[0].url, "http://chat-main.default.svc:8080");
+    assert_eq!(
+        (table.variants[0].weight, table.variants[0].model.as_str()),
+        (100, "gemma3-270m")
+    );
+    let tiers: Vec<(String, u32)> = table
+        .tiers
+        .iter()
+        .map(|t| (t.name.clone(), t.requests_per_hour))
+        .collect();
+    assert_eq!(
+        tiers,
+        vec![
+            ("free".into(), 10),
+            ("premium".into(), 100),
+            ("enterprise".into(), 1000)
+        ]
+    );
+    assert_eq!(table.api_keys_dir, None);
+
+    let router = c.router.spec.clone().unwrap();
+    assert_eq!(c.router.metadata.name.as_deref(), Some("chat-router"));
+    assert_eq!(router.replicas, Some(2));
+    let selector = labels(&[
+        ("app.kubernetes.io/name", "llamafleet"),
+        ("app.kubernetes.io/instance", "chat"),
+        ("app.kubernetes.io/component", "router"),
+    ]);
+    assert_eq!(router.selector.match_labels, Some(selector.clone()));
+    let pod = router.template.spec.unwrap();
+    let ct = &pod.containers[0];
+    assert_eq!(
+        ct.args,
+        Some(strings(&[
+            "route",
+            "--config",
+            "/etc/llamafleet/routing/routing.yaml"
+        ]))
+    );
+    let mounts = ct.volume_mounts.clone().unwrap();
+    assert_eq!(mounts.len(), 1, "no API-key Secret in the quickstart");
+    assert_eq!(mounts[0].mount_path, "/etc/llamafleet/routing");
+    let vols = pod.volumes.unwrap();
+    assert_eq!(vols[0].config_map.clone().unwrap().name, "chat-routing");
+    // Weight changes must not restart routers: nothing in the template depends on the table.
+    assert_eq!(router.template.metadata.unwrap().annotations, None);
+
+    let svc = c.service.spec.clone().unwrap();
+    assert_eq!(c.service.metadata.name.as_deref(), Some("chat"));
+    assert_eq!(svc.selector, Some(selector));
+    let port = &svc.ports.unwrap()[0];
+    assert_eq!(
+        (port.port, port.target_port.clone()),
+        (80, Some(IntOrString::String("http".into())))
+    );
+}
+
+#[test]
+fn migration_green_10_two_variants_with_gpu_and_keys() {
+    let c = build_example(&["migration/02-green-10.yaml"]);
+    let names: Vec<_> = c.variants.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["blue", "green"]);
+    for (i, model_url) in [
+        "https://huggingface.co/IlyaGusev/saiga_mistral_7b_gguf/resolve/main/model-q4_K.gguf",
+        "https://huggingface.co/Vikhrmodels/Vistral-24B-Instruct-GGUF/resolve/main/Vistral-24B-Instruct-Q4_K_M.gguf",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ct = container(&c, i);
+        assert_eq!(
+            ct.args,
+            Some(strings(&[
+                "serve",
+                "--model",
+                model_url,
+                "--cache-dir",
+                "/var/lib/llamafleet/models",
+                "--listen",
+                "0.0.0.0:8080",
+                "--ctx",
+                "8192",
+                "--parallel",
+                "4",
+                "--gpu-layers",
+                "auto",
+            ])),
+            "no sha256 in the spec: no --sha256"
+        );
+        let limits = ct.resources.unwrap().limits.unwrap();
+        assert_eq!(limits, BTreeMap::from([("nvidia.com/gpu".into(), Quantity("1".into()))]));
+        assert_eq!(c.variants[i].deployment.spec.clone().unwrap().replicas, Some(2));
+    }
+    let table: RoutingTable =
+        serde_norway::from_str(&c.routing.data.as_ref().unwrap()["routing.yaml"]).unwrap();
+    let weights: Vec<_> = table
+        .variants
+        .iter()
+        .map(|v| (v.name.as_str(), v.weight))
+        .collect();
+    assert_eq!(weights, [("blue", 90), ("green", 10)]);
+    assert_eq!(
+        table.variants[1].url,
+        "http://assistant-green.default.svc:8080"
+    );
+    assert_eq!(table.presets[0].name, "assistant-support");
+    assert_eq!(table.api_keys_dir.as_deref(), Some("/etc/llamafleet/keys"));
+    let yaml = &c.routing.data.as_ref().unwrap()["routing.yaml"];
+    assert!(
+        !yaml.contains("assistant-api-keys"),
+        "the Secret stays out of the ConfigMap"
+    );
+
+    let pod = c.router.spec.clone().unwrap().template.spec.unwrap();
+    let keys = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "api-keys")
+        .unwrap();
+    assert_eq!(
+        keys.secret.unwrap().secret_name.as_deref(),
+        Some("assistant-api-keys")
+    );
+    let mount = pod.containers[0]
+        .volume_mounts
+        .clone()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "api-keys")
+        .unwrap();
+    assert_eq!(
+        (mount.mount_path.as_str(), mount.read_only),
+        ("/etc/llamafleet/keys", Some(true))
+    );
+}
+
+#[test]
+fn weight_change_between_migration_steps_changes_only_the_routing_config_map() {
+    let step2 = build_example(&["migration/02-green-10.yaml"]);
+    let step3 = build_example(&["migration/03-green-50.yaml"]);
+    assert_ne!(step2.routing, step3.routing);
+    assert_eq!(step2.variants, step3.variants);
+    assert_eq!(step2.router, step3.router);
+    assert_eq!(step2.service, step3.service);
+}
+
+#[test]
+fn migration_blue_removed_has_only_green() {
+    let c = build_example(&["migration/05-blue-removed.yaml"]);
+    let objects: Vec<(String, String)> = c
+        .into_ordered()
+        .iter()
+        .map(|o| (o.kind().to_string(), o.name().to_string()))
+        .collect();
+    let expect = [
+        ("ConfigMap", "assistant-routing"),
+        ("Deployment", "assistant-green"),
+        ("Service", "assistant-green"),
+        ("PodDisruptionBudget", "assistant-green"),
+        ("Deployment", "assistant-router"),
+        ("Service", "assistant"),
+    ];
+    let expect: Vec<(String, String)> = expect
+        .iter()
+        .map(|(k, n)| ((*k).into(), (*n).into()))
+        .collect();
+    assert_eq!(objects, expect);
+}
+
+#[test]
+fn progressive_pvc_hpa_scheduling_and_variant_override() {
+    let c = build_example(&["migration/02-green-10.yaml", "progressive.yaml"]);
+    let candidate = container(&c, 1);
+    let args = candidate.args.unwrap();
+    let gpu_layers = args.iter().position(|a| a == "--gpu-layers").unwrap();
+    assert_eq!(
+        args[gpu_layers + 1],
+        "40",
+        "variant serving.gpu overrides the deployment's"
+    );
+    let threads = args.iter().position(|a| a == "--threads").unwrap();
+    assert_eq!(args[threads + 1], "8");
+    let d = c.variants[1].deployment.spec.clone().unwrap();
+    assert_eq!(d.replicas, None, "the HPA owns the replica count");
+    let pod = d.template.spec.unwrap();
+    let vol = &pod.volumes.unwrap()[0];
+    assert_eq!(
+        vol.persistent_volume_claim.clone().unwrap().claim_name,
+        "llamafleet-models"
+    );
+    assert_eq!(vol.host_path, None);
+    assert_eq!(
+        pod.node_selector,
+        Some(BTreeMap::from([(
+            "nvidia.com/gpu.present".into(),
+            "true".into()
+        )]))
+    );
+    let tol = &pod.tolerations.unwrap()[0];
+    assert_eq!(tol.key.as_deref(), Some("nvidia.com/gpu"));
+    let hpa = c.variants[1].hpa.clone().unwrap();
+    assert_eq!(
+        hpa.metadata.name.as_deref(),
+        Some("assistant-progressive-candidate")
+    );
+    let spec = hpa.spec.unwrap();
+    assert_eq!((spec.min_replicas, spec.max_replicas), (Some(2), 6));
+    assert_eq!(
+        spec.scale_target_ref.name,
+        "assistant-progressive-candidate"
+    );
+    assert_eq!(spec.scale_target_ref.kind, "Deployment");
+    let metric = &spec.metrics.unwrap()[0];
+    let target = metric.resource.clone().unwrap().target;
+    assert_eq!(
+        (target.type_.as_str(), target.average_utilization),
+        ("Utilization", Some(70))
+    );
+    let table: RoutingTable =
+        serde_norway::from_str(&c.routing.data.as_ref().unwrap()["routing.yaml"]).unwrap();
+    let shadow = table.shadow.unwrap();
+    assert_eq!((shadow.variant.as_str(), shadow.percent), ("candidate", 5));
+    assert_eq!(table.cors_origins, ["https://app.example.com"]);
+    assert_eq!(table.limits.unwrap().max_tokens, Some(2048));
+    assert_eq!(table.tiers[0].tokens_per_hour, Some(20000));
+}
+
+#[test]
+fn children_serialize_with_api_version_and_kind() {
+    let c = build_example(&["quickstart.yaml"]);
+    for child in c.into_ordered() {
+        let v = serde_json::to_value(&child).unwrap();
+        assert!(v["apiVersion"].is_string(), "{v}");
+        assert_eq!(v["kind"], child.kind());
+        if let Child::Hpa(_) = child {
+            assert_eq!(v["apiVersion"], "autoscaling/v2");
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! Reconcile scenarios against a scripted mock API: every request's method, path (with
+//! `fieldManager=`) and body is asserted, and nothing else may be sent.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use llamafleet_crds::{LlmDeployment, LlmDeploymentStatus};
+use llamafleet_operator::deployment::{self, RESYNC_PROGRESSING};
+use llamafleet_operator::error::Error;
+use llamafleet_operator::model;
+use serde_json::{Value, json};
+use support::*;
+
+/// Runs one reconcile of `llmd` against the scripted calls.
+async fn run(
+    llmd: &LlmDeployment,
+    calls: Vec<Call>,
+) -> (
+    Result<Action, Error>,
+    Arc<llamafleet_operator::context::Context>,
+) {
+    let (ctx, handle) = context();
+    let server = tokio::spawn(serve(handle, calls));
+    let result = deployment::reconcile(Arc::new(llmd.clone()), ctx.clone()).await;
+    drop(ctx);
+    server.await.unwrap();
+    // A fresh context (its client unused) for callers that call error_policy.
+    (result, context().0)
+}
+
+/// The status every first reconcile of `llmd` writes (no replica ready yet).
+fn status_body(llmd: &LlmDeployment, variants: Value, weights: &str, desired: i32) -> Value {
+    let name = llmd.metadata.name.clone().unwrap();
+    let counts = format!("0/{desired} variant replicas and 0/2 router replicas ready");
+    json!({
+        "apiVersion": "llamafleet.dev/v1alpha1",
+        "kind": "LlmDeployment",
+        "status": {
+            "variants": variants,
+            "weights": weights,
+            "ready": format!("0/{desired}"),
+            "endpoint": format!("http://{name}.default.svc"),
+            "conditions": [
+                {"type": "Ready", "status": "False", "reason": "ReplicasNotReady", "message": counts,
+                 "observedGeneration": 1, "lastTransitionTime": NOW},
+                {"type": "Progressing", "status": "True", "reason": "ReplicasStarting", "message": counts,
+                 "observedGeneration": 1, "lastTransitionTime": NOW},
+                {"type": "Degraded", "status": "False", "reason": "AsExpected", "message": "",
+                 "observedGeneration": 1, "lastTransitionTime": NOW},
+            ],
+            "observedGeneration": 1,
+        }
+    })
+}
+
+fn quickstart_status(llmd: &LlmDeployment) -> Value {
+    let sha = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+    let variants = json!([{"name": "main", "model": "gemma3-270m", "sha256": sha, "weight": 100,
+                           "replicas": 1, "readyReplicas": 0}]);
+    status_body(llmd, variants, "main=100", 1)
+}
+
+/// Echoed children as a list response would hold them.
+fn live_from(children: &[(String, Value)]) -> Vec<Value> {
+    children
+        .iter()
+        .map(|(_, v)| with_server_fields(v.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn first_reconcile_creates_everything_and_writes_status() {
+    let (models, llmd) = fixture("quickstart.yaml");
+    let mut calls = dereference_calls(&llmd, &models, &[]);
+    let children = built_children(&llmd, &models);
+    assert_eq!(children.len(), 6);
+    for (path, body) in &children {
+        assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-chat");
+        calls.push(Call::apply(path.clone(), body.clone()));
+    }
+    calls.push(Call::status(
+        status_path("default", "chat"),
+        quickstart_status(&llmd),
+        &llmd,
+    ));
+    let (result, _) = run(&llmd, calls).await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
+}
+
+#[tokio::test]
+async fn second_reconcile_of_unchanged_object_writes_nothing() {
+    let (models, mut llmd) = fixture("quickstart.yaml");
+    let live = live_from(&built_children(&llmd, &models));
+    let status = quickstart_status(&llmd)["status"].clone();
+    llmd.status = Some(serde_json::from_value::<LlmDeploymentStatus>(status).unwrap());
+    let calls = dereference_calls(&llmd, &models, &live);
+    let (result, _) = run(&llmd, calls).await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
+}
+
+#[tokio::test]
+async fn missing_model_sets_condition_publishes_event_and_waits() {
+    let (_, llmd) = fixture("quickstart.yaml");
+    let mut calls = dereference_calls(&llmd, &[], &[]);
+    let msg = "LlmModel \"gemma3-270m\" not found in this namespace";
+    let cond = |t: &str, s: &str| {
+        json!({"type": t, "status": s, "reason": "ModelNotFound", "message": msg,
+               "observedGeneration": 1, "lastTransitionTime": NOW})
+    };
+    let body = json!({
+        "apiVersion": "llamafleet.dev/v1alpha1", "kind": "LlmDeployment",
+        "status": {
+            "conditions": [cond("Ready", "False"), cond("Progressing", "False"), cond("Degraded", "True")],
+            "observedGeneration": 1,
+        }
+    });
+    calls.push(Call::status(status_path("default", "chat"), body, &llmd));
+    calls.push(Call::event(
+        "default",
+        json!({"type": "Warning", "reason": "ModelNotFound", "note": msg, "action": "Reconcile",
+               "reportingController": "llamafleet-operator", "reportingInstance": "op-0",
+               "regarding": {"kind": "LlmDeployment", "name": "chat", "namespace": "default", "uid": "uid-chat"}}),
+    ));
+    let (result, _) = run(&llmd, calls).await;
+    assert_eq!(result.unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn unchanged_user_error_is_radio_silent() {
+    let (_, mut llmd) = fixture("quickstart.yaml");
+    let err = llamafleet_operator::validate::ValidateError::ModelNotFound("gemma3-270m".into());
+    let now = clock()();
+    llmd.status = Some(llamafleet_operator::status::blocked(&llmd, &err, &now));
+    let calls = dereference_calls(&llmd, &[], &[]);
+    let (result, _) = run(&llmd, calls).await;
+    assert_eq!(result.unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn invalid_spec_sets_condition_publishes_event_and_waits() {
+    let (models, mut llmd) = fixture("quickstart.yaml");
+    llmd.spec.variants[0].weight = 90;
+    let mut calls = dereference_calls(&llmd, &models, &[]);
+    let msg = "invalid spec: spec.variants: variant weights must sum to 100";
+    let cond = |t: &str, s: &str| {
+        json!({"type": t, "status": s, "reason": "InvalidSpec", "message": msg,
+               "observedGeneration": 1, "lastTransitionTime": NOW})
+    };
+    let body = json!({
+        "apiVersion": "llamafleet.dev/v1alpha1", "kind": "LlmDeployment",
+        "status": {
+            "conditions": [cond("Ready", "False"), cond("Progressing", "False"), cond("Degraded", "True")],
+            "observedGeneration": 1,
+        }
+    });
+    calls.push(Call::status(status_path("default", "chat"), body, &llmd));
+    calls.push(Call::event(
+        "default",
+        json!({"type": "Warning", "reason": "InvalidSpec", "note": msg}),
+    ));
+    let (result, _) = run(&llmd, calls).await;
+    assert_eq!(result.unwrap(), Action::await_change());
+}
+
+#[tokio::test]
+async fn weight_change_updates_only_the_routing_config_map() {
+    let (models, before) = fixture("migration/02-green-10.yaml");
+    let (_, mut after) = fixture("migration/03-green-50.yaml");
+    let live = live_from(&built_children(&before, &models));
+    let old_status = status_of(&before, &models, "blue=90,green=10", 90, 10);
+    after.status = Some(serde_json::from_value(old_status["status"].clone()).unwrap());
+    let mut calls = dereference_calls(&after, &models, &live);
+    let new_children = built_children(&after, &models);
+    let (cm_path, cm_body) = new_children[0].clone();
+    assert!(cm_path.ends_with("/configmaps/assistant-routing"));
+    calls.push(Call::apply(cm_path, cm_body));
+    let body = status_of(&after, &models, "blue=50,green=50", 50, 50);
+    calls.push(Call::status(
+        status_path("default", "assistant"),
+        body,
+        &after,
+    ));
+    let (result, _) = run(&after, calls).await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
+}
+
+fn status_of(
+    llmd: &LlmDeployment,
+    _models: &[llamafleet_crds::LlmModel],
+    weights: &str,
+    blue: i32,
+    green: i32,
+) -> Value {
+    let variants = json!([
+        {"name": "blue", "model": "saiga-7b", "weight": blue, "replicas": 2, "readyReplicas": 0},
+        {"name": "green", "model": "vistral-24b", "weight": green, "replicas": 2, "readyReplicas": 0},
+    ]);
+    status_body(llmd, variants, weights, 4)
+}
+
+#[tokio::test]
+async fn removed_variant_objects_are_deleted() {
+    let (models, before) = fixture("migration/04-green-100.yaml");
+    let (_, after) = fixture("migration/05-blue-removed.yaml");
+    let live = live_from(&built_children(&before, &models));
+    let mut calls = dereference_calls(&after, &models, &live);
+    let new_children = built_children(&after, &models);
+    calls.push(Call::apply(
+        new_children[0].0.clone(),
+        new_children[0].1.clone(),
+    ));
+    calls.push(Call::delete(object_path(
+        "default",
+        "Deployment",
+        "assistant-blue",
+    )));
+    calls.push(Call::delete(object_path(
+        "default",
+        "Service",
+        "assistant-blue",
+    )));
+    calls.push(Call::delete(object_path(
+        "default",
+        "PodDisruptionBudget",
+        "assistant-blue",
+    )));
+    let variants = json!([{"name": "green", "model": "vistral-24b", "weight": 100, "replicas": 2,
+                           "readyReplicas": 0}]);
+    let body = status_body(&after, variants, "green=100", 2);
+    calls.push(Call::status(
+        status_path("default", "assistant"),
+        body,
+        &after,
+    ));
+    let (result, _) = run(&after, calls).await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
+}
+
+#[tokio::test]
+async fn transient_error_requeues_with_growing_backoff() {
+    let (_, llmd) = fixture("quickstart.yaml");
+    let calls = vec![Call::get(
+        model_path("default", "gemma3-270m"),
+        Reply::Status(500),
+    )];
+    let (result, ctx) = run(&llmd, calls).await;
+    let err = result.unwrap_err();
+    assert_eq!(err.metric_label(), "get_model");
+    assert!(!err.is_permanent());
+    let llmd = Arc::new(llmd);
+    let first = deployment::error_policy(llmd.clone(), &err, ctx.clone());
+    let second = deployment::error_policy(llmd.clone(), &err, ctx.clone());
+    assert_eq!(first, Action::requeue(Duration::from_secs(5)));
+    assert_eq!(second, Action::requeue(Duration::from_secs(10)));
+    let text = ctx.metrics.render();
+    assert!(
+        text.contains(r#"llamafleet_operator_reconcile_errors_total{controller="llmdeployment",error="get_model"} 2"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn permanent_error_waits_for_a_change() {
+    let (_, mut llmd) = fixture("quickstart.yaml");
+    llmd.metadata.namespace = None;
+    let (result, ctx) = run(&llmd, vec![]).await;
+    let err = result.unwrap_err();
+    assert!(err.is_permanent());
+    assert_eq!(
+        deployment::error_policy(Arc::new(llmd), &err, ctx),
+        Action::await_change()
+    );
+}
+
+#[tokio::test]
+async fn model_reconcile_pins_spec_once_then_is_silent() {
+    let inputs =
+        llamafleet_operator::render::read_inputs(&[example("quickstart.yaml")], "default").unwrap();
+    let mut m = inputs.models.into_values().next().unwrap();
+    m.metadata.uid = Some("uid-m".into());
+    m.metadata.generation = Some(3);
+    let body = json!({
+        "apiVersion": "llamafleet.dev/v1alpha1", "kind": "LlmModel",
+        "status": {
+            "phase": "Ready",
+            "resolved": {"url": m.spec.source.url, "sha256": m.spec.source.sha256},
+            "conditions": [{"type": "Ready", "status": "True", "reason": "SourcePinned",
+                            "message": "source taken as written in the spec",
+                            "observedGeneration": 3, "lastTransitionTime": NOW}],
+            "observedGeneration": 3,
+        }
+    });
+    let path = "/apis/llamafleet.dev/v1alpha1/namespaces/default/llmmodels/gemma3-270m/status";
+    let (ctx, handle) = context();
+    let server = tokio::spawn(serve(handle, vec![Call::status(path, body.clone(), &m)]));
+    let action = model::reconcile(Arc::new(m.clone()), ctx.clone())
+        .await
+        .unwrap();
+    drop(ctx);
+    server.await.unwrap();
+    assert_eq!(action, Action::await_change());
+
+    m.status = Some(serde_json::from_value(body["status"].clone()).unwrap());
+    let (ctx, handle) = context();
+    let server = tokio::spawn(serve(handle, vec![]));
+    model::reconcile(Arc::new(m), ctx.clone()).await.unwrap();
+    drop(ctx);
+    server.await.unwrap();
+}

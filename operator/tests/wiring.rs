@@ -1,0 +1,138 @@
+//! Pieces of the running operator that need no cluster: the model → deployment mapping,
+//! agent status parsing and its effect on status, `/metrics` and `/healthz`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::watcher::Event;
+use llamafleet_operator::agent_status::AgentStatus;
+use llamafleet_operator::dereference::LiveChildren;
+use llamafleet_operator::run::deployments_using;
+use llamafleet_operator::status;
+use llamafleet_operator::validate;
+use support::*;
+
+#[test]
+fn a_model_maps_to_the_deployments_that_use_it_in_its_namespace() {
+    let (models, d02) = fixture("migration/02-green-10.yaml");
+    let (_, quick) = fixture("quickstart.yaml");
+    let mut other_ns = d02.clone();
+    other_ns.metadata.namespace = Some("elsewhere".into());
+    let (reader, mut writer) = reflector::store();
+    for d in [&d02, &quick, &other_ns] {
+        writer.apply_watcher_event(&Event::Apply(d.clone()));
+    }
+    let vistral = models
+        .iter()
+        .find(|m| m.metadata.name.as_deref() == Some("vistral-24b"))
+        .unwrap();
+    assert_eq!(
+        deployments_using(&reader, vistral),
+        vec![ObjectRef::from_obj(&d02)]
+    );
+}
+
+#[test]
+fn agent_status_fills_download_and_acceleration() {
+    let json = r#"{"phase":"downloading","download":{"bytes":1048576,"total":253000000},
+        "sha256":null,"device":"NVIDIA H100","layers_offloaded":18,"layers_total":18,
+        "slots_busy":1,"slots_total":4,"extra":"ignored"}"#;
+    let agent: AgentStatus = serde_json::from_str(json).unwrap();
+    let (models, llmd) = fixture("quickstart.yaml");
+    let resolved = models
+        .iter()
+        .map(|m| {
+            (
+                m.metadata.name.clone().unwrap(),
+                validate::ResolvedModel::from_ready(m),
+            )
+        })
+        .collect();
+    let plan = validate::plan("chat", "default", &llmd.spec, &resolved).unwrap();
+    let agents = BTreeMap::from([("main".to_string(), agent)]);
+    let s = status::observed(&llmd, &plan, &LiveChildren::default(), &agents, &clock()());
+    let v = &s.variants[0];
+    let download = v.download.clone().unwrap();
+    assert_eq!(
+        (download.bytes, download.total),
+        (1_048_576, Some(253_000_000))
+    );
+    let acc = v.acceleration.clone().unwrap();
+    assert_eq!(acc.device.as_deref(), Some("NVIDIA H100"));
+    assert_eq!(
+        (acc.layers_offloaded, acc.layers_total),
+        (Some(18), Some(18))
+    );
+    let progressing = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .unwrap();
+    assert_eq!(progressing.reason, "Downloading");
+
+    // A ready agent reports no download, so status stops changing once the file is in place.
+    let ready: AgentStatus =
+        serde_json::from_str(r#"{"phase":"ready","download":{"bytes":5,"total":5}}"#).unwrap();
+    assert_eq!(ready.download_progress(), None);
+    assert_eq!(ready.acceleration(), None);
+}
+
+#[test]
+fn condition_keeps_transition_time_while_status_is_unchanged() {
+    let t0 = clock()();
+    let first = status::condition(&[], "Ready", false, "A", "m".into(), Some(1), &t0);
+    let later = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2030-01-01T00:00:00Z".parse().unwrap(),
+    );
+    let same = status::condition(
+        std::slice::from_ref(&first),
+        "Ready",
+        false,
+        "B",
+        "n".into(),
+        Some(2),
+        &later,
+    );
+    assert_eq!(same.last_transition_time, t0);
+    let flipped = status::condition(&[first], "Ready", true, "C", "o".into(), Some(2), &later);
+    assert_eq!(flipped.last_transition_time, later);
+}
+
+#[tokio::test]
+async fn metrics_and_healthz_are_served() {
+    let metrics = std::sync::Arc::new(llamafleet_operator::metrics::Metrics::new());
+    metrics
+        .reconciles
+        .with_label_values(&["llmdeployment"])
+        .inc();
+    metrics.managed.with_label_values(&["LlmDeployment"]).set(3);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, llamafleet_operator::http::app(metrics))
+            .await
+            .unwrap();
+    });
+    let body = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains(r#"llamafleet_operator_reconciles_total{controller="llmdeployment"} 1"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"llamafleet_operator_managed_objects{kind="LlmDeployment"} 3"#),
+        "{body}"
+    );
+    let health = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    server.abort();
+}
