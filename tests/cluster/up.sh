@@ -78,7 +78,7 @@ start kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$kube
   --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false \
   --service-account-private-key-file "$state/sa.key" --root-ca-file "$state/certs/apiserver.crt" \
   --use-service-account-credentials=false \
-  --controllers '*,-nodeipam,-service,-route,-cloud-node-lifecycle,-persistentvolume-binder,-attachdetach' \
+  --controllers '*,-nodeipam,-nodelifecycle,-service,-route,-cloud-node-lifecycle,-persistentvolume-binder,-attachdetach' \
   --horizontal-pod-autoscaler-sync-period 5s
 start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$kubeconfig" \
   --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false
@@ -88,6 +88,10 @@ start kwok "$bin/kwok" --kubeconfig "$kubeconfig" \
 
 export KUBECONFIG="$kubeconfig"
 kubectl apply -f "$here/nodes.yaml" >/dev/null
+# The API server taints new nodes not-ready; the node-lifecycle controller would lift it, but
+# it also marks kwok's nodes NotReady whenever a loaded machine delays their heartbeats. It is
+# off, so lift the taint here, once.
+kubectl taint nodes cpu-node gpu-node node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1 || true
 wait_for "nodes Ready" kubectl wait --for=condition=Ready node/cpu-node node/gpu-node --timeout=2s
 wait_for "default ServiceAccount" kubectl get serviceaccount default -n default
 echo "$kubeconfig"

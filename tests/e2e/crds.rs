@@ -5,20 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use llamafleet_crds::rules::CEL_MESSAGES;
-use llamafleet_e2e::{Cluster, cluster, repo_root};
-
-fn install_crds(c: &Cluster) {
-    let crds = repo_root().join("crds");
-    c.kubectl_ok(&["apply", "--server-side", "-f", crds.to_str().unwrap()]);
-    for crd in ["llmmodels.llamafleet.dev", "llmdeployments.llamafleet.dev"] {
-        c.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            &format!("crd/{crd}"),
-            "--timeout=60s",
-        ]);
-    }
-}
+use llamafleet_e2e::{cluster, repo_root};
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -37,7 +24,7 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn crds_install_and_explain_prints_field_docs() {
     let Some(c) = cluster() else { return };
-    install_crds(&c);
+    c.install_crds();
     let explain = c.kubectl_eventually(&["explain", "llmd.spec.rollout"]);
     assert!(explain.contains("Progressive"), "{explain}");
     for field in [
@@ -57,7 +44,7 @@ fn crds_install_and_explain_prints_field_docs() {
 #[test]
 fn good_examples_are_accepted_and_invalid_ones_rejected_for_their_own_reason() {
     let Some(c) = cluster() else { return };
-    install_crds(&c);
+    c.install_crds();
     let ns = c.namespace("e2e-crds");
     let examples = repo_root().join("manifests/examples");
     for file in yaml_files(&examples) {

@@ -96,6 +96,65 @@ impl Cluster {
         );
     }
 
+    /// Installs the CRDs from `crds/` and waits until kubectl can use their short names.
+    pub fn install_crds(&self) {
+        let crds = repo_root().join("crds");
+        self.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "-f",
+            crds.to_str().expect("utf-8 path"),
+        ]);
+        for crd in ["llmmodels.llamafleet.dev", "llmdeployments.llamafleet.dev"] {
+            let target = format!("crd/{crd}");
+            self.kubectl_ok(&[
+                "wait",
+                "--for=condition=Established",
+                &target,
+                "--timeout=60s",
+            ]);
+        }
+        // Established is not yet discoverable: wait until kubectl resolves the short names.
+        self.kubectl_eventually(&["get", "llm,llmd", "-A"]);
+    }
+
+    /// JSONPath of one object, as kubectl prints it (empty when the field is absent).
+    pub fn jsonpath(&self, ns: &str, object: &str, path: &str) -> String {
+        let template = format!("jsonpath={path}");
+        self.kubectl_ok(&["get", "-n", ns, object, "-o", &template])
+    }
+
+    /// Polls `check` every half second until it returns true, for up to `seconds`.
+    pub fn wait_until(&self, what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while std::time::Instant::now() < deadline {
+            if check() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        panic!("timed out after {seconds}s waiting for {what}");
+    }
+
+    /// Starts the operator binary against this cluster; it is killed when the guard drops.
+    pub fn start_operator(&self) -> Operator {
+        let bin = operator_binary();
+        let child = Command::new(&bin)
+            .args([
+                "--no-leader-election",
+                "--no-agent-status",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        Operator { child }
+    }
+
     /// A fresh namespace for one test, deleted when the guard drops.
     pub fn namespace(&self, prefix: &str) -> Namespace<'_> {
         let name = format!("{prefix}-{}", std::process::id());
@@ -104,6 +163,38 @@ impl Cluster {
             cluster: self,
             name,
         }
+    }
+}
+
+/// The operator binary Cargo built beside this test (`target/<profile>/llamafleet-operator`),
+/// or the one `LLAMAFLEET_OPERATOR_BIN` names.
+fn operator_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("LLAMAFLEET_OPERATOR_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let bin = profile_dir.join("llamafleet-operator");
+    assert!(
+        bin.exists(),
+        "{} missing: cargo build -p llamafleet-operator",
+        bin.display()
+    );
+    bin
+}
+
+/// A running operator process, killed on drop (also when a test fails).
+pub struct Operator {
+    child: std::process::Child,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
