@@ -14,6 +14,8 @@ pub mod crdgen;
 pub mod deployment;
 pub mod model;
 pub mod rules;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod validation;
 
 pub use deployment::*;

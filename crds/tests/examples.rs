@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use kube::CustomResourceExt;
+use llamafleet_crds::testing::{examples_dir, yaml_documents, yaml_files};
 use llamafleet_crds::{LlmDeployment, LlmModel};
 use serde_json::Value;
 
@@ -17,33 +18,8 @@ const EXPECT_ANNOTATION: &str = "llamafleet.dev/expect-invalid";
 /// One broken rule as a layer reports it: field path (`spec.a[0].b`) and message.
 type Finding = (String, String);
 
-fn examples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples")
-}
-
-fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(yaml_files(&path));
-        } else if path.extension().is_some_and(|e| e == "yaml") {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
-
 fn documents(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap();
-    serde_norway::Deserializer::from_str(&text)
-        .map(|doc| {
-            let yaml: serde_norway::Value = serde::Deserialize::deserialize(doc).unwrap();
-            serde_json::to_value(yaml).unwrap()
-        })
-        .filter(|v| !v.is_null())
-        .collect()
+    yaml_documents(&std::fs::read_to_string(path).unwrap())
 }
 
 fn open_api_schema(kind: &str) -> Value {

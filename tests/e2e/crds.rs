@@ -2,24 +2,9 @@
 //! every good example is accepted and every invalid one is rejected with its own reason.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
-
 use llamafleet_crds::rules::CEL_MESSAGES;
+use llamafleet_crds::testing::yaml_files;
 use llamafleet_e2e::{cluster, repo_root};
-
-fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(yaml_files(&path));
-        } else if path.extension().is_some_and(|e| e == "yaml") {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
 
 #[test]
 fn crds_install_and_explain_prints_field_docs() {
