@@ -1,6 +1,7 @@
-//! llamafleet node agent. This crate holds the model store (`pull`, `inspect`, `cache gc`);
-//! `serve`, `route` and `compare` come later and reuse it.
+//! llamafleet node agent: the model store (`pull`, `inspect`, `cache gc`) and `serve` (llama.cpp
+//! behind the OpenAI and Ollama APIs); `route` and `compare` come later and reuse them.
 #![forbid(unsafe_code)]
 
 pub mod inspect;
+pub mod serve;
 pub mod store;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use llamafleet_agent::inspect;
+use llamafleet_agent::serve::{self, engine::GpuLayers, state};
 use llamafleet_agent::store::{PullRequest, Source, Store, StoreConfig, StoreMetrics, gc, http};
 
 /// Where the cache lives on a node (the Helm chart mounts a hostPath here).
@@ -25,6 +26,8 @@ enum Command {
     Pull(PullArgs),
     /// Print a GGUF file's metadata as JSON (for a URL, only the header is fetched).
     Inspect(InspectArgs),
+    /// Serve a model with the OpenAI and Ollama APIs.
+    Serve(Box<ServeArgs>),
     /// Manage the model cache.
     Cache {
         #[command(subcommand)]
@@ -65,6 +68,69 @@ struct PullArgs {
     /// Store the file even if its GGUF header does not validate (not recommended).
     #[arg(long)]
     skip_gguf_check: bool,
+    #[command(flatten)]
+    access: SourceArgs,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// https URL, http URL (with --allow-http), file:// URL or path of the GGUF.
+    #[arg(long)]
+    model: String,
+    /// Expected sha256 (64 hex).
+    #[arg(long)]
+    sha256: Option<String>,
+    /// Cache directory.
+    #[arg(long, env = "LLAMAFLEET_CACHE_DIR", default_value = DEFAULT_CACHE_DIR)]
+    cache_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    listen: std::net::SocketAddr,
+    /// Context tokens per slot (the KV cache holds ctx × parallel tokens).
+    #[arg(long, default_value_t = 4096)]
+    ctx: u32,
+    /// Slots decoded together (concurrent generations).
+    #[arg(long, default_value_t = 1)]
+    parallel: u32,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Layers to offload to the GPU: auto (all, if built with a GPU backend) or a number.
+    #[arg(long, default_value = "auto")]
+    gpu_layers: GpuLayers,
+    /// File holding the API key clients must send (Bearer or x-api-key).
+    #[arg(long, env = "LLAMAFLEET_API_KEY_FILE")]
+    api_key_file: Option<PathBuf>,
+    /// YAML list of presets ({name, system, parameters}) served as extra model names.
+    #[arg(long)]
+    preset: Option<PathBuf>,
+    /// Chat template override: a llama.cpp template name (chatml, gemma, llama3, ...) or text.
+    #[arg(long)]
+    chat_template: Option<String>,
+    /// Model name clients use (default: the file name without .gguf).
+    #[arg(long)]
+    model_name: Option<String>,
+    /// Requests that may wait for a slot, beyond the slots (default: 4 per slot).
+    #[arg(long)]
+    queue: Option<usize>,
+    /// Request body limit in bytes.
+    #[arg(long, default_value_t = state::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+    /// Per-request timeout in seconds (streams included).
+    #[arg(long, default_value_t = state::DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    request_timeout: u64,
+    /// /healthz fails after this many seconds without a decode step while requests run.
+    #[arg(long, default_value_t = state::DEFAULT_STUCK_AFTER.as_secs())]
+    stuck_after: u64,
+    /// Seconds in-flight streams may take to finish after SIGTERM.
+    #[arg(long, default_value_t = 30)]
+    grace: u64,
+    /// Allowed CORS origin (repeatable; `*` for any). None: no CORS headers.
+    #[arg(long)]
+    cors_origin: Vec<String>,
+    /// Log prompt and answer text in request log lines (off: counts only).
+    #[arg(long)]
+    log_text: bool,
     #[command(flatten)]
     access: SourceArgs,
 }
@@ -134,6 +200,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             println!("{}", serde_json::to_string_pretty(&summary)?);
         }
+        Command::Serve(args) => {
+            let mut config = serve::ServeConfig::new(&args.model, &args.cache_dir, args.listen);
+            config.sha256 = args.sha256;
+            config.bearer_token = read_token(args.access.token_file.as_ref())?;
+            config.store.allow_http = args.access.allow_http;
+            config.store.show_progress = true;
+            config.engine.ctx = args.ctx;
+            config.engine.parallel = args.parallel.max(1);
+            if let Some(threads) = args.threads {
+                config.engine.threads = threads;
+            }
+            config.engine.gpu_layers = args.gpu_layers;
+            config.engine.chat_template = args.chat_template;
+            let slots = config.engine.parallel as usize;
+            let name = args
+                .model_name
+                .unwrap_or_else(|| serve::startup_model_name(&args.model));
+            let mut options = state::ServeOptions::new(name, slots);
+            if let Some(queue) = args.queue {
+                options.queue = queue;
+            }
+            options.max_body_bytes = args.max_body_bytes;
+            options.request_timeout = std::time::Duration::from_secs(args.request_timeout);
+            options.stuck_after = std::time::Duration::from_secs(args.stuck_after);
+            options.cors_origins = args.cors_origin;
+            options.log_text = args.log_text;
+            config.options = options;
+            config.api_key = args
+                .api_key_file
+                .as_ref()
+                .map(|p| {
+                    std::fs::read_to_string(p)
+                        .map(|k| k.trim().to_owned())
+                        .with_context(|| format!("reading API key file {}", p.display()))
+                })
+                .transpose()?;
+            config.preset_file = args.preset;
+            config.grace = std::time::Duration::from_secs(args.grace);
+            serve::run(config).await?;
+        }
         Command::Cache {
             command: CacheCommand::Gc(args),
         } => {
@@ -146,13 +252,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // `serve` runs in a pod: one JSON object per line for the log pipeline.
+    if matches!(cli.command, Command::Serve(_)) {
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

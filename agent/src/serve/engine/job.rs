@@ -1,0 +1,105 @@
+//! A generation inside the engine: admission (templating, tokenizing, the context check) and
+//! the per-request state the decode loop advances.
+
+use std::time::Instant;
+
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::mpsc as tmpsc;
+
+use super::stop::TextStream;
+use super::{DEFAULT_MAX_TOKENS, EngineError, Event, Generation, Prompt};
+
+pub(super) struct Job {
+    pub tokens: Vec<LlamaToken>,
+    pub fed: usize,
+    pub max_tokens: u32,
+    pub sampler: LlamaSampler,
+    pub text: TextStream,
+    pub next: Option<LlamaToken>,
+    pub generated: u32,
+    pub cached: u32,
+    pub events: tmpsc::UnboundedSender<Event>,
+    pub enqueued: Instant,
+    pub assigned: Option<Instant>,
+    pub first_token: Option<Instant>,
+    pub last_token: Option<Instant>,
+}
+
+fn render(
+    model: &LlamaModel,
+    template: &LlamaChatTemplate,
+    prompt: Prompt,
+) -> Result<String, EngineError> {
+    match prompt {
+        Prompt::Text(text) => Ok(text),
+        Prompt::Chat(messages) => {
+            let messages = messages
+                .into_iter()
+                .map(|m| LlamaChatMessage::new(m.role, m.content))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| EngineError::Template(e.to_string()))?;
+            model
+                .apply_chat_template(template, &messages, true)
+                .map_err(|e| EngineError::Template(e.to_string()))
+        }
+    }
+}
+
+/// Templating, tokenizing and the context check happen before the request queues, so a
+/// request that cannot fit is refused at once (the client gets a 400, not a stream).
+/// Sends `Accepted` or `Error` on the job's channel.
+pub(super) fn admit(
+    model: &LlamaModel,
+    template: &LlamaChatTemplate,
+    context: u32,
+    job: Generation,
+) -> Option<Job> {
+    let Generation {
+        prompt,
+        params,
+        events,
+        enqueued,
+    } = job;
+    let text = match render(model, template, prompt) {
+        Ok(text) => text,
+        Err(e) => {
+            let _ = events.send(Event::Error(e));
+            return None;
+        }
+    };
+    let vocab = model.vocab();
+    let mut tokens = vocab.tokenize(text.as_bytes(), true, true);
+    // A template that writes its own BOS plus the tokenizer's would give two.
+    if tokens.len() >= 2 && tokens[0] == tokens[1] && tokens[0] == vocab.bos() {
+        tokens.remove(0);
+    }
+    let prompt_tokens = tokens.len() as u32;
+    let room = context.saturating_sub(prompt_tokens);
+    let max_tokens = params.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS.min(room));
+    if tokens.is_empty() || prompt_tokens.saturating_add(max_tokens.max(1)) > context {
+        let _ = events.send(Event::Error(EngineError::ContextOverflow {
+            prompt_tokens,
+            max_tokens: max_tokens.max(1),
+            context,
+        }));
+        return None;
+    }
+    let _ = events.send(Event::Accepted { prompt_tokens });
+    Some(Job {
+        tokens,
+        fed: 0,
+        max_tokens,
+        sampler: params.sampler(model.n_vocab()),
+        text: TextStream::new(params.stop),
+        next: None,
+        generated: 0,
+        cached: 0,
+        events,
+        enqueued,
+        assigned: None,
+        first_token: None,
+        last_token: None,
+    })
+}

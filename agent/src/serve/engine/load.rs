@@ -1,0 +1,227 @@
+//! Loading: backend (once per process), model, chat template choice, then the engine thread.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::Instant;
+
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
+use serde::Serialize;
+
+use super::{Command, EngineError, EngineStats, worker};
+use crate::serve::metrics::EngineMetrics;
+
+/// llama.cpp's backend may be initialised once per process; tests load several engines.
+static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+
+/// How many layers go to the GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuLayers {
+    /// All of them when the build has a GPU backend, none otherwise.
+    Auto,
+    /// Exactly this many (capped by the model).
+    Count(u32),
+}
+
+impl std::str::FromStr for GpuLayers {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "auto" {
+            return Ok(GpuLayers::Auto);
+        }
+        s.parse()
+            .map(GpuLayers::Count)
+            .map_err(|_| format!("expected auto or a number, got {s:?}"))
+    }
+}
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The verified GGUF.
+    pub model_path: PathBuf,
+    /// Context tokens per slot (the KV cache holds `ctx * parallel`).
+    pub ctx: u32,
+    /// Slots decoded together.
+    pub parallel: u32,
+    /// CPU threads for decoding.
+    pub threads: i32,
+    /// GPU offload.
+    pub gpu_layers: GpuLayers,
+    /// A chat template (llama.cpp name such as `chatml`, or template text) overriding the GGUF's.
+    pub chat_template: Option<String>,
+}
+
+/// Facts about the loaded model that `/status`, `/api/show` and the handlers need.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    /// `general.architecture`.
+    pub architecture: String,
+    /// Context tokens per slot.
+    pub ctx_per_slot: u32,
+    /// The model's training context.
+    pub ctx_train: u32,
+    /// Slots.
+    pub slots: u32,
+    /// Transformer blocks.
+    pub layers_total: u32,
+    /// Blocks on the GPU.
+    pub layers_offloaded: u32,
+    /// `cpu` or `cuda`.
+    pub device: String,
+    /// Embedding width.
+    pub embedding_length: u32,
+    /// Parameters.
+    pub parameters: u64,
+    /// Bytes of weights.
+    pub size_bytes: u64,
+    /// Which chat template chat requests use: `gguf`, `override`, `builtin:gemma`, `builtin:chatml`.
+    pub chat_template: String,
+    /// Seconds the load took.
+    pub load_seconds: f64,
+}
+
+pub(crate) fn backend() -> Result<&'static LlamaBackend, EngineError> {
+    BACKEND
+        .get_or_init(|| {
+            let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
+            // llama.cpp logs every tensor at load; our own log lines say what matters.
+            backend.void_logs();
+            Ok(backend)
+        })
+        .as_ref()
+        .map_err(|e| EngineError::Internal(format!("llama.cpp backend: {e}")))
+}
+
+/// The fallback when the GGUF has no template: Gemma's turn markers for Gemma models (what
+/// they were trained on), ChatML otherwise (the most common convention).
+fn builtin_template(architecture: &str) -> &'static str {
+    if architecture.starts_with("gemma") {
+        "gemma"
+    } else {
+        "chatml"
+    }
+}
+
+pub(crate) fn choose_template(
+    model: &LlamaModel,
+    architecture: &str,
+    override_template: Option<&str>,
+) -> Result<(LlamaChatTemplate, String), EngineError> {
+    let bad = |e: std::ffi::NulError| EngineError::Internal(format!("chat template: {e}"));
+    if let Some(text) = override_template {
+        return Ok((
+            LlamaChatTemplate::new(text).map_err(bad)?,
+            "override".into(),
+        ));
+    }
+    if let Ok(template) = model.chat_template(None) {
+        return Ok((template, "gguf".into()));
+    }
+    let name = builtin_template(architecture);
+    Ok((
+        LlamaChatTemplate::new(name).map_err(bad)?,
+        format!("builtin:{name}"),
+    ))
+}
+
+/// Loads the model on a new thread and returns once it is loaded (or failed); the thread
+/// then serves `rx` until every [`super::Engine`] handle is dropped.
+pub(crate) fn spawn(
+    config: EngineConfig,
+    metrics: EngineMetrics,
+    rx: mpsc::Receiver<Command>,
+    stats: Arc<EngineStats>,
+    started: Instant,
+) -> Result<ModelInfo, EngineError> {
+    let backend = backend()?;
+    let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("llama-engine".into())
+        .spawn(move || {
+            let t0 = Instant::now();
+            let loaded = load_model(backend, &config);
+            let (model, mut info) = match loaded {
+                Ok(mut ok) => {
+                    ok.1.load_seconds = t0.elapsed().as_secs_f64();
+                    ok
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let template = match choose_template(
+                &model,
+                &info.architecture,
+                config.chat_template.as_deref(),
+            ) {
+                Ok((t, name)) => {
+                    info.chat_template = name;
+                    t
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            metrics.load_seconds.set(info.load_seconds);
+            let setup = worker::Setup {
+                backend,
+                model: &model,
+                template,
+                config: &config,
+                metrics,
+                stats,
+                started,
+            };
+            worker::run(setup, rx, ready_tx, info);
+        })
+        .map_err(|e| EngineError::Internal(format!("spawning the engine thread: {e}")))?;
+    ready_rx.recv().map_err(|_| EngineError::Stopped)?
+}
+
+fn load_model(
+    backend: &LlamaBackend,
+    config: &EngineConfig,
+) -> Result<(LlamaModel, ModelInfo), EngineError> {
+    let gpu = backend.supports_gpu_offload();
+    let requested = match (config.gpu_layers, gpu) {
+        (_, false) => 0,
+        (GpuLayers::Auto, true) => u32::MAX,
+        (GpuLayers::Count(n), true) => n,
+    };
+    let params = LlamaModelParams::default().with_n_gpu_layers(requested.min(i32::MAX as u32));
+    let model = LlamaModel::load_from_file(backend, &config.model_path, &params)
+        .map_err(|e| EngineError::Internal(format!("loading the model: {e}")))?;
+    let architecture = model
+        .meta_val_str("general.architecture")
+        .unwrap_or_default();
+    let layers_total = model.n_layer();
+    let layers_offloaded = requested.min(layers_total);
+    let ctx_train = model.n_ctx_train();
+    if config.ctx == 0 || config.parallel == 0 {
+        return Err(EngineError::Internal(
+            "ctx and parallel must be positive".into(),
+        ));
+    }
+    NonZeroU32::new(config.ctx.saturating_mul(config.parallel))
+        .ok_or_else(|| EngineError::Internal("ctx * parallel overflows".into()))?;
+    let info = ModelInfo {
+        architecture,
+        ctx_per_slot: config.ctx,
+        ctx_train,
+        slots: config.parallel,
+        layers_total,
+        layers_offloaded,
+        device: if layers_offloaded > 0 { "cuda" } else { "cpu" }.into(),
+        embedding_length: u32::try_from(model.n_embd()).unwrap_or(0),
+        parameters: model.n_params(),
+        size_bytes: model.size(),
+        chat_template: String::new(),
+        load_seconds: 0.0,
+    };
+    Ok((model, info))
+}

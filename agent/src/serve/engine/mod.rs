@@ -1,0 +1,265 @@
+//! The llama.cpp engine: one model and one context on a dedicated thread, shared by
+//! `parallel` slots with continuous batching. Handlers talk to it through channels only.
+
+mod embed;
+mod job;
+mod load;
+mod params;
+mod stop;
+mod worker;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc as tmpsc, oneshot};
+
+pub use load::{EngineConfig, GpuLayers, ModelInfo};
+pub use params::{DEFAULT_MAX_TOKENS, MAX_STOP_STRINGS, SamplingParams};
+
+use crate::serve::metrics::EngineMetrics;
+
+/// What to generate from.
+#[derive(Debug, Clone)]
+pub enum Prompt {
+    /// Raw text (completions, Ollama generate).
+    Text(String),
+    /// Chat messages, rendered with the model's (or the fallback) chat template.
+    Chat(Vec<ChatMessage>),
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatMessage {
+    /// system, user or assistant.
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// End of sequence or a stop string.
+    Stop,
+    /// The token limit.
+    Length,
+}
+
+impl FinishReason {
+    /// The OpenAI spelling (`stop` / `length`), which Ollama's `done_reason` shares.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+        }
+    }
+}
+
+/// Token counts and timings of a finished generation.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// Prompt tokens (after templating).
+    pub prompt_tokens: u32,
+    /// Prompt tokens whose KV cache was reused from the slot's previous request.
+    pub cached_tokens: u32,
+    /// Generated tokens.
+    pub completion_tokens: u32,
+    /// From admission to the first token.
+    pub ttft: Duration,
+    /// From admission to the end.
+    pub total: Duration,
+    /// Prompt evaluation time (admission to first token, minus queueing).
+    pub prompt_eval: Duration,
+}
+
+/// What the engine sends back for one generation, in order: `Accepted`, `Token`*, `Done`
+/// (or `Error` at any point).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The prompt fits; the request waits for or holds a slot.
+    Accepted {
+        /// Prompt tokens.
+        prompt_tokens: u32,
+    },
+    /// New text.
+    Token(String),
+    /// Finished.
+    Done {
+        /// Why.
+        finish: FinishReason,
+        /// Counts and timings.
+        usage: Usage,
+    },
+    /// Failed.
+    Error(EngineError),
+}
+
+/// Engine failures; the HTTP layer maps them to statuses.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    /// The prompt plus the requested tokens do not fit the slot's context (a client error).
+    #[error(
+        "prompt ({prompt_tokens} tokens) + max_tokens ({max_tokens}) exceeds the context size ({context} tokens)"
+    )]
+    ContextOverflow {
+        /// Prompt tokens.
+        prompt_tokens: u32,
+        /// Requested tokens.
+        max_tokens: u32,
+        /// Tokens per slot.
+        context: u32,
+    },
+    /// The chat template could not render the messages (a client error, e.g. bad roles).
+    #[error("chat template failed: {0}")]
+    Template(String),
+    /// Empty input (a client error).
+    #[error("{0}")]
+    Invalid(String),
+    /// llama.cpp failed.
+    #[error("inference failed: {0}")]
+    Internal(String),
+    /// The engine thread is gone.
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+impl EngineError {
+    /// Client errors become 400s; the rest 500s and a server-side log line.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            EngineError::ContextOverflow { .. }
+                | EngineError::Template(_)
+                | EngineError::Invalid(_)
+        )
+    }
+}
+
+/// Pooled, L2-normalised embeddings plus the tokens they cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    /// One vector per input.
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens over all inputs.
+    pub prompt_tokens: u32,
+}
+
+pub(crate) struct Generation {
+    pub prompt: Prompt,
+    pub params: SamplingParams,
+    pub events: tmpsc::UnboundedSender<Event>,
+    pub enqueued: Instant,
+}
+
+pub(crate) enum Command {
+    Generate(Box<Generation>),
+    Embed {
+        inputs: Vec<String>,
+        reply: oneshot::Sender<Result<Embeddings, EngineError>>,
+    },
+    Tokenize {
+        text: String,
+        reply: oneshot::Sender<Vec<i32>>,
+    },
+}
+
+/// Live counters the engine thread updates and `/healthz`, `/status` read.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Slots generating or prefilling.
+    pub busy_slots: AtomicUsize,
+    /// Requests accepted and waiting for a slot.
+    pub queued: AtomicUsize,
+    /// Milliseconds since `started` at the last decode step (or idle tick).
+    pub last_progress_ms: AtomicU64,
+}
+
+/// A handle to the engine thread; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    tx: mpsc::Sender<Command>,
+    info: Arc<ModelInfo>,
+    stats: Arc<EngineStats>,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("info", &self.info).finish()
+    }
+}
+
+impl Engine {
+    /// Loads the model and starts the engine thread. Blocking: call from `spawn_blocking`.
+    pub fn load(config: EngineConfig, metrics: EngineMetrics) -> Result<Engine, EngineError> {
+        let (tx, rx) = mpsc::channel();
+        let stats = Arc::new(EngineStats::default());
+        let started = Instant::now();
+        let info = load::spawn(config, metrics, rx, stats.clone(), started)?;
+        Ok(Engine {
+            tx,
+            info: Arc::new(info),
+            stats,
+            started,
+        })
+    }
+
+    /// The loaded model.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Time since the engine last made progress, if it has work (for `/healthz`).
+    pub fn stalled_for(&self) -> Option<Duration> {
+        let busy = self.stats.busy_slots.load(Ordering::Relaxed);
+        if busy == 0 {
+            return None;
+        }
+        let last = Duration::from_millis(self.stats.last_progress_ms.load(Ordering::Relaxed));
+        Some(self.started.elapsed().saturating_sub(last))
+    }
+
+    /// Queues a generation; events arrive on the returned receiver. Dropping the receiver
+    /// cancels the generation and frees its slot at the next decode step.
+    pub fn generate(
+        &self,
+        prompt: Prompt,
+        params: SamplingParams,
+    ) -> Result<tmpsc::UnboundedReceiver<Event>, EngineError> {
+        let (events, rx) = tmpsc::unbounded_channel();
+        let job = Generation {
+            prompt,
+            params,
+            events,
+            enqueued: Instant::now(),
+        };
+        self.tx
+            .send(Command::Generate(Box::new(job)))
+            .map_err(|_| EngineError::Stopped)?;
+        Ok(rx)
+    }
+
+    /// Pooled embeddings of each input.
+    pub async fn embed(&self, inputs: Vec<String>) -> Result<Embeddings, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Embed { inputs, reply })
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Token ids of `text` (no special tokens added).
+    pub async fn tokenize(&self, text: String) -> Result<Vec<i32>, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Tokenize { text, reply })
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)
+    }
+}

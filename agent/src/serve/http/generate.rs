@@ -1,0 +1,213 @@
+//! What both APIs share: model/preset resolution, admission, starting a generation and
+//! reading its events (collected, or as a stream that holds the admission permit).
+
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::{ApiError, Flavor, RequestLog};
+use crate::serve::engine::{
+    ChatMessage, Engine, Event, FinishReason, Prompt, SamplingParams, Usage,
+};
+use crate::serve::presets::Preset;
+use crate::serve::state::AppState;
+
+/// A string or a list of strings (`stop`, `prompt`, `input`).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub(crate) fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// Ollama clients append a tag; `:latest` names the same model.
+const DEFAULT_TAG: &str = ":latest";
+
+/// The model (or preset) a request names; no name means the model itself.
+pub(crate) fn resolve<'s>(
+    state: &'s AppState,
+    flavor: Flavor,
+    name: Option<&str>,
+) -> Result<Option<&'s Preset>, ApiError> {
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    let bare = name.strip_suffix(DEFAULT_TAG).unwrap_or(name);
+    if bare == state.options.model_name {
+        return Ok(None);
+    }
+    state
+        .presets
+        .iter()
+        .find(|p| p.name == bare)
+        .map(Some)
+        .ok_or_else(|| ApiError::unknown_model(flavor, name))
+}
+
+/// The preset's defaults, or the server's.
+pub(crate) fn base_params(preset: Option<&Preset>) -> SamplingParams {
+    preset.map_or_else(SamplingParams::default, Preset::base_params)
+}
+
+/// Puts the preset's system prompt first unless the conversation brings its own.
+pub(crate) fn with_system(
+    preset: Option<&Preset>,
+    mut messages: Vec<ChatMessage>,
+) -> Vec<ChatMessage> {
+    if let Some(system) = preset.and_then(|p| p.system.as_ref())
+        && !messages.iter().any(|m| m.role == "system")
+    {
+        messages.insert(
+            0,
+            ChatMessage {
+                role: "system".into(),
+                content: system.clone(),
+            },
+        );
+    }
+    messages
+}
+
+/// The engine, or 503 while starting.
+pub(crate) fn engine(state: &AppState, flavor: Flavor) -> Result<Engine, ApiError> {
+    if state.draining() {
+        return Err(ApiError::not_ready(flavor, "shutting down"));
+    }
+    state.ready_engine().cloned().ok_or_else(|| {
+        let phase = serde_json::to_value(state.snapshot().phase).unwrap_or_default();
+        ApiError::not_ready(flavor, phase.as_str().unwrap_or("starting"))
+    })
+}
+
+/// An admitted generation: its events and the permit that bounds admission.
+pub(crate) struct Live {
+    rx: UnboundedReceiver<Event>,
+    _permit: OwnedSemaphorePermit,
+    deadline: tokio::time::Instant,
+    flavor: Flavor,
+    pub log: RequestLog,
+    pub text: String,
+    log_text: bool,
+}
+
+/// Validates, takes an admission permit (503 when none is left) and waits until the engine
+/// accepted the prompt, so context overflow is a 400 even for streaming requests.
+pub(crate) async fn start(
+    state: &AppState,
+    flavor: Flavor,
+    log: RequestLog,
+    prompt: Prompt,
+    params: SamplingParams,
+) -> Result<Live, ApiError> {
+    params
+        .validate()
+        .map_err(|m| ApiError::bad_request(flavor, m))?;
+    let engine = engine(state, flavor)?;
+    let permit = state
+        .admission
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::busy(flavor))?;
+    let mut rx = engine
+        .generate(prompt, params)
+        .map_err(|e| ApiError::engine(flavor, e))?;
+    match rx.recv().await {
+        Some(Event::Accepted { .. }) => Ok(Live {
+            rx,
+            _permit: permit,
+            deadline: tokio::time::Instant::now() + state.options.request_timeout,
+            flavor,
+            log,
+            text: String::new(),
+            log_text: state.options.log_text,
+        }),
+        Some(Event::Error(e)) => Err(ApiError::engine(flavor, e)),
+        _ => Err(ApiError::internal(flavor, "engine closed the request")),
+    }
+}
+
+/// One step of a generation as the APIs see it.
+pub(crate) enum Step {
+    Text(String),
+    Done(FinishReason, Usage),
+    Failed(ApiError),
+}
+
+impl Live {
+    /// The next piece; `None` after `Done`/`Failed` was returned.
+    pub(crate) async fn next(&mut self) -> Option<Step> {
+        let event = match tokio::time::timeout_at(self.deadline, self.rx.recv()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => return None,
+            Err(_) => {
+                self.rx.close();
+                self.log.failed("timeout");
+                return Some(Step::Failed(ApiError::timeout(self.flavor)));
+            }
+        };
+        Some(match event {
+            Event::Token(text) => {
+                if self.log_text {
+                    self.text.push_str(&text);
+                }
+                Step::Text(text)
+            }
+            Event::Done { finish, usage } => {
+                self.log.finished(usage);
+                if self.log_text {
+                    self.log.text(String::new(), std::mem::take(&mut self.text));
+                }
+                self.rx.close();
+                Step::Done(finish, usage)
+            }
+            Event::Error(e) => {
+                self.rx.close();
+                let error = ApiError::engine(self.flavor, e);
+                self.log.failed(error.kind);
+                Step::Failed(error)
+            }
+            Event::Accepted { .. } => Step::Text(String::new()),
+        })
+    }
+
+    /// Runs to the end and returns the whole text.
+    pub(crate) async fn collect(mut self) -> Result<(String, FinishReason, Usage), ApiError> {
+        let mut text = String::new();
+        while let Some(step) = self.next().await {
+            match step {
+                Step::Text(t) => text.push_str(&t),
+                Step::Done(finish, usage) => return Ok((text, finish, usage)),
+                Step::Failed(e) => return Err(e),
+            }
+        }
+        Err(ApiError::internal(
+            self.flavor,
+            "generation ended without a result",
+        ))
+    }
+}
+
+/// Seconds since the epoch (OpenAI's `created`).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// RFC 3339 now (Ollama's `created_at`).
+pub(crate) fn rfc3339_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Start of measurement for Ollama's durations.
+pub(crate) fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,203 @@
+//! One structured log line and the request metrics per request, written when the request is
+//! really over: for a stream that is when its last frame is sent (or the client goes away),
+//! not when the headers leave.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::error::ErrorKind;
+use crate::serve::engine::Usage;
+use crate::serve::metrics::ServeMetrics;
+use crate::serve::state::AppState;
+
+/// Longest client-supplied request id we echo (longer ones are replaced).
+const MAX_REQUEST_ID_LEN: usize = 64;
+
+#[derive(Debug, Default)]
+struct Fields {
+    model: String,
+    status: u16,
+    category: &'static str,
+    usage: Option<Usage>,
+    streaming: bool,
+    finished: bool,
+    text: Option<(String, String)>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    id: String,
+    api: &'static str,
+    route: String,
+    started: Instant,
+    metrics: ServeMetrics,
+    fields: Mutex<Fields>,
+}
+
+/// Handle to the current request's log record; handlers fill in what they learn.
+#[derive(Debug, Clone)]
+pub struct RequestLog(Arc<Inner>);
+
+impl RequestLog {
+    fn with(&self, f: impl FnOnce(&mut Fields)) {
+        if let Ok(mut fields) = self.0.fields.lock() {
+            f(&mut fields);
+        }
+    }
+
+    /// The request id (also sent back in `x-request-id`).
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+
+    /// The model or preset name asked for.
+    pub fn model(&self, name: &str) {
+        self.with(|f| f.model = name.to_owned());
+    }
+
+    /// Marks a streaming response: a drop before [`RequestLog::finished`] is a cancellation.
+    pub fn streaming(&self) {
+        self.with(|f| f.streaming = true);
+    }
+
+    /// Token counts and timings once generation ended.
+    pub fn finished(&self, usage: Usage) {
+        self.with(|f| {
+            f.usage = Some(usage);
+            f.finished = true;
+        });
+    }
+
+    /// A stream that failed after its headers were sent.
+    pub fn failed(&self, category: &'static str) {
+        self.with(|f| {
+            f.category = category;
+            f.finished = true;
+        });
+    }
+
+    /// Prompt and answer text, logged only when `--log-text` is set.
+    pub fn text(&self, prompt: String, answer: String) {
+        self.with(|f| f.text = Some((prompt, answer)));
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let duration = self.started.elapsed();
+        let f = match self.fields.get_mut() {
+            Ok(f) => std::mem::take(f),
+            Err(p) => std::mem::take(p.into_inner()),
+        };
+        let category = if f.streaming && !f.finished {
+            "cancelled"
+        } else if f.category.is_empty() {
+            if f.status < 400 { "ok" } else { "error" }
+        } else {
+            f.category
+        };
+        let status = f.status.to_string();
+        self.metrics
+            .requests
+            .with_label_values(&[self.api, self.route.as_str(), status.as_str()])
+            .inc();
+        self.metrics
+            .request_duration
+            .with_label_values(&[self.api, self.route.as_str()])
+            .observe(duration.as_secs_f64());
+        let usage = f.usage.unwrap_or_default();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let (prompt, answer) = f.text.unwrap_or_default();
+        macro_rules! emit {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "llamafleet::request",
+                    $level,
+                    request_id = %self.id,
+                    api = self.api,
+                    route = %self.route,
+                    model = %f.model,
+                    status = f.status,
+                    category,
+                    prompt_tokens = usage.prompt_tokens,
+                    cached_tokens = usage.cached_tokens,
+                    completion_tokens = usage.completion_tokens,
+                    ttft_ms = f.usage.map(|u| ms(u.ttft)),
+                    duration_ms = ms(duration),
+                    prompt = (!prompt.is_empty()).then_some(prompt.as_str()),
+                    answer = (!answer.is_empty()).then_some(answer.as_str()),
+                    "request"
+                )
+            };
+        }
+        // Probes and scrapes arrive every few seconds: at info they would drown the log.
+        if self.api == "ops" {
+            emit!(tracing::Level::DEBUG);
+        } else {
+            emit!(tracing::Level::INFO);
+        }
+    }
+}
+
+fn api_label(path: &str) -> &'static str {
+    if path.starts_with("/v1/") {
+        "openai"
+    } else if path.starts_with("/api/") {
+        "ollama"
+    } else {
+        "ops"
+    }
+}
+
+/// Middleware: request id, the record, and its status once the handler answered.
+pub(super) async fn track(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= MAX_REQUEST_ID_LEN
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let log = RequestLog(Arc::new(Inner {
+        id: id.clone(),
+        api: api_label(request.uri().path()),
+        route,
+        started: Instant::now(),
+        metrics: state.metrics.clone(),
+        fields: Mutex::new(Fields::default()),
+    }));
+    request.extensions_mut().insert(log.clone());
+    request
+        .extensions_mut()
+        .insert(super::BodyLimit(state.options.max_body_bytes));
+    let mut response = next.run(request).await;
+    let kind = response.extensions().get::<ErrorKind>().map(|k| k.0);
+    log.with(|f| {
+        f.status = response.status().as_u16();
+        if let Some(kind) = kind {
+            f.category = kind;
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}

@@ -1,0 +1,125 @@
+//! `app(state)`: the whole HTTP surface (OpenAI, Ollama, ops) with its middleware.
+
+mod embeddings;
+mod error;
+mod generate;
+mod log;
+mod ollama;
+mod openai;
+mod openapi;
+mod ops;
+
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Router, body::Bytes};
+use serde::de::DeserializeOwned;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use error::{ApiError, ErrorKind, Flavor};
+pub use log::RequestLog;
+
+use super::state::AppState;
+
+/// Builds the router: client APIs behind auth, ops routes open.
+pub fn app(state: AppState) -> Router {
+    let client_api = Router::new()
+        .route("/v1/chat/completions", post(openai::chat))
+        .route("/v1/completions", post(openai::completions))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/embeddings", post(embeddings::openai))
+        .route("/api/generate", post(ollama::generate))
+        .route("/api/chat", post(ollama::chat))
+        .route("/api/tags", get(ollama::tags))
+        .route("/api/show", post(ollama::show))
+        .route("/api/ps", get(ollama::ps))
+        .route("/api/embed", post(embeddings::ollama_embed))
+        .route("/api/embeddings", post(embeddings::ollama_embeddings))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+    let mut router = Router::new()
+        .merge(client_api)
+        .route("/api/version", get(ollama::version))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/status", get(ops::status))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi::openapi))
+        .route("/", get(ops::chat_page))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), log::track));
+    if let Some(cors) = cors(&state.options.cors_origins) {
+        router = router.layer(cors);
+    }
+    router.with_state(state)
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+    )
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(Flavor::for_path(request.uri().path()))
+}
+
+/// Accepts `Authorization: Bearer KEY` (OpenAI clients) or `x-api-key: KEY`.
+async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.requires_key() {
+        let headers = request.headers();
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+        if !presented.is_some_and(|k| state.key_matches(k.trim())) {
+            return ApiError::unauthorized(Flavor::for_path(request.uri().path())).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// A JSON body that fails in the route's own error format: 413 over the size limit, 400 for
+/// anything malformed. No content type is required (several Ollama clients send none).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let flavor = Flavor::for_path(request.uri().path());
+        let limit = request
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(usize::MAX, |l| l.0);
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large(flavor, limit)
+            } else {
+                ApiError::bad_request(flavor, "could not read the request body")
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::bad_request(flavor, format!("invalid JSON body: {e}")))
+    }
+}
+
+/// The body limit, put in request extensions so errors can state it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);

@@ -1,0 +1,398 @@
+//! Ollama-compatible routes: generate and chat (NDJSON streaming by default), tags, show,
+//! ps, embed, embeddings, version.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Extension, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::generate::{self, Live, OneOrMany, Step, nanos, rfc3339_now};
+use super::{ApiError, ApiJson, Flavor, RequestLog};
+use crate::serve::engine::{ChatMessage, Prompt, SamplingParams};
+use crate::serve::state::AppState;
+
+const FLAVOR: Flavor = Flavor::Ollama;
+
+/// Ollama's `options`. `num_ctx` may only ask for at most the slot's context (the context is
+/// fixed at load; a larger one cannot be granted per request).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = OllamaOptions)]
+pub(crate) struct Options {
+    num_ctx: Option<u32>,
+    num_predict: Option<i64>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    top_k: Option<i32>,
+    min_p: Option<f32>,
+    repeat_penalty: Option<f32>,
+    presence_penalty: Option<f32>,
+    frequency_penalty: Option<f32>,
+    seed: Option<i64>,
+    stop: Option<OneOrMany>,
+}
+
+impl Options {
+    fn apply(self, state: &AppState, mut p: SamplingParams) -> Result<SamplingParams, ApiError> {
+        if let (Some(n), Some(engine)) = (self.num_ctx, state.engine.get()) {
+            let ctx = engine.info().ctx_per_slot;
+            if n > ctx {
+                return Err(ApiError::bad_request(
+                    FLAVOR,
+                    format!("num_ctx {n} exceeds the server's context of {ctx} tokens per request"),
+                ));
+            }
+        }
+        p.temperature = self.temperature.unwrap_or(p.temperature);
+        p.top_p = self.top_p.unwrap_or(p.top_p);
+        p.top_k = self.top_k.unwrap_or(p.top_k);
+        p.min_p = self.min_p.unwrap_or(p.min_p);
+        p.repeat_penalty = self.repeat_penalty.unwrap_or(p.repeat_penalty);
+        p.presence_penalty = self.presence_penalty.unwrap_or(p.presence_penalty);
+        p.frequency_penalty = self.frequency_penalty.unwrap_or(p.frequency_penalty);
+        if let Some(seed) = self.seed {
+            p.seed = Some(seed as u32);
+        }
+        if let Some(stop) = self.stop {
+            p.stop = stop.into_vec();
+        }
+        // Ollama: -1 (or -2) means "until done"; here that is the context's remaining room.
+        match self.num_predict {
+            Some(n) if n > 0 => p.max_tokens = Some(u32::try_from(n).unwrap_or(u32::MAX)),
+            Some(_) => p.max_tokens = None,
+            None => {}
+        }
+        Ok(p)
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `POST /api/generate`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = OllamaGenerateRequest)]
+pub(crate) struct GenerateRequest {
+    model: Option<String>,
+    #[serde(default)]
+    prompt: String,
+    system: Option<String>,
+    #[serde(default = "default_true")]
+    stream: bool,
+    #[serde(default)]
+    options: Options,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = OllamaMessage)]
+pub(crate) struct Message {
+    role: String,
+    #[serde(default)]
+    content: String,
+}
+
+/// `POST /api/chat`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = OllamaChatRequest)]
+pub(crate) struct ChatRequest {
+    model: Option<String>,
+    #[serde(default)]
+    messages: Vec<Message>,
+    #[serde(default = "default_true")]
+    stream: bool,
+    #[serde(default)]
+    options: Options,
+}
+
+/// Text generation. The prompt goes in as is unless a system prompt (the request's or the
+/// preset's) is given; then system + prompt are rendered with the chat template.
+#[utoipa::path(
+    post,
+    path = "/api/generate",
+    tag = "ollama",
+    request_body = GenerateRequest,
+    responses(
+        (status = 200, description = "NDJSON stream (default) or one JSON object with stream false"),
+        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
+        (status = 401, description = "Missing or wrong API key"),
+        (status = 404, description = "Unknown model"),
+        (status = 413, description = "Body too large"),
+        (status = 503, description = "Busy or not ready (Retry-After)"),
+    )
+)]
+pub(crate) async fn generate(
+    State(state): State<AppState>,
+    Extension(log): Extension<RequestLog>,
+    ApiJson(req): ApiJson<GenerateRequest>,
+) -> Result<Response, ApiError> {
+    let model = req
+        .model
+        .clone()
+        .unwrap_or_else(|| state.options.model_name.clone());
+    log.model(&model);
+    let preset = generate::resolve(&state, FLAVOR, req.model.as_deref())?;
+    let params = req.options.apply(&state, generate::base_params(preset))?;
+    let system = req.system.or_else(|| preset.and_then(|p| p.system.clone()));
+    let prompt = match system {
+        None => Prompt::Text(req.prompt),
+        Some(system) => Prompt::Chat(vec![
+            ChatMessage {
+                role: "system".into(),
+                content: system,
+            },
+            ChatMessage {
+                role: "user".into(),
+                content: req.prompt,
+            },
+        ]),
+    };
+    let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
+    respond(live, model, false, req.stream).await
+}
+
+/// Chat.
+#[utoipa::path(
+    post,
+    path = "/api/chat",
+    tag = "ollama",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "NDJSON stream (default) or one JSON object with stream false"),
+        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
+        (status = 401, description = "Missing or wrong API key"),
+        (status = 404, description = "Unknown model"),
+        (status = 413, description = "Body too large"),
+        (status = 503, description = "Busy or not ready (Retry-After)"),
+    )
+)]
+pub(crate) async fn chat(
+    State(state): State<AppState>,
+    Extension(log): Extension<RequestLog>,
+    ApiJson(req): ApiJson<ChatRequest>,
+) -> Result<Response, ApiError> {
+    let model = req
+        .model
+        .clone()
+        .unwrap_or_else(|| state.options.model_name.clone());
+    log.model(&model);
+    let preset = generate::resolve(&state, FLAVOR, req.model.as_deref())?;
+    let params = req.options.apply(&state, generate::base_params(preset))?;
+    if req.messages.is_empty() {
+        return Err(ApiError::bad_request(FLAVOR, "messages must not be empty"));
+    }
+    let mut messages = Vec::with_capacity(req.messages.len());
+    for m in req.messages {
+        if !matches!(m.role.as_str(), "system" | "user" | "assistant") {
+            return Err(ApiError::bad_request(
+                FLAVOR,
+                format!("unsupported role {:?}", m.role),
+            ));
+        }
+        messages.push(ChatMessage {
+            role: m.role,
+            content: m.content,
+        });
+    }
+    let prompt = Prompt::Chat(generate::with_system(preset, messages));
+    let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
+    respond(live, model, true, req.stream).await
+}
+
+fn piece(model: &str, chat: bool, text: &str) -> Value {
+    if chat {
+        json!({"model": model, "created_at": rfc3339_now(),
+            "message": {"role": "assistant", "content": text}, "done": false})
+    } else {
+        json!({"model": model, "created_at": rfc3339_now(), "response": text, "done": false})
+    }
+}
+
+async fn respond(
+    live: Live,
+    model: String,
+    chat: bool,
+    stream: bool,
+) -> Result<Response, ApiError> {
+    let last = move |model: &str,
+                     text: &str,
+                     finish: crate::serve::engine::FinishReason,
+                     u: crate::serve::engine::Usage| {
+        let mut v = piece(model, chat, text);
+        v["done"] = json!(true);
+        v["done_reason"] = json!(finish.as_str());
+        v["total_duration"] = json!(nanos(u.total));
+        v["load_duration"] = json!(0);
+        v["prompt_eval_count"] = json!(u.prompt_tokens);
+        v["prompt_eval_duration"] = json!(nanos(u.prompt_eval));
+        v["eval_count"] = json!(u.completion_tokens);
+        v["eval_duration"] = json!(nanos(u.total.saturating_sub(u.ttft)));
+        v
+    };
+    if !stream {
+        let (text, finish, usage) = live.collect().await?;
+        return Ok(Json(last(&model, &text, finish, usage)).into_response());
+    }
+    live.log.streaming();
+    let lines = futures_util::stream::unfold((live, false), move |(mut live, done)| {
+        let model = model.clone();
+        async move {
+            if done {
+                return None;
+            }
+            let (value, done) = match live.next().await? {
+                Step::Text(t) if t.is_empty() => (None, false),
+                Step::Text(t) => (Some(piece(&model, chat, &t)), false),
+                Step::Done(finish, usage) => (Some(last(&model, "", finish, usage)), true),
+                Step::Failed(e) => (Some(e.body()), true),
+            };
+            let line = value.map(|v| Ok::<_, std::convert::Infallible>(format!("{v}\n")));
+            Some((futures_util::stream::iter(line), (live, done)))
+        }
+    })
+    .flatten();
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response())
+}
+
+fn details(state: &AppState) -> Value {
+    let snap = state.snapshot();
+    let g = &snap.gguf;
+    let params = g["parameters"].as_u64().unwrap_or(0);
+    json!({
+        "format": "gguf",
+        "family": g["architecture"],
+        "families": [g["architecture"]],
+        "parameter_size": format!("{:.0}M", params as f64 / 1e6),
+        "quantization_level": g["quantization"],
+    })
+}
+
+fn entries(state: &AppState, running: bool) -> Vec<Value> {
+    let snap = state.snapshot();
+    let size = snap.gguf["fileSize"].as_u64().unwrap_or(0);
+    let names = std::iter::once(state.options.model_name.clone())
+        .chain(state.presets.iter().map(|p| p.name.clone()));
+    names
+        .map(|name| {
+            let mut v = json!({"name": name, "model": name, "size": size,
+                "digest": snap.sha256, "details": details(state)});
+            if running {
+                v["expires_at"] = json!("9999-12-31T23:59:59Z");
+                v["size_vram"] = json!(0);
+            } else {
+                v["modified_at"] = json!(rfc3339_now());
+            }
+            v
+        })
+        .collect()
+}
+
+/// `GET /api/tags`.
+#[utoipa::path(
+    get,
+    path = "/api/tags",
+    tag = "ollama",
+    responses(
+        (status = 200, description = "The model and its presets"),
+        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
+        (status = 401, description = "Missing or wrong API key"),
+        (status = 404, description = "Unknown model"),
+        (status = 413, description = "Body too large"),
+        (status = 503, description = "Busy or not ready (Retry-After)"),
+    )
+)]
+pub(crate) async fn tags(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({"models": entries(&state, false)}))
+}
+
+/// `GET /api/ps`: the model is resident while the server is ready.
+#[utoipa::path(
+    get,
+    path = "/api/ps",
+    tag = "ollama",
+    responses(
+        (status = 200, description = "Loaded models"),
+        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
+        (status = 401, description = "Missing or wrong API key"),
+        (status = 404, description = "Unknown model"),
+        (status = 413, description = "Body too large"),
+        (status = 503, description = "Busy or not ready (Retry-After)"),
+    )
+)]
+pub(crate) async fn ps(State(state): State<AppState>) -> Json<Value> {
+    let models = if state.ready_engine().is_some() {
+        entries(&state, true)
+    } else {
+        vec![]
+    };
+    Json(json!({"models": models}))
+}
+
+/// `POST /api/show`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = OllamaShowRequest)]
+pub(crate) struct ShowRequest {
+    model: Option<String>,
+    name: Option<String>,
+}
+
+/// Model details, including which chat template is used.
+#[utoipa::path(
+    post,
+    path = "/api/show",
+    tag = "ollama",
+    request_body = ShowRequest,
+    responses(
+        (status = 200, description = "Model details"),
+        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
+        (status = 401, description = "Missing or wrong API key"),
+        (status = 404, description = "Unknown model"),
+        (status = 413, description = "Body too large"),
+        (status = 503, description = "Busy or not ready (Retry-After)"),
+    )
+)]
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<ShowRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let name = req.model.or(req.name);
+    let preset = generate::resolve(&state, FLAVOR, name.as_deref())?;
+    let info = state.engine.get().map(|e| e.info().clone());
+    let parameters = preset
+        .map(|p| format!("{:?}", p.parameters))
+        .unwrap_or_default();
+    Ok(Json(json!({
+        "modelfile": "",
+        "parameters": parameters,
+        "system": preset.and_then(|p| p.system.clone()),
+        "template": info.as_ref().map(|i| i.chat_template.clone()),
+        "details": details(&state),
+        "model_info": state.snapshot().gguf,
+        "capabilities": ["completion", "embedding"],
+    })))
+}
+
+/// `GET /api/version`.
+#[utoipa::path(
+    get,
+    path = "/api/version",
+    tag = "ollama",
+    responses(
+        (status = 200, description = "Server version"),
+        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
+        (status = 401, description = "Missing or wrong API key"),
+        (status = 404, description = "Unknown model"),
+        (status = 413, description = "Body too large"),
+        (status = 503, description = "Busy or not ready (Retry-After)"),
+    )
+)]
+pub(crate) async fn version() -> Json<Value> {
+    Json(json!({"version": env!("CARGO_PKG_VERSION")}))
+}

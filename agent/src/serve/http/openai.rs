@@ -1,0 +1,369 @@
+//! OpenAI-compatible routes: chat and text completions (SSE when `stream: true`), models,
+//! embeddings.
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::generate::{self, Live, OneOrMany, Step};
+use super::{ApiError, ApiJson, Flavor, RequestLog};
+use crate::serve::engine::{ChatMessage, FinishReason, Prompt, SamplingParams, Usage};
+use crate::serve::state::AppState;
+
+const FLAVOR: Flavor = Flavor::OpenAi;
+
+/// Sampling fields both completion requests share (llama-server's extensions included).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub(crate) struct Sampling {
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    top_k: Option<i32>,
+    min_p: Option<f32>,
+    repeat_penalty: Option<f32>,
+    presence_penalty: Option<f32>,
+    frequency_penalty: Option<f32>,
+    seed: Option<u64>,
+    stop: Option<OneOrMany>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    n: Option<u32>,
+}
+
+impl Sampling {
+    fn apply(self, mut p: SamplingParams) -> Result<SamplingParams, ApiError> {
+        if self.n.is_some_and(|n| n != 1) {
+            return Err(ApiError::bad_request(FLAVOR, "only n = 1 is supported"));
+        }
+        p.temperature = self.temperature.unwrap_or(p.temperature);
+        p.top_p = self.top_p.unwrap_or(p.top_p);
+        p.top_k = self.top_k.unwrap_or(p.top_k);
+        p.min_p = self.min_p.unwrap_or(p.min_p);
+        p.repeat_penalty = self.repeat_penalty.unwrap_or(p.repeat_penalty);
+        p.presence_penalty = self.presence_penalty.unwrap_or(p.presence_penalty);
+        p.frequency_penalty = self.frequency_penalty.unwrap_or(p.frequency_penalty);
+        if let Some(seed) = self.seed {
+            p.seed = Some(seed as u32);
+        }
+        if let Some(stop) = self.stop {
+            p.stop = stop.into_vec();
+        }
+        p.max_tokens = self
+            .max_completion_tokens
+            .or(self.max_tokens)
+            .or(p.max_tokens);
+        Ok(p)
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub(crate) enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct Part {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = OpenAiMessage)]
+pub(crate) struct Message {
+    role: String,
+    content: Option<Content>,
+}
+
+/// `POST /v1/chat/completions`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = OpenAiChatRequest)]
+pub(crate) struct ChatRequest {
+    model: Option<String>,
+    messages: Vec<Message>,
+    #[serde(default)]
+    stream: bool,
+    stream_options: Option<StreamOptions>,
+    #[serde(flatten)]
+    sampling: Sampling,
+}
+
+/// `POST /v1/completions`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = OpenAiCompletionRequest)]
+pub(crate) struct CompletionRequest {
+    model: Option<String>,
+    prompt: OneOrMany,
+    #[serde(default)]
+    stream: bool,
+    stream_options: Option<StreamOptions>,
+    #[serde(flatten)]
+    sampling: Sampling,
+}
+
+fn messages(raw: Vec<Message>) -> Result<Vec<ChatMessage>, ApiError> {
+    if raw.is_empty() {
+        return Err(ApiError::bad_request(FLAVOR, "messages must not be empty"));
+    }
+    raw.into_iter()
+        .map(|m| {
+            let role = match m.role.as_str() {
+                "system" | "developer" => "system",
+                "user" => "user",
+                "assistant" => "assistant",
+                other => {
+                    return Err(ApiError::bad_request(
+                        FLAVOR,
+                        format!("unsupported message role {other:?}"),
+                    ));
+                }
+            };
+            let content = match m.content {
+                None => String::new(),
+                Some(Content::Text(t)) => t,
+                Some(Content::Parts(parts)) => {
+                    if let Some(p) = parts.iter().find(|p| p.kind != "text") {
+                        return Err(ApiError::bad_request(
+                            FLAVOR,
+                            format!("unsupported content part {:?}", p.kind),
+                        ));
+                    }
+                    parts.into_iter().map(|p| p.text).collect()
+                }
+            };
+            Ok(ChatMessage {
+                role: role.into(),
+                content,
+            })
+        })
+        .collect()
+}
+
+/// Chat completion, streamed or whole.
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "openai",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "Chat completion (JSON), or SSE chunks when stream is true"),
+        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
+        (status = 401, description = "Missing or wrong API key"),
+        (status = 404, description = "Unknown model"),
+        (status = 413, description = "Body too large"),
+        (status = 503, description = "Busy or not ready (Retry-After)"),
+    )
+)]
+pub(crate) async fn chat(
+    State(state): State<AppState>,
+    Extension(log): Extension<RequestLog>,
+    ApiJson(req): ApiJson<ChatRequest>,
+) -> Result<Response, ApiError> {
+    let model = req
+        .model
+        .clone()
+        .unwrap_or_else(|| state.options.model_name.clone());
+    log.model(&model);
+    let preset = generate::resolve(&state, FLAVOR, req.model.as_deref())?;
+    let params = req.sampling.apply(generate::base_params(preset))?;
+    let prompt = Prompt::Chat(generate::with_system(preset, messages(req.messages)?));
+    let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
+    let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
+    respond(&state, live, model, Kind::Chat, req.stream, include_usage).await
+}
+
+/// Text completion, streamed or whole.
+#[utoipa::path(
+    post,
+    path = "/v1/completions",
+    tag = "openai",
+    request_body = CompletionRequest,
+    responses(
+        (status = 200, description = "Text completion (JSON), or SSE chunks when stream is true"),
+        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
+        (status = 401, description = "Missing or wrong API key"),
+        (status = 404, description = "Unknown model"),
+        (status = 413, description = "Body too large"),
+        (status = 503, description = "Busy or not ready (Retry-After)"),
+    )
+)]
+pub(crate) async fn completions(
+    State(state): State<AppState>,
+    Extension(log): Extension<RequestLog>,
+    ApiJson(req): ApiJson<CompletionRequest>,
+) -> Result<Response, ApiError> {
+    let model = req
+        .model
+        .clone()
+        .unwrap_or_else(|| state.options.model_name.clone());
+    log.model(&model);
+    let preset = generate::resolve(&state, FLAVOR, req.model.as_deref())?;
+    let params = req.sampling.apply(generate::base_params(preset))?;
+    let mut prompts = req.prompt.into_vec();
+    if prompts.len() != 1 {
+        return Err(ApiError::bad_request(
+            FLAVOR,
+            "exactly one prompt is supported",
+        ));
+    }
+    let prompt = Prompt::Text(prompts.remove(0));
+    let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
+    let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
+    respond(&state, live, model, Kind::Text, req.stream, include_usage).await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Chat,
+    Text,
+}
+
+fn usage_json(u: &Usage) -> Value {
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
+    })
+}
+
+fn choice(
+    kind: Kind,
+    text: &str,
+    finish: Option<FinishReason>,
+    first: bool,
+    stream: bool,
+) -> Value {
+    let finish = finish.map(FinishReason::as_str);
+    match (kind, stream) {
+        (Kind::Chat, false) => json!({"index": 0, "finish_reason": finish, "logprobs": null,
+            "message": {"role": "assistant", "content": text}}),
+        (Kind::Chat, true) => {
+            let delta = if first {
+                json!({"role": "assistant", "content": text})
+            } else if finish.is_some() {
+                json!({})
+            } else {
+                json!({"content": text})
+            };
+            json!({"index": 0, "finish_reason": finish, "logprobs": null, "delta": delta})
+        }
+        (Kind::Text, _) => {
+            json!({"index": 0, "finish_reason": finish, "logprobs": null, "text": text})
+        }
+    }
+}
+
+async fn respond(
+    state: &AppState,
+    live: Live,
+    model: String,
+    kind: Kind,
+    stream: bool,
+    include_usage: bool,
+) -> Result<Response, ApiError> {
+    let (prefix, object) = match (kind, stream) {
+        (Kind::Chat, false) => ("chatcmpl", "chat.completion"),
+        (Kind::Chat, true) => ("chatcmpl", "chat.completion.chunk"),
+        (Kind::Text, _) => ("cmpl", "text_completion"),
+    };
+    let id = format!("{prefix}-{}", live.log.id());
+    let created = generate::unix_now();
+    let template = state
+        .engine
+        .get()
+        .map(|e| e.info().chat_template.clone())
+        .unwrap_or_default();
+    let header = [("x-llamafleet-chat-template", template)];
+    if !stream {
+        let (text, finish, usage) = live.collect().await?;
+        let body = json!({
+            "id": id, "object": object, "created": created, "model": model,
+            "choices": [choice(kind, &text, Some(finish), false, false)],
+            "usage": usage_json(&usage),
+        });
+        return Ok((header, Json(body)).into_response());
+    }
+    live.log.streaming();
+    let frame = move |choices: Value, usage: Option<Value>| {
+        let mut v = json!({"id": id, "object": object, "created": created, "model": model,
+            "choices": choices});
+        if let Some(u) = usage {
+            v["usage"] = u;
+        }
+        SseEvent::default().data(v.to_string())
+    };
+    let events =
+        futures_util::stream::unfold((live, true, false), move |(mut live, first, done)| {
+            let frame = frame.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                let (events, done) = match live.next().await? {
+                    Step::Text(t) if t.is_empty() && !first => (vec![], false),
+                    Step::Text(t) => (
+                        vec![frame(json!([choice(kind, &t, None, first, true)]), None)],
+                        false,
+                    ),
+                    Step::Done(finish, usage) => {
+                        let mut out = vec![frame(
+                            json!([choice(kind, "", Some(finish), false, true)]),
+                            (!include_usage).then(|| usage_json(&usage)),
+                        )];
+                        if include_usage {
+                            out.push(frame(json!([]), Some(usage_json(&usage))));
+                        }
+                        out.push(SseEvent::default().data("[DONE]"));
+                        (out, true)
+                    }
+                    Step::Failed(e) => (vec![SseEvent::default().data(e.body().to_string())], true),
+                };
+                let next_first = first && events.is_empty();
+                Some((futures_util::stream::iter(events), (live, next_first, done)))
+            }
+        })
+        .flatten()
+        .map(Ok::<_, Infallible>);
+    Ok((header, Sse::new(events)).into_response())
+}
+
+/// `GET /v1/models`: the model and its presets.
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "openai",
+    responses(
+        (status = 200, description = "The model and its presets"),
+        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
+        (status = 401, description = "Missing or wrong API key"),
+        (status = 404, description = "Unknown model"),
+        (status = 413, description = "Body too large"),
+        (status = 503, description = "Busy or not ready (Retry-After)"),
+    )
+)]
+pub(crate) async fn models(State(state): State<AppState>) -> Json<Value> {
+    let created = generate::unix_now();
+    let names = std::iter::once(state.options.model_name.clone())
+        .chain(state.presets.iter().map(|p| p.name.clone()));
+    let data: Vec<Value> = names
+        .map(
+            |id| json!({"id": id, "object": "model", "created": created, "owned_by": "llamafleet"}),
+        )
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}

@@ -1,0 +1,54 @@
+//! `GET /openapi.json`: the client APIs and ops routes, generated from the handlers' request
+//! types (utoipa), so the document cannot drift from what the handlers accept.
+
+use axum::Json;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{embeddings, ollama, openai, ops};
+
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "llamafleet agent",
+        description = "OpenAI- and Ollama-compatible inference over llama.cpp. When the server \
+            has an API key, /v1 and /api routes need `Authorization: Bearer KEY`."
+    ),
+    paths(
+        openai::chat,
+        openai::completions,
+        openai::models,
+        embeddings::openai,
+        ollama::generate,
+        ollama::chat,
+        ollama::tags,
+        ollama::show,
+        ollama::ps,
+        ollama::version,
+        embeddings::ollama_embed,
+        embeddings::ollama_embeddings,
+        ops::healthz,
+        ops::readyz,
+        ops::status,
+        ops::metrics,
+    ),
+    modifiers(&BearerKey)
+)]
+struct ApiDoc;
+
+/// The OpenAPI 3.1 document.
+pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,12 @@
+//! `serve`: pull and verify a model through the store, load it into llama.cpp, and answer the
+//! OpenAI and Ollama APIs with continuous batching over parallel slots.
+
+pub mod engine;
+pub mod http;
+pub mod metrics;
+pub mod presets;
+mod startup;
+pub mod state;
+
+pub use http::app;
+pub use startup::{ServeConfig, model_name as startup_model_name, run};

@@ -1,0 +1,134 @@
+//! Shared by the serve test binaries: the real model (or a skip), one engine per binary,
+//! states built around it, and small HTTP helpers.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use llamafleet_agent::serve::engine::{Engine, EngineConfig, GpuLayers};
+use llamafleet_agent::serve::metrics::ServeMetrics;
+use llamafleet_agent::serve::presets::Preset;
+use llamafleet_agent::serve::state::{AppState, Phase, ServeOptions};
+use serde_json::Value;
+
+/// Tests share one engine with these settings (small, so CI stays fast).
+pub const SLOTS: u32 = 4;
+pub const CTX: u32 = 1024;
+pub const MODEL: &str = "gemma-3-270m-q4_k_m";
+
+/// The model path, or `None` (with a note) when it is not configured; fails under CI.
+pub fn model_path() -> Option<PathBuf> {
+    match std::env::var_os("LLAMAFLEET_TEST_MODEL") {
+        Some(p) => Some(p.into()),
+        None => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "LLAMAFLEET_TEST_MODEL is not set: run `export LLAMAFLEET_TEST_MODEL=$(scripts/fetch-test-model.sh)`"
+            );
+            eprintln!(
+                "skipped: LLAMAFLEET_TEST_MODEL is not set (run scripts/fetch-test-model.sh)"
+            );
+            None
+        }
+    }
+}
+
+static METRICS: OnceLock<ServeMetrics> = OnceLock::new();
+static ENGINE: OnceLock<Engine> = OnceLock::new();
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Tests that read slot counts must not overlap; the others are slow on 2 cores anyway.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
+pub fn metrics() -> ServeMetrics {
+    METRICS
+        .get_or_init(|| ServeMetrics::new().expect("metrics"))
+        .clone()
+}
+
+/// The engine of this test binary (loaded on first use).
+pub fn engine() -> Option<Engine> {
+    let path = model_path()?;
+    Some(
+        ENGINE
+            .get_or_init(|| {
+                let config = EngineConfig {
+                    model_path: path,
+                    ctx: CTX,
+                    parallel: SLOTS,
+                    threads: 2,
+                    gpu_layers: GpuLayers::Auto,
+                    chat_template: None,
+                };
+                Engine::load(config, metrics().engine).expect("load the test model")
+            })
+            .clone(),
+    )
+}
+
+/// A ready state around the shared engine; `adjust` changes options before it is built.
+pub fn ready_state(
+    adjust: impl FnOnce(&mut ServeOptions),
+    presets: Vec<Preset>,
+    api_key: Option<&str>,
+) -> Option<AppState> {
+    let engine = engine()?;
+    let mut options = ServeOptions::new(MODEL, SLOTS as usize);
+    adjust(&mut options);
+    let state = AppState::new(
+        options,
+        SLOTS as usize,
+        metrics(),
+        presets,
+        api_key.map(str::to_owned),
+    );
+    state.engine.set(engine).expect("fresh state");
+    state.update(|s| {
+        s.phase = Phase::Ready;
+        s.sha256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818".into();
+    });
+    Some(state)
+}
+
+pub fn post(uri: &str, body: &Value) -> Request<Body> {
+    Request::post(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+pub fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).expect("request")
+}
+
+pub async fn json_body(response: Response<Body>) -> Value {
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+}
+
+/// Serves the app on a loopback port (for streaming tests).
+pub async fn listen(state: AppState) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = llamafleet_agent::serve::app(state);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// Lines of an SSE body's `data:` fields.
+pub fn sse_data(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| d.trim().to_owned())
+        .collect()
+}
