@@ -211,6 +211,9 @@ pub struct ResolvedSource {
     /// URL pinned to the revision where the host supports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// HTTP Last-Modified of the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
 }
 
 /// Metadata from a GGUF header.
@@ -256,6 +259,9 @@ pub struct MemoryEstimate {
     /// KV-cache bytes per token of context (f16 cache).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv_bytes_per_token: Option<i64>,
+    /// Bytes of the repeating transformer blocks, the part offloaded to GPUs layer by layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_weights_bytes: Option<i64>,
 }
 
 /// A newer revision waiting to be rolled out.
@@ -271,4 +277,14 @@ pub struct Candidate {
     /// When the check found it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detected_at: Option<Time>,
+    /// ETag of the new file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// URL of the new file, pinned to its revision where the host supports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// With policy `Rollout`: the LlmDeployments with a progressive rollout that use this
+    /// model and are to roll the candidate out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollout_to: Vec<String>,
 }

@@ -20,6 +20,7 @@
 mod cursor;
 mod error;
 mod ggml_type;
+pub mod memory;
 mod reader;
 mod summary;
 mod validate;
@@ -32,6 +33,7 @@ use std::path::Path;
 
 pub use error::GgufError;
 pub use ggml_type::{GGML_TYPES, GgmlType, file_type_name};
+pub use memory::{GpuLayers, MemoryError, MemoryPlan, ModelMemory, PlanInput};
 pub use reader::{
     DEFAULT_ALIGNMENT, GgufHeader, MAX_DIMS, MAX_TENSOR_NAME_BYTES, MetadataEntry, TensorInfo,
     parse,

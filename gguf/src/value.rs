@@ -234,6 +234,24 @@ impl Array {
         self.len() == 0
     }
 
+    /// All elements as integers (per-layer arrays such as head counts), if integer-typed.
+    pub fn integers(&self) -> Option<Vec<i128>> {
+        fn all<T: Copy + Into<i128>>(v: &[T]) -> Option<Vec<i128>> {
+            Some(v.iter().map(|x| (*x).into()).collect())
+        }
+        match self {
+            Array::U8(v) => all(v),
+            Array::I8(v) => all(v),
+            Array::U16(v) => all(v),
+            Array::I16(v) => all(v),
+            Array::U32(v) => all(v),
+            Array::I32(v) => all(v),
+            Array::U64(v) => all(v),
+            Array::I64(v) => all(v),
+            _ => None,
+        }
+    }
+
     /// The largest integer element (per-layer arrays such as head counts), if integer-typed.
     pub fn max_integer(&self) -> Option<i128> {
         fn max<T: Copy + Into<i128>>(v: &[T]) -> Option<i128> {

@@ -13,12 +13,36 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use crate::agent_status::AgentProbe;
 use crate::metrics::Metrics;
+use crate::model::fetch::Fetcher;
 use crate::names::FIELD_MANAGER;
 
 /// First retry delay after a transient error; doubles per consecutive failure.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
 /// Longest retry delay: five minutes keeps a broken object visible without load.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// GPU memory assumed per GPU when planning layer offload (the spec has no field for it):
+/// 16 GiB is the smallest common data-centre GPU (T4, V100-16GB).
+pub const DEFAULT_GPU_MEMORY_BYTES: u64 = 16 << 30;
+
+/// How the model controller reaches sources and plans memory.
+#[derive(Debug, Clone)]
+pub struct ModelOptions {
+    /// Client for sources; `None` turns remote resolution off (models are `Ready` from their
+    /// spec, as with `--no-resolve`).
+    pub fetcher: Option<Fetcher>,
+    /// Memory of each GPU for the layer split.
+    pub gpu_memory_bytes: u64,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        Self {
+            fetcher: None,
+            gpu_memory_bytes: DEFAULT_GPU_MEMORY_BYTES,
+        }
+    }
+}
 
 /// Clock of status conditions (fixed in tests).
 pub type Clock = Arc<dyn Fn() -> Time + Send + Sync>;
@@ -43,6 +67,8 @@ pub struct Context {
     pub agents: Arc<dyn AgentProbe>,
     /// Time of condition transitions.
     pub clock: Clock,
+    /// Source resolution and memory planning.
+    pub models: ModelOptions,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -67,7 +93,28 @@ impl Context {
             agent_image,
             agents,
             clock,
+            models: ModelOptions::default(),
             failures: Mutex::default(),
+        }
+    }
+
+    /// The same context with these model options.
+    pub fn with_model_options(mut self, models: ModelOptions) -> Self {
+        self.models = models;
+        self
+    }
+
+    /// Publishes a Normal Event; a failure to publish is logged, never fatal.
+    pub async fn notify(&self, regarding: &ObjectReference, reason: &str, note: String) {
+        let event = Event {
+            type_: EventType::Normal,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, regarding).await {
+            tracing::warn!(error = %e, reason, "could not publish event");
         }
     }
 

@@ -66,7 +66,9 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
     let now = (ctx.clock)();
 
     let observed = dereference::observe(&ctx.client, &ns, &llmd, &name).await?;
-    let plan = match validate::plan(&name, &ns, &llmd.spec, &resolve_models(&observed.models)) {
+    let models = resolve_models(&observed.models);
+    let gpu_memory = ctx.models.gpu_memory_bytes;
+    let plan = match validate::plan_with_gpu_memory(&name, &ns, &llmd.spec, &models, gpu_memory) {
         Ok(plan) => plan,
         Err(user_error) => {
             let label = user_error.reason();

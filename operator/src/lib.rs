@@ -1,6 +1,7 @@
 //! The llamafleet operator: reconciles `LlmDeployment`s into variant Deployments, Services,
-//! PDBs and HPAs plus a router with its routing table and stable Service, and keeps a minimal
-//! `LlmModel` status so deployments can use models.
+//! PDBs and HPAs plus a router with its routing table and stable Service, sized from each
+//! model's memory plan; and resolves `LlmModel` sources (GGUF header, pinned revision,
+//! scheduled update checks) in [`model`].
 //!
 //! A reconcile is a short run of steps, each its own module: [`dereference`] (reads the
 //! cluster) → [`validate`] (pure) → [`build`] (pure, cannot fail) → [`apply`] (writes) →
@@ -20,5 +21,6 @@ pub mod model;
 pub mod names;
 pub mod render;
 pub mod run;
+pub mod sizing;
 pub mod status;
 pub mod validate;

@@ -41,6 +41,14 @@ struct RunArgs {
     /// Do not poll agents' /status (when the operator runs outside the cluster network).
     #[arg(long, env = "LLAMAFLEET_NO_AGENT_STATUS")]
     no_agent_status: bool,
+    /// Do not contact model sources: LlmModels become Ready from their spec, without the
+    /// GGUF header, memory figures or update checks (air-gapped clusters, tests).
+    #[arg(long, env = "LLAMAFLEET_NO_RESOLVE")]
+    no_resolve: bool,
+    /// GPU memory per GPU in GiB, for the layer split of `gpu.layers: auto` (the spec has
+    /// no field for it; set it to the smallest GPU the serving pods may land on).
+    #[arg(long, env = "LLAMAFLEET_GPU_MEMORY_GIB", default_value_t = 16)]
+    gpu_memory_gib: u64,
 }
 
 #[derive(Subcommand)]
@@ -89,6 +97,8 @@ fn operate(args: RunArgs) -> ExitCode {
         lease_namespace: args.lease_namespace,
         identity: args.identity,
         agent_status: !args.no_agent_status,
+        resolve: !args.no_resolve,
+        gpu_memory_bytes: args.gpu_memory_gib.saturating_mul(1 << 30),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -19,8 +19,9 @@ use llamafleet_crds::{LlmDeployment, LlmModel};
 use tokio::sync::watch;
 
 use crate::agent_status::{AgentProbe, HttpAgentProbe, NoAgentProbe};
-use crate::context::{Context, system_clock};
+use crate::context::{Context, ModelOptions, system_clock};
 use crate::metrics::Metrics;
+use crate::model::fetch::Fetcher;
 use crate::{deployment, http, model, names};
 
 /// Command that installs the CRDs, printed when they are missing.
@@ -48,6 +49,12 @@ pub struct Settings {
     /// Poll agents' `/status` for download and acceleration figures. Off where the operator
     /// cannot reach pods (running outside the cluster, or against simulated nodes).
     pub agent_status: bool,
+    /// Resolve model sources (HEAD + ranged GETs of the GGUF header). Off where the operator
+    /// must not contact the sources (air-gapped clusters, tests): models are then `Ready`
+    /// from their spec.
+    pub resolve: bool,
+    /// Memory of each GPU, for the layer split of `gpu.layers: auto`.
+    pub gpu_memory_bytes: u64,
 }
 
 /// Fails with the install command when a CRD is missing.
@@ -130,14 +137,24 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     } else {
         Arc::new(NoAgentProbe)
     };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        Some(settings.identity.clone()),
-        metrics.clone(),
-        settings.agent_image,
-        agents,
-        system_clock(),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            Some(settings.identity.clone()),
+            metrics.clone(),
+            settings.agent_image,
+            agents,
+            system_clock(),
+        )
+        .with_model_options(ModelOptions {
+            fetcher: if settings.resolve {
+                Some(Fetcher::new().context("building the source HTTP client")?)
+            } else {
+                None
+            },
+            gpu_memory_bytes: settings.gpu_memory_bytes,
+        }),
+    );
     let lost = lost_leadership(leader.as_ref().map(|(rx, _)| rx.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop = move || {

@@ -127,6 +127,10 @@ pub fn observed(
             ready_replicas: Some(ready),
             acceleration: agent.and_then(AgentStatus::acceleration),
             download: agent.and_then(AgentStatus::download_progress),
+            plan: v
+                .memory_plan
+                .as_ref()
+                .map(|p| crate::sizing::status(p, v.serving.threads, v.resources_from_spec)),
         });
     }
     let (router_desired, router_ready) =

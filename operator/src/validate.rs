@@ -7,7 +7,9 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use llamafleet_crds::{InvalidSpec, LlmDeploymentSpec, LlmModel, ModelPhase, ServingSpec};
 
-use crate::names;
+use crate::context::DEFAULT_GPU_MEMORY_BYTES;
+use crate::{names, sizing};
+use llamafleet_gguf::{MemoryPlan, ModelMemory};
 
 /// Context length when neither the deployment nor the model names one; every GGUF chat model
 /// in use today trains with at least this much.
@@ -61,6 +63,8 @@ pub struct ResolvedModel {
     pub sha256: Option<String>,
     /// Context length the model declares (spec, else GGUF header).
     pub context_length: Option<u32>,
+    /// Memory figures from the GGUF header (`None` until the model controller read it).
+    pub memory: Option<ModelMemory>,
 }
 
 impl ResolvedModel {
@@ -96,6 +100,7 @@ impl ResolvedModel {
                 .spec
                 .context_length
                 .or_else(|| gguf_ctx.and_then(|c| u32::try_from(c).ok())),
+            memory: sizing::model_memory(model),
         }
     }
 }
@@ -126,8 +131,12 @@ pub struct VariantPlan {
     pub model: ResolvedModel,
     /// Serving settings.
     pub serving: EffectiveServing,
-    /// Requests and limits (variant, else deployment), without the GPU.
+    /// Requests and limits (variant, else deployment, else the memory plan), without the GPU.
     pub resources: Option<ResourceRequirements>,
+    /// Memory plan of one replica, when the model's header was read.
+    pub memory_plan: Option<MemoryPlan>,
+    /// Whether `resources` came from the spec (else from the plan, or none).
+    pub resources_from_spec: bool,
     /// Replicas, or `None` when an HPA owns the count.
     pub replicas: Option<i32>,
 }
@@ -145,12 +154,24 @@ pub struct Plan {
     pub variants: Vec<VariantPlan>,
 }
 
-/// Checks the spec and the models (`None`: not found) and makes the plan.
+/// Checks the spec and the models (`None`: not found) and makes the plan, with the default
+/// GPU memory for layer splits.
 pub fn plan(
     name: &str,
     namespace: &str,
     spec: &LlmDeploymentSpec,
     models: &BTreeMap<String, Result<ResolvedModel, ValidateError>>,
+) -> Result<Plan, ValidateError> {
+    plan_with_gpu_memory(name, namespace, spec, models, DEFAULT_GPU_MEMORY_BYTES)
+}
+
+/// [`plan`] with the memory of each GPU for `gpu.layers: auto`.
+pub fn plan_with_gpu_memory(
+    name: &str,
+    namespace: &str,
+    spec: &LlmDeploymentSpec,
+    models: &BTreeMap<String, Result<ResolvedModel, ValidateError>>,
+    gpu_memory_bytes: u64,
 ) -> Result<Plan, ValidateError> {
     spec.validate()?;
     let mut object_names = vec![names::router_deployment(name), names::routing_config(name)];
@@ -172,7 +193,30 @@ pub fn plan(
             Some(Err(e)) => return Err(e.clone()),
             None => return Err(ValidateError::ModelNotFound(v.model.clone())),
         };
-        let serving = effective_serving(spec.serving.as_ref(), v.serving.as_ref(), &model);
+        let mut serving = effective_serving(spec.serving.as_ref(), v.serving.as_ref(), &model);
+        let memory_plan = model.memory.as_ref().map(|m| {
+            sizing::plan(
+                m,
+                serving.context_length,
+                serving.parallel,
+                serving.gpu_count,
+                &serving.gpu_layers,
+                gpu_memory_bytes,
+            )
+        });
+        if let Some(p) = &memory_plan
+            && serving.gpu_count > 0
+            && serving.gpu_layers == "auto"
+        {
+            serving.gpu_layers = p.gpu_layers.to_string();
+        }
+        let spec_resources = v.resources.clone().or_else(|| spec.resources.clone());
+        let resources_from_spec = spec_resources.is_some();
+        let resources = spec_resources.or_else(|| {
+            memory_plan
+                .as_ref()
+                .map(|p| sizing::resources(p, serving.threads))
+        });
         let replicas = match spec.autoscaling {
             Some(_) => None,
             None => Some(v.replicas.or(spec.replicas).unwrap_or(DEFAULT_REPLICAS)),
@@ -182,7 +226,9 @@ pub fn plan(
             weight: v.weight,
             model,
             serving,
-            resources: v.resources.clone().or_else(|| spec.resources.clone()),
+            resources,
+            memory_plan,
+            resources_from_spec,
             replicas,
         });
     }

@@ -288,8 +288,8 @@ async fn model_reconcile_pins_spec_once_then_is_silent() {
         "status": {
             "phase": "Ready",
             "resolved": {"url": m.spec.source.url, "sha256": m.spec.source.sha256},
-            "conditions": [{"type": "Ready", "status": "True", "reason": "SourcePinned",
-                            "message": "source taken as written in the spec",
+            "conditions": [{"type": "Ready", "status": "True", "reason": "ResolutionDisabled",
+                            "message": "source taken as written in the spec: remote resolution is off (--no-resolve)",
                             "observedGeneration": 3, "lastTransitionTime": NOW}],
             "observedGeneration": 3,
         }

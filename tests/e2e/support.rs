@@ -143,6 +143,8 @@ impl Cluster {
             .args([
                 "--no-leader-election",
                 "--no-agent-status",
+                // The suite never contacts model sources (nothing beyond loopback).
+                "--no-resolve",
                 "--listen",
                 "127.0.0.1:0",
             ])

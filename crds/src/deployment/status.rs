@@ -61,6 +61,39 @@ pub struct VariantStatus {
     /// Download progress while replicas fetch the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download: Option<DownloadProgress>,
+    /// The memory plan of one replica, from the model's GGUF header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<MemoryPlanStatus>,
+}
+
+/// Memory of one replica of a variant, and where its requests come from.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryPlanStatus {
+    /// Bytes of weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_bytes: Option<i64>,
+    /// Bytes of f16 KV cache for the whole context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_bytes: Option<i64>,
+    /// Layers offloaded to the GPUs (`--gpu-layers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_layers: Option<i32>,
+    /// Layers of the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers_total: Option<i32>,
+    /// Memory request of a replica, as a quantity (`770Mi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_request: Option<String>,
+    /// Memory limit of a replica, as a quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
+    /// CPU request of a replica, as a quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_request: Option<String>,
+    /// `Plan` when the requests come from this plan, `Spec` when the spec set resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources_from: Option<String>,
 }
 
 /// Device and offload of a variant's replicas.

@@ -1,0 +1,288 @@
+//! The LlmModel controller: resolve the source without downloading it (HEAD + ranged GETs of
+//! the GGUF header), record the pinned file, its GGUF summary and memory figures, check the
+//! declared quantization, and look for new revisions on the update schedule.
+//!
+//! A reconcile does one of: nothing (resolved, no check due: requeue at the next cron tick),
+//! a first resolution (new object or new generation), or a scheduled check. Status is only
+//! written when it differs (radio silence); `lastUpdateCheck` only moves when a check ran.
+
+pub mod desired;
+pub mod fetch;
+pub mod resolve;
+pub mod schedule;
+
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::ListParams;
+use kube::runtime::controller::Action;
+use kube::{Api, Resource};
+use llamafleet_crds::{
+    LlmDeployment, LlmModel, LlmModelStatus, ModelPhase, RolloutStrategy, UpdatePolicy,
+};
+
+use crate::context::Context;
+use crate::deployment::key;
+use crate::error::Error;
+use crate::status::{DEGRADED, write_if_changed};
+use desired::UPDATE_AVAILABLE;
+use resolve::{Outcome, ResolveError};
+use schedule::Schedule;
+
+/// Controller label of the metrics.
+pub const CONTROLLER: &str = "llmmodel";
+
+/// The status of a model whose source is not contacted (resolution off): `Ready` from the
+/// spec (pure; also what `render` and the deployment tests assume).
+pub fn desired_status(model: &LlmModel, now: &Time) -> LlmModelStatus {
+    match model.spec.validate() {
+        Ok(()) => desired::from_spec(
+            model,
+            now,
+            "ResolutionDisabled",
+            "source taken as written in the spec: remote resolution is off (--no-resolve)".into(),
+        ),
+        Err(invalid) => desired::invalid(model, now, &invalid),
+    }
+}
+
+/// What this reconcile has to do.
+enum Step {
+    /// Resolved for this generation and no check due.
+    Nothing,
+    /// New object or new generation (or the last attempt failed).
+    Resolve,
+    /// The update schedule's tick passed.
+    Check,
+}
+
+fn step(model: &LlmModel, schedule: Option<&Schedule>, now: &Time) -> Step {
+    let status = model.status.as_ref();
+    let current = status.is_some_and(|s| {
+        s.observed_generation == model.metadata.generation
+            && s.phase == Some(ModelPhase::Ready)
+            && s.resolved.is_some()
+            && s.gguf.is_some()
+    });
+    if !current {
+        return Step::Resolve;
+    }
+    match schedule {
+        Some(s) if s.due(status.and_then(|s| s.last_update_check.as_ref()), now) => Step::Check,
+        _ => Step::Nothing,
+    }
+}
+
+/// Reconciles one LlmModel.
+pub async fn reconcile(model: Arc<LlmModel>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics
+        .reconciles
+        .with_label_values(&[CONTROLLER])
+        .inc();
+    let _timer = ctx
+        .metrics
+        .duration
+        .with_label_values(&[CONTROLLER])
+        .start_timer();
+    let name = model
+        .metadata
+        .name
+        .clone()
+        .ok_or(Error::MissingMetadata("name"))?;
+    let ns = model
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(Error::MissingMetadata("namespace"))?;
+    let api: Api<LlmModel> = Api::namespaced(ctx.client.clone(), &ns);
+    let now = (ctx.clock)();
+    let regarding = model.object_ref(&());
+    let backoff_key = key(model.as_ref());
+
+    if let Err(invalid) = model.spec.validate() {
+        ctx.metrics
+            .errors
+            .with_label_values(&[CONTROLLER, "invalid_spec"])
+            .inc();
+        let desired = desired::invalid(&model, &now, &invalid);
+        if write_if_changed(&api, &name, model.status.as_ref(), &desired).await? {
+            ctx.warn(&regarding, "InvalidSpec", invalid.to_string())
+                .await;
+        }
+        return Ok(Action::await_change());
+    }
+    let Some(fetcher) = ctx.models.fetcher.clone() else {
+        let desired = desired_status(&model, &now);
+        write_if_changed(&api, &name, model.status.as_ref(), &desired).await?;
+        ctx.reset_backoff(&backoff_key);
+        return Ok(Action::await_change());
+    };
+    let (schedule, schedule_error) = match Schedule::of(model.spec.update.as_ref()) {
+        Ok(s) => (s, None),
+        Err(message) => (None, Some(message)),
+    };
+    let checking = schedule.is_some();
+    let step = step(&model, schedule.as_ref(), &now);
+    if matches!(step, Step::Nothing) && schedule_error.is_none() {
+        return Ok(next_tick(model.status.as_ref(), schedule.as_ref(), &now));
+    }
+
+    let outcome = match step {
+        Step::Nothing => None,
+        Step::Resolve | Step::Check => {
+            Some(match resolve::bearer_token(&ctx.client, &model).await {
+                Ok(token) => resolve::resolve(&fetcher, &model, token.as_deref()).await,
+                Err(e) => Err(e),
+            })
+        }
+    };
+    let mut desired = match (&step, &outcome) {
+        (Step::Nothing, _) | (_, None) => model.status.clone().unwrap_or_default(),
+        (_, Some(Ok(Outcome::VerifyOnNode(path)))) => desired::from_spec(
+            &model,
+            &now,
+            "VerifyOnNode",
+            format!(
+                "{} is not on the operator's filesystem; the agent verifies it on the node",
+                path.display()
+            ),
+        ),
+        (Step::Resolve, Some(Ok(Outcome::Read(r)))) => desired::resolved(&model, &now, r, checking),
+        (Step::Check, Some(Ok(Outcome::Read(r)))) => {
+            let rollout_to = rollout_targets(&ctx, &model, &ns, schedule.as_ref()).await?;
+            desired::checked(&model, &now, r, rollout_to)
+        }
+        (Step::Resolve, Some(Err(e))) => desired::failed(&model, &now, e),
+        (Step::Check, Some(Err(e))) => desired::check_failed(&model, &now, e),
+    };
+    if let Some(message) = schedule_error {
+        desired::set(
+            &mut desired.conditions,
+            desired::bad_schedule(&model, &now, message),
+        );
+    }
+    let wrote = write_if_changed(&api, &name, model.status.as_ref(), &desired).await?;
+    if wrote {
+        publish_changes(&ctx, &regarding, model.status.as_ref(), &desired).await;
+    }
+    match outcome {
+        Some(Err(e)) => {
+            ctx.metrics
+                .errors
+                .with_label_values(&[CONTROLLER, metric_label(&e)])
+                .inc();
+            if wrote {
+                ctx.warn(&regarding, e.reason(), e.to_string()).await;
+            }
+            let delay = ctx.next_backoff(&backoff_key);
+            tracing::warn!(object = %backoff_key, error = %e, ?delay, "resolving the source failed; retrying");
+            Ok(Action::requeue(delay))
+        }
+        _ => {
+            ctx.reset_backoff(&backoff_key);
+            Ok(next_tick(Some(&desired), schedule.as_ref(), &now))
+        }
+    }
+}
+
+fn metric_label(e: &ResolveError) -> &'static str {
+    match e.reason() {
+        "InvalidGguf" => "invalid_gguf",
+        "AuthSecretUnavailable" => "auth_secret",
+        "InvalidSource" => "invalid_source",
+        _ => "source_unreachable",
+    }
+}
+
+/// Requeue exactly at the next cron tick after the last check; no schedule: wait for a
+/// change.
+fn next_tick(status: Option<&LlmModelStatus>, schedule: Option<&Schedule>, now: &Time) -> Action {
+    let last = status.and_then(|s| s.last_update_check.as_ref());
+    match (schedule, last) {
+        (Some(s), Some(last)) => s
+            .wait(last, now)
+            .map_or_else(Action::await_change, Action::requeue),
+        _ => Action::await_change(),
+    }
+}
+
+/// With policy `Rollout`: the deployments of this namespace that use the model and roll out
+/// progressively (they get the candidate as a new variant once the rollout engine exists).
+async fn rollout_targets(
+    ctx: &Context,
+    model: &LlmModel,
+    ns: &str,
+    schedule: Option<&Schedule>,
+) -> Result<Vec<String>, Error> {
+    if schedule.map(|s| s.policy) != Some(UpdatePolicy::Rollout) {
+        return Ok(Vec::new());
+    }
+    let name = model.metadata.name.as_deref().unwrap_or_default();
+    let api: Api<LlmDeployment> = Api::namespaced(ctx.client.clone(), ns);
+    let list = api.list(&ListParams::default()).await.map_err(|source| {
+        crate::error::DereferenceError::List {
+            kind: "LlmDeployment",
+            source,
+        }
+    })?;
+    let mut names: Vec<String> = list
+        .items
+        .iter()
+        .filter(|d| d.spec.variants.iter().any(|v| v.model == name))
+        .filter(|d| {
+            d.spec
+                .rollout
+                .as_ref()
+                .is_some_and(|r| r.strategy == RolloutStrategy::Progressive)
+        })
+        .filter_map(|d| d.metadata.name.clone())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn condition_true(status: Option<&LlmModelStatus>, type_: &str) -> Option<(String, String)> {
+    status?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
+        .map(|c| (c.reason.clone(), c.message.clone()))
+}
+
+/// Events for what newly became true: a quantization mismatch, a new candidate.
+async fn publish_changes(
+    ctx: &Context,
+    regarding: &k8s_openapi::api::core::v1::ObjectReference,
+    before: Option<&LlmModelStatus>,
+    after: &LlmModelStatus,
+) {
+    let degraded = condition_true(Some(after), DEGRADED);
+    if degraded.is_some() && degraded != condition_true(before, DEGRADED) {
+        let (reason, message) = degraded.unwrap_or_default();
+        ctx.warn(regarding, &reason, message).await;
+    }
+    let candidate = |s: Option<&LlmModelStatus>| {
+        s.and_then(|s| s.candidate.as_ref())
+            .map(|c| (c.sha256.clone(), c.etag.clone(), c.revision.clone()))
+    };
+    if after.candidate.is_some() && candidate(Some(after)) != candidate(before) {
+        let message = condition_true(Some(after), UPDATE_AVAILABLE)
+            .map(|(_, m)| m)
+            .unwrap_or_default();
+        ctx.notify(regarding, UPDATE_AVAILABLE, message).await;
+    }
+}
+
+/// Same policy as the deployments: backoff for transient errors.
+pub fn error_policy(model: Arc<LlmModel>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .errors
+        .with_label_values(&[CONTROLLER, error.metric_label()])
+        .inc();
+    if error.is_permanent() {
+        return Action::await_change();
+    }
+    let delay = ctx.next_backoff(&key(model.as_ref()));
+    tracing::warn!(object = %key(model.as_ref()), %error, ?delay, "model reconcile failed; retrying");
+    Action::requeue(delay)
+}

@@ -1,0 +1,414 @@
+//! LlmModel reconcile scenarios: a scripted mock API (every status patch and Event asserted)
+//! against a real source on 127.0.0.1 whose content changes between checks, with a clock the
+//! test moves to drive the update schedule.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod source_server;
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use llamafleet_crds::{
+    LlmModel, LlmModelSpec, LlmModelStatus, ModelSource, UpdatePolicy, UpdateSpec,
+};
+use llamafleet_gguf::writer::GgufWriter;
+use llamafleet_operator::agent_status::NoAgentProbe;
+use llamafleet_operator::context::{Context, ModelOptions};
+use llamafleet_operator::metrics::Metrics;
+use llamafleet_operator::model::{self, fetch::Fetcher, resolve::human_size, schedule::time};
+use serde_json::{Value, json};
+use source_server::{LAST_MODIFIED, SourceServer};
+use support::{Call, NOW, Reply, serve};
+
+const STATUS: &str = "/apis/llamafleet.dev/v1alpha1/namespaces/default/llmmodels/m/status";
+
+/// A clock the test sets.
+#[derive(Clone)]
+struct FakeClock(Arc<Mutex<Time>>);
+
+impl FakeClock {
+    fn at(text: &str) -> Self {
+        Self(Arc::new(Mutex::new(time(text).unwrap())))
+    }
+    fn set(&self, text: &str) {
+        *self.0.lock().unwrap() = time(text).unwrap();
+    }
+}
+
+fn context(clock: &FakeClock) -> (Arc<Context>, support::Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let c = clock.0.clone();
+    let ctx = Context::new(
+        Client::new(service, "default"),
+        Some("op-0".into()),
+        Arc::new(Metrics::new()),
+        support::IMAGE.into(),
+        Arc::new(NoAgentProbe),
+        Arc::new(move || c.lock().unwrap().clone()),
+    )
+    .with_model_options(ModelOptions {
+        fetcher: Some(Fetcher::new().unwrap()),
+        ..ModelOptions::default()
+    });
+    (Arc::new(ctx), handle)
+}
+
+/// One reconcile of `m` against the scripted calls, with a fresh context.
+async fn reconcile(m: &LlmModel, clock: &FakeClock, calls: Vec<Call>) -> Action {
+    let (ctx, handle) = context(clock);
+    reconcile_with(m, &ctx, handle, calls).await
+}
+
+async fn reconcile_with(
+    m: &LlmModel,
+    ctx: &Arc<Context>,
+    handle: support::Handle,
+    calls: Vec<Call>,
+) -> Action {
+    let server = tokio::spawn(serve(handle, calls));
+    let action = model::reconcile(Arc::new(m.clone()), ctx.clone())
+        .await
+        .unwrap();
+    server.await.unwrap();
+    action
+}
+
+fn model(url: &str, policy: UpdatePolicy, quantization: Option<&str>) -> LlmModel {
+    let mut m = LlmModel::new(
+        "m",
+        LlmModelSpec {
+            source: ModelSource {
+                url: url.into(),
+                sha256: None,
+                auth_secret_ref: None,
+                allow_insecure_http: Some(true),
+            },
+            quantization: quantization.map(str::to_owned),
+            context_length: None,
+            chat_template: None,
+            update: Some(UpdateSpec {
+                schedule: Some("0 * * * *".into()),
+                policy,
+            }),
+        },
+    );
+    m.metadata.namespace = Some("default".into());
+    m.metadata.uid = Some("uid-m".into());
+    m.metadata.generation = Some(1);
+    m
+}
+
+fn cond(type_: &str, status: &str, reason: &str, message: &str, at: &str) -> Value {
+    json!({"type": type_, "status": status, "reason": reason, "message": message,
+           "observedGeneration": 1, "lastTransitionTime": at})
+}
+
+fn patch(status: Value) -> Value {
+    json!({"apiVersion": "llamafleet.dev/v1alpha1", "kind": "LlmModel", "status": status})
+}
+
+/// A status apply whose body must contain `body_has` (arrays: same length, each element a
+/// subset), answered with the model.
+fn status_has(m: &LlmModel, status_has: Value) -> Call {
+    Call {
+        method: "PATCH",
+        path: format!("{STATUS}{}", support::MANAGER_QUERY),
+        body: None,
+        body_has: Some(patch(status_has)),
+        reply: Reply::Json(serde_json::to_value(m).unwrap()),
+    }
+}
+
+fn with_status(m: &LlmModel, body: &Value) -> LlmModel {
+    let mut m = m.clone();
+    m.status = Some(serde_json::from_value::<LlmModelStatus>(body["status"].clone()).unwrap());
+    m
+}
+
+/// The status of the first resolution of the tiny model served by `server`.
+fn first_status(server: &SourceServer, len: usize) -> Value {
+    let c = server.content();
+    let pinned = format!("http://{}/o/r/resolve/{}/m.gguf", server.hub, c.commit());
+    let note = format!("resolved {pinned} ({})", human_size(len as u64));
+    patch(json!({
+        "phase": "Ready",
+        "resolved": {"sha256": c.sha256(), "sizeBytes": len, "size": human_size(len as u64),
+                     "etag": c.etag(), "revision": c.commit(), "url": pinned,
+                     "lastModified": LAST_MODIFIED},
+        "gguf": {"architecture": "llama", "parameters": 168, "quantization": "F32",
+                 "contextLength": 128, "layers": 2, "embeddingLength": 8, "heads": 2,
+                 "kvHeads": 1, "vocabSize": 4},
+        "memory": {"weightsBytes": 672, "kvBytesPerToken": 32, "layerWeightsBytes": 512},
+        "lastUpdateCheck": NOW,
+        "conditions": [
+            cond("Ready", "True", "Resolved", &note, NOW),
+            cond("SourceReachable", "True", "Resolved", &note, NOW),
+            cond("Degraded", "False", "AsExpected", "", NOW),
+            cond("UpdateAvailable", "False", "UpToDate", "", NOW),
+        ],
+        "observedGeneration": 1,
+    }))
+}
+
+#[tokio::test]
+async fn notify_resolves_then_checks_on_the_cron_tick_and_records_a_candidate() {
+    let bytes = GgufWriter::tiny_llama(0).to_bytes();
+    let server = SourceServer::start(bytes.clone()).await;
+    let clock = FakeClock::at(NOW);
+    let m = model(&server.hf_url(), UpdatePolicy::Notify, Some("F32"));
+
+    // First reconcile: resolve, pin, and requeue at the next hourly tick (04:00:00).
+    let first = first_status(&server, bytes.len());
+    let call = Call::status(STATUS, first.clone(), &m);
+    assert_eq!(
+        reconcile(&m, &clock, vec![call]).await,
+        Action::requeue(Duration::from_secs(55 * 60 + 55))
+    );
+    let m = with_status(&m, &first);
+
+    // Same time again (a restart, a relist): no request to the source, no write.
+    let before = server.seen().len();
+    assert_eq!(
+        reconcile(&m, &clock, vec![]).await,
+        Action::requeue(Duration::from_secs(55 * 60 + 55))
+    );
+    assert_eq!(server.seen().len(), before, "source contacted off schedule");
+
+    // The upstream file changes; at the tick the check finds it.
+    let old = server.content();
+    server.replace(GgufWriter::tiny_llama(1).to_bytes());
+    let new = server.content();
+    clock.set("2026-01-02T04:00:01Z");
+    let mut checked = first.clone();
+    let s = &mut checked["status"];
+    s["lastUpdateCheck"] = json!("2026-01-02T04:00:01Z");
+    s["candidate"] = json!({
+        "sha256": new.sha256(), "revision": new.commit(), "etag": new.etag(),
+        "detectedAt": "2026-01-02T04:00:01Z",
+        "url": format!("http://{}/o/r/resolve/{}/m.gguf", server.hub, new.commit()),
+    });
+    s["conditions"][1] = cond(
+        "SourceReachable",
+        "True",
+        "Checked",
+        "update check succeeded",
+        NOW,
+    );
+    let changed = format!("source changed: {}", new.sha256());
+    s["conditions"][3] = cond(
+        "UpdateAvailable",
+        "True",
+        "NewRevision",
+        &changed,
+        "2026-01-02T04:00:01Z",
+    );
+    // Nothing deployments use changes.
+    assert_eq!(s["resolved"]["sha256"], json!(old.sha256()));
+    let calls = vec![
+        Call::status(STATUS, checked.clone(), &m),
+        Call::event(
+            "default",
+            json!({"type": "Normal", "reason": "UpdateAvailable", "note": changed,
+                   "regarding": {"kind": "LlmModel", "name": "m", "uid": "uid-m"}}),
+        ),
+    ];
+    assert_eq!(
+        reconcile(&m, &clock, calls).await,
+        Action::requeue(Duration::from_secs(3599))
+    );
+    let m = with_status(&m, &checked);
+
+    // Half an hour later: not due, silent.
+    clock.set("2026-01-02T04:30:00Z");
+    assert_eq!(
+        reconcile(&m, &clock, vec![]).await,
+        Action::requeue(Duration::from_secs(30 * 60))
+    );
+
+    // Next tick, same candidate: only lastUpdateCheck moves; no second Event.
+    clock.set("2026-01-02T05:00:00Z");
+    let mut again = checked.clone();
+    again["status"]["lastUpdateCheck"] = json!("2026-01-02T05:00:00Z");
+    assert_eq!(
+        reconcile(&m, &clock, vec![Call::status(STATUS, again, &m)]).await,
+        Action::requeue(Duration::from_secs(3600))
+    );
+}
+
+#[tokio::test]
+async fn unreachable_source_fails_with_the_error_and_backs_off() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let url = format!("http://{closed}/m.gguf");
+    let m = model(&url, UpdatePolicy::Disabled, None);
+    let clock = FakeClock::at(NOW);
+    let (ctx, handle) = context(&clock);
+    let calls = vec![
+        status_has(
+            &m,
+            json!({"phase": "Failed", "observedGeneration": 1, "conditions": [
+                {"type": "Ready", "status": "False", "reason": "SourceUnreachable"},
+                {"type": "SourceReachable", "status": "False", "reason": "SourceUnreachable"},
+            ]}),
+        ),
+        Call::event(
+            "default",
+            json!({"type": "Warning", "reason": "SourceUnreachable"}),
+        ),
+    ];
+    let action = reconcile_with(&m, &ctx, handle, calls).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
+
+    // Read back what was written; the next failure writes nothing and waits longer.
+    let now = time(NOW).unwrap();
+    let err = model::resolve::resolve(&Fetcher::new().unwrap(), &m, None)
+        .await
+        .unwrap_err();
+    let failed = model::desired::failed(&m, &now, &err);
+    let message = &failed.conditions[0].message;
+    assert!(message.starts_with(&format!("HEAD {url}: ")), "{message}");
+    assert!(
+        message.to_lowercase().contains("connection refused"),
+        "{message}"
+    );
+    let mut m = m;
+    m.status = Some(failed);
+    let (_, handle) = context(&clock);
+    let action = reconcile_with(&m, &ctx, handle, vec![]).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(10)));
+}
+
+#[tokio::test]
+async fn declared_quantization_is_checked_against_the_file() {
+    let server = SourceServer::start(GgufWriter::tiny_llama(0).to_bytes()).await;
+    let m = model(&server.plain_url(), UpdatePolicy::Disabled, Some("Q4_K_M"));
+    let degraded = cond(
+        "Degraded",
+        "True",
+        "QuantizationMismatch",
+        "spec declares quantization Q4_K_M but the file is F32",
+        NOW,
+    );
+    let calls = vec![
+        status_has(
+            &m,
+            json!({"phase": "Ready", "conditions": [{"type": "Ready"}, {}, degraded]}),
+        ),
+        Call::event(
+            "default",
+            json!({"type": "Warning", "reason": "QuantizationMismatch",
+                   "note": "spec declares quantization Q4_K_M but the file is F32"}),
+        ),
+    ];
+    // Policy Disabled: no lastUpdateCheck, no schedule, wait for a change.
+    let action = reconcile(&m, &FakeClock::at(NOW), calls).await;
+    assert_eq!(action, Action::await_change());
+}
+
+#[tokio::test]
+async fn rollout_policy_names_the_progressive_deployments_using_the_model() {
+    let bytes = GgufWriter::tiny_llama(0).to_bytes();
+    let server = SourceServer::start(bytes.clone()).await;
+    let m = model(&server.hf_url(), UpdatePolicy::Rollout, None);
+    let m = with_status(&m, &first_status(&server, bytes.len()));
+    server.replace(GgufWriter::tiny_llama(2).to_bytes());
+    let clock = FakeClock::at("2026-01-02T04:00:00Z");
+    let deployment = |name: &str, model: &str, strategy: &str| {
+        json!({"apiVersion": "llamafleet.dev/v1alpha1", "kind": "LlmDeployment",
+               "metadata": {"name": name, "namespace": "default"},
+               "spec": {"variants": [{"name": "a", "model": model, "weight": 100}],
+                        "rollout": {"strategy": strategy}}})
+    };
+    let list = json!({"apiVersion": "llamafleet.dev/v1alpha1", "kind": "LlmDeploymentList",
+        "metadata": {"resourceVersion": "1"},
+        "items": [deployment("chat", "m", "Progressive"), deployment("manual", "m", "Manual"),
+                  deployment("other", "x", "Progressive")]});
+    let calls = vec![
+        Call::get(
+            "/apis/llamafleet.dev/v1alpha1/namespaces/default/llmdeployments?",
+            Reply::Json(list),
+        ),
+        status_has(&m, json!({"candidate": {"rolloutTo": ["chat"]}})),
+        Call::event(
+            "default",
+            json!({"type": "Normal", "reason": "UpdateAvailable"}),
+        ),
+    ];
+    reconcile(&m, &clock, calls).await;
+}
+
+#[tokio::test]
+async fn file_on_the_node_only_is_ready_with_an_explanation() {
+    let m = model(
+        "file:///var/lib/llamafleet/models/absent.gguf",
+        UpdatePolicy::Disabled,
+        None,
+    );
+    let body = patch(json!({
+        "phase": "Ready",
+        "resolved": {"url": "file:///var/lib/llamafleet/models/absent.gguf"},
+        "conditions": [cond("Ready", "True", "VerifyOnNode",
+            "/var/lib/llamafleet/models/absent.gguf is not on the operator's filesystem; the agent verifies it on the node", NOW)],
+        "observedGeneration": 1,
+    }));
+    let call = Call::status(STATUS, body.clone(), &m);
+    assert_eq!(
+        reconcile(&m, &FakeClock::at(NOW), vec![call]).await,
+        Action::await_change()
+    );
+    let m = with_status(&m, &body);
+    assert_eq!(
+        reconcile(&m, &FakeClock::at(NOW), vec![]).await,
+        Action::await_change()
+    );
+}
+
+/// The auth Secret is read (a GET the chart's ClusterRole must grant: `get secrets`) and its
+/// token goes to the source's origin only. Answered by hand rather than by `support::serve`,
+/// which would also check the request against the chart's RBAC.
+#[tokio::test]
+async fn auth_secret_token_goes_to_the_source_origin_only() {
+    use llamafleet_crds::SecretKeyRef;
+
+    let server = SourceServer::start(GgufWriter::tiny_llama(0).to_bytes()).await;
+    let mut m = model(&server.hf_url(), UpdatePolicy::Disabled, None);
+    m.spec.source.auth_secret_ref = Some(SecretKeyRef {
+        name: "hf".into(),
+        key: None,
+    });
+    let answer = serde_json::to_vec(&m).unwrap();
+    let (ctx, mut handle) = context(&FakeClock::at(NOW));
+    let api = tokio::spawn(async move {
+        let (req, send) = handle.next_request().await.unwrap();
+        assert_eq!(
+            (req.method().as_str(), req.uri().to_string().as_str()),
+            ("GET", "/api/v1/namespaces/default/secrets/hf")
+        );
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "hf", "namespace": "default"},
+            "data": {"token": "aGZfc2VjcmV0"}});
+        send.send_response(Response::new(Body::from(
+            serde_json::to_vec(&secret).unwrap(),
+        )));
+        let (req, send) = handle.next_request().await.unwrap();
+        assert_eq!(req.uri().path(), STATUS);
+        send.send_response(Response::new(Body::from(answer)));
+    });
+    let action = model::reconcile(Arc::new(m), ctx).await.unwrap();
+    api.await.unwrap();
+    assert_eq!(action, Action::await_change());
+    let seen = server.seen();
+    assert!(seen.iter().any(|s| s.port == server.cdn.port()));
+    for s in seen {
+        let expected = (s.port == server.hub.port()).then(|| "Bearer hf_secret".to_string());
+        assert_eq!(s.authorization, expected, "{s:?}");
+    }
+}
