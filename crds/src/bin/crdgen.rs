@@ -1,5 +1,6 @@
-//! Writes the CRD manifests to a directory (default: the `crds/` folder of this crate), one
-//! file per CRD. `--check` compares instead of writing and exits 1 on drift.
+//! Writes the CRD manifests, one file per CRD, to a directory (default: the `crds/` folder of
+//! this crate, and the Helm chart's `charts/llamafleet/crds/` copy beside it). `--check`
+//! compares instead of writing and exits 1 on drift.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,15 +27,23 @@ fn main() -> ExitCode {
         Ok(f) => f,
         Err(e) => return fail(&format!("cannot render CRDs: {e}")),
     };
+    let mut dirs = vec![dir.clone()];
+    let chart = dir.join("../charts/llamafleet/crds");
+    if out_is_default(&dir) && chart.is_dir() {
+        dirs.push(chart);
+    }
     let mut drift = false;
-    for (name, yaml) in files {
-        let path = dir.join(&name);
+    for (name, yaml) in dirs
+        .iter()
+        .flat_map(|d| files.iter().map(move |f| (d.join(&f.0), &f.1)))
+    {
+        let path = name;
         if check {
             if std::fs::read_to_string(&path).ok().as_deref() != Some(yaml.as_str()) {
                 eprintln!("{} differs from the Rust types", path.display());
                 drift = true;
             }
-        } else if let Err(e) = std::fs::write(&path, yaml) {
+        } else if let Err(e) = std::fs::write(&path, yaml.as_bytes()) {
             return fail(&format!("cannot write {}: {e}", path.display()));
         } else {
             println!("{}", path.display());
@@ -44,6 +53,11 @@ fn main() -> ExitCode {
         return fail("CRD drift: run `cargo run -p llamafleet-crds --bin crdgen`");
     }
     ExitCode::SUCCESS
+}
+
+/// Only the default output also refreshes the chart's copy; `--out` writes just where asked.
+fn out_is_default(dir: &std::path::Path) -> bool {
+    dir == std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn fail(msg: &str) -> ExitCode {

@@ -20,6 +20,8 @@ use llamafleet_operator::metrics::Metrics;
 use llamafleet_operator::validate::{self, ResolvedModel};
 use serde_json::{Value, json};
 
+pub mod rbac;
+
 pub const IMAGE: &str = "ghcr.io/llamafleet/agent:test";
 pub const NOW: &str = "2026-01-02T03:04:05Z";
 pub const MANAGER_QUERY: &str = "?&force=true&fieldManager=llamafleet-operator";
@@ -130,6 +132,8 @@ pub async fn serve(mut handle: Handle, calls: Vec<Call>) {
             (call.method, call.path.as_str()),
             "call {i}"
         );
+        let content_type = req.headers().get(http::header::CONTENT_TYPE);
+        rbac::assert_allowed(&method, &path, content_type.and_then(|c| c.to_str().ok()));
         let bytes = req.into_body().collect_bytes().await.unwrap();
         let body: Value = if bytes.is_empty() {
             Value::Null

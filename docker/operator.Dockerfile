@@ -1,0 +1,25 @@
+# syntax=docker/dockerfile:1.7
+# llamafleet-operator: a static-TLS (rustls) Rust binary on distroless, non-root.
+# Build from the repository root:
+#   docker build -f docker/operator.Dockerfile -t ghcr.io/llamafleet/operator:0.1.0 .
+ARG RUST_VERSION=1.95
+ARG DEBIAN=bookworm
+
+FROM rust:${RUST_VERSION}-${DEBIAN} AS build
+WORKDIR /src
+COPY . .
+# The operator never links llama.cpp, so no C++ toolchain is needed here.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p llamafleet-operator \
+ && install -D target/release/llamafleet-operator /out/llamafleet-operator \
+ && /out/llamafleet-operator --version
+
+# glibc + libgcc, no shell, no package manager; user 65532 (nonroot).
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /out/llamafleet-operator /usr/local/bin/llamafleet-operator
+# Smoke: the runtime image has every library the binary needs.
+RUN ["/usr/local/bin/llamafleet-operator", "--version"]
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/llamafleet-operator"]
