@@ -11,8 +11,11 @@ state="${1:?usage: up.sh STATE_DIR}"
 bin="$(bash "$here/build.sh")"
 mkdir -p "$state/etcd" "$state/certs" "$state/logs"
 state="$(cd "$state" && pwd)"
-api_port="${LLAMAFLEET_E2E_API_PORT:-16443}"
-etcd_port="${LLAMAFLEET_E2E_ETCD_PORT:-23790}"
+# Free loopback ports unless given: a leftover control plane (or another suite) never collides.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+api_port="${LLAMAFLEET_E2E_API_PORT:-$(free_port)}"
+etcd_port="${LLAMAFLEET_E2E_ETCD_PORT:-$(free_port)}"
+etcd_peer_port="$(free_port)"
 : > "$state/pids"
 
 start() { # name, command...
@@ -40,9 +43,9 @@ openssl rsa -in "$state/sa.key" -pubout -out "$state/sa.pub" 2>/dev/null
 
 start etcd "$bin/etcd" --data-dir "$state/etcd" \
   --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-  --listen-peer-urls "http://127.0.0.1:$((etcd_port + 10))" \
-  --initial-advertise-peer-urls "http://127.0.0.1:$((etcd_port + 10))" \
-  --initial-cluster "default=http://127.0.0.1:$((etcd_port + 10))" \
+  --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+  --initial-cluster "default=http://127.0.0.1:$etcd_peer_port" \
   --unsafe-no-fsync --quota-backend-bytes 2147483648
 wait_for etcd curl -sf "http://127.0.0.1:$etcd_port/health"
 
