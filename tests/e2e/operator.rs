@@ -56,6 +56,14 @@ fn quickstart_becomes_ready_with_owned_children(c: &Cluster) {
         assert_eq!(owner, uid, "{child} is not owned by llmd/chat");
     }
 
+    // A CPU variant never asks for a GPU.
+    let gpu = "{.spec.template.spec.containers[0].resources.limits.nvidia\\.com/gpu}";
+    assert_eq!(
+        c.jsonpath(&ns.name, "deployment/chat-main", gpu),
+        "",
+        "CPU variant requests a GPU"
+    );
+
     // Deleting the LlmDeployment garbage-collects every child.
     c.kubectl_ok(&["delete", "-n", &ns.name, "llmd/chat"]);
     c.wait_until("children garbage-collected", CONVERGE_SECONDS, || {
