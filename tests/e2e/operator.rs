@@ -6,10 +6,12 @@
 //! One test function, because one operator process watches every namespace.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use llamafleet_e2e::{Cluster, cluster, repo_root};
+use llamafleet_e2e::{Cluster, Operator, cluster, repo_root};
 
 /// Long enough for a cold API server under a loaded 2-core CI machine; converging takes ~2 s.
 const CONVERGE_SECONDS: u64 = 90;
+/// Window in which a deployment waiting on a missing model must stay quiet.
+const QUIET_SECONDS: u64 = 20;
 
 fn apply(c: &Cluster, ns: &str, example: &str) {
     let path = repo_root().join("manifests/examples").join(example);
@@ -24,11 +26,11 @@ fn exists(c: &Cluster, ns: &str, object: &str) -> bool {
 fn operator_drives_quickstart_migration_and_deletion_on_a_real_cluster() {
     let Some(c) = cluster() else { return };
     c.install_crds();
-    let _operator = c.start_operator();
+    let operator = c.start_operator();
 
     quickstart_becomes_ready_with_owned_children(&c);
     migration_steps_follow_git(&c);
-    missing_model_is_a_condition_and_an_event(&c);
+    missing_model_is_a_condition_and_an_event(&c, &operator);
 }
 
 fn quickstart_becomes_ready_with_owned_children(c: &Cluster) {
@@ -141,7 +143,7 @@ fn migration_steps_follow_git(c: &Cluster) {
     });
 }
 
-fn missing_model_is_a_condition_and_an_event(c: &Cluster) {
+fn missing_model_is_a_condition_and_an_event(c: &Cluster, operator: &Operator) {
     let ns = c.namespace("e2e-missing");
     let n = &ns.name;
     let doc = r#"{"apiVersion":"llamafleet.dev/v1alpha1","kind":"LlmDeployment",
@@ -169,5 +171,19 @@ fn missing_model_is_a_condition_and_an_event(c: &Cluster) {
     assert!(
         !exists(c, n, "deployment/orphan-main"),
         "nothing is built for a missing model"
+    );
+
+    // Not a hot loop: once the earlier namespaces are gone, waiting on the missing model
+    // costs (almost) no reconciles.
+    c.wait_until("earlier test namespaces gone", CONVERGE_SECONDS, || {
+        !c.kubectl_ok(&["get", "namespaces", "-o", "name"])
+            .contains("e2e-migration")
+    });
+    let before = operator.reconciles("llmdeployment");
+    std::thread::sleep(std::time::Duration::from_secs(QUIET_SECONDS));
+    let during = operator.reconciles("llmdeployment") - before;
+    assert!(
+        during <= 1.0,
+        "{during} reconciles in {QUIET_SECONDS}s while waiting on a model"
     );
 }

@@ -139,6 +139,11 @@ impl Cluster {
     /// Starts the operator binary against this cluster; it is killed when the guard drops.
     pub fn start_operator(&self) -> Operator {
         let bin = operator_binary();
+        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let listen = format!("127.0.0.1:{metrics_port}");
         let child = Command::new(&bin)
             .args([
                 "--no-leader-election",
@@ -146,7 +151,7 @@ impl Cluster {
                 // The suite never contacts model sources (nothing beyond loopback).
                 "--no-resolve",
                 "--listen",
-                "127.0.0.1:0",
+                &listen,
             ])
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info")
@@ -154,7 +159,10 @@ impl Cluster {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        Operator { child }
+        Operator {
+            child,
+            metrics_port,
+        }
     }
 
     /// A fresh namespace for one test, deleted when the guard drops.
@@ -191,6 +199,24 @@ fn operator_binary() -> PathBuf {
 /// A running operator process, killed on drop (also when a test fails).
 pub struct Operator {
     child: std::process::Child,
+    metrics_port: u16,
+}
+
+impl Operator {
+    /// `llamafleet_operator_reconciles_total{controller}` from the operator's `/metrics`.
+    pub fn reconciles(&self, controller: &str) -> f64 {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        let out = Command::new("curl")
+            .args(["-sf", &url])
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let series = format!("llamafleet_operator_reconciles_total{{controller=\"{controller}\"}}");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
+    }
 }
 
 impl Drop for Operator {
