@@ -59,6 +59,9 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
         .namespace
         .clone()
         .ok_or(Error::MissingMetadata("namespace"))?;
+    // One line per reconcile at debug: lets a test (or an operator chasing a hot loop) count
+    // the reconciles of one object.
+    tracing::debug!(%ns, %name, "reconcile started");
     let owner = llmd
         .controller_owner_ref(&())
         .ok_or(Error::MissingMetadata("uid"))?;

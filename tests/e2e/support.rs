@@ -139,11 +139,7 @@ impl Cluster {
     /// Starts the operator binary against this cluster; it is killed when the guard drops.
     pub fn start_operator(&self) -> Operator {
         let bin = operator_binary();
-        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
-        let listen = format!("127.0.0.1:{metrics_port}");
+        let log = tempfile::NamedTempFile::new().expect("a log file");
         let child = Command::new(&bin)
             .args([
                 "--no-leader-election",
@@ -151,18 +147,15 @@ impl Cluster {
                 // The suite never contacts model sources (nothing beyond loopback).
                 "--no-resolve",
                 "--listen",
-                &listen,
+                "127.0.0.1:0",
             ])
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
+            .env("RUST_LOG", "info,llamafleet_operator::deployment=debug")
+            .stdout(log.reopen().expect("log file"))
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        Operator {
-            child,
-            metrics_port,
-        }
+        Operator { child, log }
     }
 
     /// A fresh namespace for one test, deleted when the guard drops.
@@ -199,23 +192,20 @@ fn operator_binary() -> PathBuf {
 /// A running operator process, killed on drop (also when a test fails).
 pub struct Operator {
     child: std::process::Child,
-    metrics_port: u16,
+    log: tempfile::NamedTempFile,
 }
 
 impl Operator {
-    /// `llamafleet_operator_reconciles_total{controller}` from the operator's `/metrics`.
-    pub fn reconciles(&self, controller: &str) -> f64 {
-        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
-        let out = Command::new("curl")
-            .args(["-sf", &url])
-            .output()
-            .expect("curl runs");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let series = format!("llamafleet_operator_reconciles_total{{controller=\"{controller}\"}}");
+    /// Reconciles of the LlmDeployment `ns/name` so far, counted in the operator's debug log.
+    pub fn reconciles_of(&self, ns: &str, name: &str) -> usize {
+        let text = std::fs::read_to_string(self.log.path()).unwrap_or_default();
         text.lines()
-            .find_map(|l| l.strip_prefix(&series))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| {
+                let f = &v["fields"];
+                f["message"] == "reconcile started" && f["ns"] == ns && f["name"] == name
+            })
+            .count()
     }
 }
 
