@@ -72,7 +72,44 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
 }
 
+/// What every reconcile starts with: the object's namespace and name, and a timer that records
+/// the reconcile's duration when dropped.
+pub struct ReconcileStart {
+    /// Namespace of the object.
+    pub ns: String,
+    /// Name of the object.
+    pub name: String,
+    /// Observes the duration histogram on drop.
+    pub timer: prometheus::HistogramTimer,
+}
+
 impl Context {
+    /// Counts and times a reconcile of `controller`, and logs one debug line per reconcile (so a
+    /// test, or someone chasing a hot loop, can count the reconciles of one object).
+    pub fn begin_reconcile(
+        &self,
+        controller: &str,
+        meta: &kube::core::ObjectMeta,
+    ) -> Result<ReconcileStart, crate::error::Error> {
+        use crate::error::Error;
+        self.metrics
+            .reconciles
+            .with_label_values(&[controller])
+            .inc();
+        let timer = self
+            .metrics
+            .duration
+            .with_label_values(&[controller])
+            .start_timer();
+        let name = meta.name.clone().ok_or(Error::MissingMetadata("name"))?;
+        let ns = meta
+            .namespace
+            .clone()
+            .ok_or(Error::MissingMetadata("namespace"))?;
+        tracing::debug!(controller, %ns, %name, "reconcile started");
+        Ok(ReconcileStart { ns, name, timer })
+    }
+
     /// A context; `instance` names this operator replica in Events (its pod name).
     pub fn new(
         client: Client,

@@ -9,7 +9,7 @@ use kube::{Api, Resource, ResourceExt};
 use llamafleet_crds::{LlmDeployment, LlmModel};
 
 use crate::build::{self, BuildOptions};
-use crate::context::Context;
+use crate::context::{Context, ReconcileStart};
 use crate::error::Error;
 use crate::validate::{self, ResolvedModel, ValidateError};
 use crate::{apply, dereference, names, status};
@@ -40,28 +40,11 @@ pub fn resolve_models(
 
 /// Reconciles one LlmDeployment.
 pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.metrics
-        .reconciles
-        .with_label_values(&[CONTROLLER])
-        .inc();
-    let _timer = ctx
-        .metrics
-        .duration
-        .with_label_values(&[CONTROLLER])
-        .start_timer();
-    let name = llmd
-        .metadata
-        .name
-        .clone()
-        .ok_or(Error::MissingMetadata("name"))?;
-    let ns = llmd
-        .metadata
-        .namespace
-        .clone()
-        .ok_or(Error::MissingMetadata("namespace"))?;
-    // One line per reconcile at debug: lets a test (or an operator chasing a hot loop) count
-    // the reconciles of one object.
-    tracing::debug!(%ns, %name, "reconcile started");
+    let ReconcileStart {
+        ns,
+        name,
+        timer: _timer,
+    } = ctx.begin_reconcile(CONTROLLER, &llmd.metadata)?;
     let owner = llmd
         .controller_owner_ref(&())
         .ok_or(Error::MissingMetadata("uid"))?;

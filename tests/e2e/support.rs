@@ -150,7 +150,7 @@ impl Cluster {
                 "127.0.0.1:0",
             ])
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "info,llamafleet_operator::deployment=debug")
+            .env("RUST_LOG", "info,llamafleet_operator::context=debug")
             .stdout(log.reopen().expect("log file"))
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -203,7 +203,10 @@ impl Operator {
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|v| {
                 let f = &v["fields"];
-                f["message"] == "reconcile started" && f["ns"] == ns && f["name"] == name
+                f["message"] == "reconcile started"
+                    && f["controller"] == "llmdeployment"
+                    && f["ns"] == ns
+                    && f["name"] == name
             })
             .count()
     }

@@ -21,7 +21,7 @@ use llamafleet_crds::{
     LlmDeployment, LlmModel, LlmModelStatus, ModelPhase, RolloutStrategy, UpdatePolicy,
 };
 
-use crate::context::Context;
+use crate::context::{Context, ReconcileStart};
 use crate::deployment::key;
 use crate::error::Error;
 use crate::status::{DEGRADED, write_if_changed};
@@ -75,25 +75,11 @@ fn step(model: &LlmModel, schedule: Option<&Schedule>, now: &Time) -> Step {
 
 /// Reconciles one LlmModel.
 pub async fn reconcile(model: Arc<LlmModel>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.metrics
-        .reconciles
-        .with_label_values(&[CONTROLLER])
-        .inc();
-    let _timer = ctx
-        .metrics
-        .duration
-        .with_label_values(&[CONTROLLER])
-        .start_timer();
-    let name = model
-        .metadata
-        .name
-        .clone()
-        .ok_or(Error::MissingMetadata("name"))?;
-    let ns = model
-        .metadata
-        .namespace
-        .clone()
-        .ok_or(Error::MissingMetadata("namespace"))?;
+    let ReconcileStart {
+        ns,
+        name,
+        timer: _timer,
+    } = ctx.begin_reconcile(CONTROLLER, &model.metadata)?;
     let api: Api<LlmModel> = Api::namespaced(ctx.client.clone(), &ns);
     let now = (ctx.clock)();
     let regarding = model.object_ref(&());

@@ -31,6 +31,19 @@ impl OneOrMany {
 /// Ollama clients append a tag; `:latest` names the same model.
 const DEFAULT_TAG: &str = ":latest";
 
+/// The name a request is answered under (the server's model when it names none), recorded in
+/// the request log, and the preset that name selects.
+pub(crate) fn requested<'s>(
+    state: &'s AppState,
+    flavor: Flavor,
+    log: &RequestLog,
+    name: Option<&str>,
+) -> Result<(String, Option<&'s Preset>), ApiError> {
+    let model = name.map_or_else(|| state.options.model_name.clone(), str::to_owned);
+    log.model(&model);
+    Ok((model, resolve(state, flavor, name)?))
+}
+
 /// The model (or preset) a request names; no name means the model itself.
 pub(crate) fn resolve<'s>(
     state: &'s AppState,

@@ -129,12 +129,7 @@ pub(crate) async fn generate(
     Extension(log): Extension<RequestLog>,
     ApiJson(req): ApiJson<GenerateRequest>,
 ) -> Result<Response, ApiError> {
-    let model = req
-        .model
-        .clone()
-        .unwrap_or_else(|| state.options.model_name.clone());
-    log.model(&model);
-    let preset = generate::resolve(&state, FLAVOR, req.model.as_deref())?;
+    let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
     let params = req.options.apply(&state, generate::base_params(preset))?;
     let system = req.system.or_else(|| preset.and_then(|p| p.system.clone()));
     let prompt = match system {
@@ -174,12 +169,7 @@ pub(crate) async fn chat(
     Extension(log): Extension<RequestLog>,
     ApiJson(req): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let model = req
-        .model
-        .clone()
-        .unwrap_or_else(|| state.options.model_name.clone());
-    log.model(&model);
-    let preset = generate::resolve(&state, FLAVOR, req.model.as_deref())?;
+    let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
     let params = req.options.apply(&state, generate::base_params(preset))?;
     if req.messages.is_empty() {
         return Err(ApiError::bad_request(FLAVOR, "messages must not be empty"));

@@ -173,12 +173,7 @@ pub(crate) async fn chat(
     Extension(log): Extension<RequestLog>,
     ApiJson(req): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let model = req
-        .model
-        .clone()
-        .unwrap_or_else(|| state.options.model_name.clone());
-    log.model(&model);
-    let preset = generate::resolve(&state, FLAVOR, req.model.as_deref())?;
+    let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
     let params = req.sampling.apply(generate::base_params(preset))?;
     let prompt = Prompt::Chat(generate::with_system(preset, messages(req.messages)?));
     let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
@@ -206,12 +201,7 @@ pub(crate) async fn completions(
     Extension(log): Extension<RequestLog>,
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let model = req
-        .model
-        .clone()
-        .unwrap_or_else(|| state.options.model_name.clone());
-    log.model(&model);
-    let preset = generate::resolve(&state, FLAVOR, req.model.as_deref())?;
+    let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
     let params = req.sampling.apply(generate::base_params(preset))?;
     let mut prompts = req.prompt.into_vec();
     if prompts.len() != 1 {
