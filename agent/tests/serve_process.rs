@@ -204,12 +204,16 @@ async fn metrics_pass_promtool_and_the_official_python_clients_work() {
         eprintln!("skipped python clients: pip install -r scripts/requirements-test.txt");
         return;
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/compat.py");
+    // The crate dir at run time: a reused test binary may come from another checkout.
+    let script = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap())
+        .join("tests/clients/compat.py")
+        .display()
+        .to_string();
     let model = "gemma-3-270m-q4_k_m";
     let base = server.base.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
-            .args([script, &base, model, KEY])
+            .args([&script, &base, model, KEY])
             .output()
     })
     .await

@@ -7,9 +7,19 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// Root of this repository, from the running test's crate directory (every crate sits one
+/// level below the root). Read at run time, not compiled in: Cargo reuses test binaries when a
+/// checkout moves (its fingerprints are relative to the workspace), and a compiled-in path
+/// would point at the old checkout's files.
+pub fn repo_root() -> PathBuf {
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    crate_dir.join("..")
+}
+
 /// `manifests/examples/` of this repository.
 pub fn examples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples")
+    repo_root().join("manifests/examples")
 }
 
 /// Every `*.yaml` below `dir`, sorted.

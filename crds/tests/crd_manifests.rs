@@ -1,15 +1,13 @@
 //! The committed CRD YAML is what the Rust types generate, and the schema documents itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::Path;
-
 use kube::CustomResourceExt;
 use llamafleet_crds::{LlmDeployment, LlmDeploymentSpec, LlmModel, LlmModelSpec, crdgen};
 use serde_json::Value;
 
 #[test]
 fn committed_crd_yaml_matches_the_types() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = &llamafleet_crds::testing::repo_root().join("crds");
     for (name, yaml) in crdgen::rendered().unwrap() {
         let committed = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
         assert!(
@@ -125,7 +123,7 @@ fn unset_optional_fields_are_not_serialized() {
 /// (strict: no unknown fields), checked by the PyPI tool `kubernetes-validate`.
 #[test]
 fn crd_yaml_passes_kubernetes_validate() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = &llamafleet_crds::testing::repo_root().join("crds");
     let files: Vec<_> = crdgen::rendered()
         .unwrap()
         .into_iter()

@@ -17,9 +17,7 @@ const IMAGE: &str = "ghcr.io/llamafleet/agent:test";
 const SHA: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
 
 fn example(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../manifests/examples")
-        .join(rel)
+    llamafleet_crds::testing::examples_dir().join(rel)
 }
 
 fn owner() -> OwnerReference {

@@ -7,9 +7,7 @@ use llamafleet_crds::testing::kubernetes_validate;
 use llamafleet_operator::render::{self, RenderError};
 
 fn example(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../manifests/examples")
-        .join(rel)
+    llamafleet_crds::testing::examples_dir().join(rel)
 }
 
 fn render_files(files: &[&str]) -> Result<String, RenderError> {

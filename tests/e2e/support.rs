@@ -33,7 +33,7 @@ pub fn cluster() -> Option<Cluster> {
 
 /// Root of the repository.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    llamafleet_crds::testing::repo_root()
 }
 
 /// What kubectl printed and whether it succeeded.

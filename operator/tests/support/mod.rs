@@ -201,9 +201,7 @@ pub fn context() -> (Arc<Context>, Handle) {
 }
 
 pub fn example(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../manifests/examples")
-        .join(rel)
+    llamafleet_crds::testing::examples_dir().join(rel)
 }
 
 /// Models (made Ready, as the model controller leaves them) and the last deployment of a file,

@@ -60,7 +60,7 @@ struct RawRule {
 
 /// Path of the rendered chart.
 pub fn install_yaml() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/install.yaml")
+    llamafleet_crds::testing::repo_root().join("manifests/install.yaml")
 }
 
 /// The ClusterRole and Role rules of `manifests/install.yaml` (read once).
