@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod render;
+pub mod rollout;
 pub mod run;
 pub mod sizing;
 pub mod status;
