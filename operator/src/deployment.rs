@@ -115,6 +115,12 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
             .inc();
         tracing::info!(%ns, %name, decision = n.decision, note = %n.note, "rollout");
         let regarding = llmd.object_ref(&());
+        if n.decision == rollout::step::ROLLED_BACK {
+            ctx.metrics
+                .rollbacks
+                .with_label_values(&[ns.as_str(), name.as_str()])
+                .inc();
+        }
         if n.warning {
             ctx.warn(&regarding, n.reason, n.note.clone()).await;
         } else {

@@ -22,6 +22,9 @@ pub struct Metrics {
     /// `llamafleet_operator_rollout_decisions_total{decision}`: `pending`, `started`,
     /// `advanced`, `paused`, `resumed`, `promoted`, `rolled_back`.
     pub rollout_decisions: IntCounterVec,
+    /// `llamafleet_operator_rollbacks_total{namespace,llmdeployment}`: what the
+    /// `LlamafleetRolloutRolledBack` alert watches.
+    pub rollbacks: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -72,12 +75,21 @@ impl Metrics {
             &["decision"],
         )
         .expect("valid metric");
+        let rollbacks = IntCounterVec::new(
+            Opts::new(
+                "llamafleet_operator_rollbacks_total",
+                "Progressive rollouts rolled back",
+            ),
+            &["namespace", "llmdeployment"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errors.clone()),
             Box::new(duration.clone()),
             Box::new(managed.clone()),
             Box::new(rollout_decisions.clone()),
+            Box::new(rollbacks.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -88,6 +100,7 @@ impl Metrics {
             duration,
             managed,
             rollout_decisions,
+            rollbacks,
         }
     }
 

@@ -117,6 +117,10 @@ fn step_one_rollout() -> Value {
 
 /// Figures of one router replica for revision `blue=90,green=10`.
 fn stats(green_requests: u64, green_errors: u64) -> RouterStats {
+    stats_of("blue=90,green=10", green_requests, green_errors)
+}
+
+fn stats_of(revision: &str, green_requests: u64, green_errors: u64) -> RouterStats {
     let variant = |name: &str, requests: u64, errors: u64| {
         let ok = requests - errors;
         let mut ttft: Vec<u64> = TTFT_BUCKETS
@@ -135,7 +139,7 @@ fn stats(green_requests: u64, green_errors: u64) -> RouterStats {
         }
     };
     RouterStats {
-        revision: "blue=90,green=10".into(),
+        revision: revision.into(),
         seconds: 10.0,
         variants: vec![
             variant("blue", 180, 0),
@@ -263,6 +267,9 @@ async fn failing_step_rolls_back_with_a_warning() {
         text.contains(r#"llamafleet_operator_rollout_decisions_total{decision="rolled_back"} 1"#),
         "{text}"
     );
+    let alerted =
+        r#"llamafleet_operator_rollbacks_total{llmdeployment="assistant",namespace="default"} 1"#;
+    assert!(text.contains(alerted), "{text}");
 
     // The next reconcile of the same generation stays rolled back and writes nothing.
     llmd.status = Some(serde_json::from_value(body["status"].clone()).unwrap());
@@ -302,4 +309,59 @@ async fn router_replicas_are_found_by_their_pods() {
     ));
     let (action, _) = run(&llmd, calls, vec![]).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(2)));
+}
+
+#[tokio::test]
+async fn passing_the_last_step_promotes_and_scales_the_old_variant_to_zero() {
+    let (models, mut llmd) = progressive();
+    at_step_one(&mut llmd, EARLIER);
+    let status = llmd.status.as_mut().unwrap();
+    for v in &mut status.variants {
+        v.weight = Some(50);
+    }
+    status.weights = Some("blue=50,green=50".into());
+    let rollout = status.rollout.as_mut().unwrap();
+    rollout.step = Some(3);
+    rollout.last_decision = Some("advanced to 50%".into());
+    let url = router(stats_of("blue=50,green=50", 60, 0)).await;
+    let mut calls = dereference_calls(&llmd, &models, &live_at(&llmd, &models, (50, 50)));
+    let (path, body) = routing_at(&llmd, &models, (0, 100));
+    calls.push(Call::apply(path, body));
+    let (path, mut blue) = built_children(&with_weights(&llmd, (0, 100)), &models).remove(1);
+    assert!(path.ends_with("/deployments/assistant-blue"));
+    blue["spec"]["replicas"] = json!(0);
+    calls.push(Call::apply(path, blue));
+    let note = "green promoted to 100% (passed 50%: 60 candidate requests, error rate 0.0000 \
+                (0 of 60)); weights blue=0,green=100";
+    let counts = "2/2 variant replicas and 0/2 router replicas ready";
+    let body = json!({
+        "apiVersion": "llamafleet.dev/v1alpha1", "kind": "LlmDeployment",
+        "status": {
+            "variants": [
+                {"name": "blue", "model": "saiga-7b", "weight": 0, "replicas": 0, "readyReplicas": 0},
+                {"name": "green", "model": "vistral-24b", "weight": 100, "replicas": 2, "readyReplicas": 2},
+            ],
+            "weights": "blue=0,green=100",
+            "ready": "2/2",
+            "endpoint": "http://assistant.default.svc",
+            "rollout": {"phase": "Promoted", "candidate": "green", "step": 4,
+                "stepStartedAt": NOW, "baseline": "blue=100,green=0", "generation": 2,
+                "lastDecision": "promoted at 100%", "reason": note},
+            "conditions": [
+                cond("Ready", "False", "ReplicasNotReady", counts),
+                cond("Progressing", "True", "ReplicasStarting", counts),
+                cond("Degraded", "False", "AsExpected", ""),
+                not_rolled_back(),
+            ],
+            "observedGeneration": 2,
+        }
+    });
+    calls.push(Call::status(
+        status_path("default", "assistant"),
+        body,
+        &llmd,
+    ));
+    calls.push(event("Normal", "RolloutPromoted", note));
+    let (action, _) = run(&llmd, calls, vec![url]).await;
+    assert_eq!(action, Action::requeue(RESYNC_PROGRESSING));
 }

@@ -10,6 +10,9 @@ use super::analysis::Verdict;
 use super::state::{Active, Notice, Outcome, RECHECK_MAX, Tick, interval};
 use super::weights;
 
+/// Decision label of a rollback.
+pub const ROLLED_BACK: &str = "rolled_back";
+
 /// Re-check of a rollout waiting for its candidate's replicas (their Deployment's status
 /// changes also trigger a reconcile).
 pub const WAIT_READY: Duration = Duration::from_secs(15);
@@ -79,8 +82,16 @@ impl Active {
         self.outcome(RolloutPhase::Promoted, decision, note, n, None)
     }
 
-    /// Enters step `k` (from 1); a step of 100% is the promotion (nothing left to compare).
-    fn enter(mut self, k: usize, now: Time, why: String, first: bool) -> Outcome {
+    /// Enters step `k` (from 1), to be judged after `interval`; a step of 100% is the
+    /// promotion (nothing left to compare).
+    fn enter(
+        mut self,
+        k: usize,
+        now: Time,
+        why: String,
+        first: bool,
+        interval: Duration,
+    ) -> Outcome {
         self.step = k;
         self.started_at = Some(now.0);
         if self.weight() == 100 {
@@ -99,7 +110,7 @@ impl Active {
             weights::format(&self.weights())
         );
         let n = notice(reason, label, note.clone());
-        self.outcome(RolloutPhase::Progressing, decision, note, n, None)
+        self.outcome(RolloutPhase::Progressing, decision, note, n, Some(interval))
     }
 
     /// Moves the rollout one reconcile on.
@@ -137,9 +148,7 @@ impl Active {
                 weights::format(&self.baseline),
                 weights::format(&self.spec)
             );
-            let mut out = self.enter(1, now, why, true);
-            out.requeue = out.requeue.or(Some(interval(rollout)));
-            return out;
+            return self.enter(1, now, why, true, interval(rollout));
         }
         if promote {
             return self.promote("spec.rollout.promote", now);
@@ -198,9 +207,7 @@ impl Active {
                     return self.promote(&why, now);
                 }
                 let next = self.step + 1;
-                let mut out = self.enter(next, now, why, false);
-                out.requeue = out.requeue.or(Some(interval(rollout)));
-                out
+                self.enter(next, now, why, false, interval(rollout))
             }
         }
     }
@@ -219,7 +226,7 @@ impl Active {
                 warning: true,
                 reason: "RolledBack",
                 note,
-                decision: "rolled_back",
+                decision: ROLLED_BACK,
             }),
             None,
         );
