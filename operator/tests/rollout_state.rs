@@ -348,3 +348,17 @@ fn a_canary_target_below_100_is_judged_then_promoted_without_retiring() {
     );
     assert!(state::retired(&s, o.rollout.as_ref()).is_empty());
 }
+
+#[test]
+fn pause_before_the_first_step_holds_the_baseline() {
+    let paused = spec(json!({"paused": true}));
+    let prev = status_from(&w(&[("blue", 100), ("green", 0)]), None);
+    let o = reconcile(&paused, 2, &prev, 0, pass());
+    assert_eq!(o.weights, w(&[("blue", 100), ("green", 0)]));
+    let ro = o.rollout.clone().unwrap();
+    assert_eq!((ro.phase, ro.step), (Some(RolloutPhase::Paused), Some(0)));
+    let prev = status_from(&o.weights, Some(&o));
+    let o = reconcile(&spec(json!({})), 3, &prev, 10, pass());
+    assert_eq!(o.weights, w(&[("blue", 90), ("green", 10)]));
+    assert_eq!(o.notice.unwrap().reason, "RolloutStarted");
+}

@@ -42,25 +42,25 @@ pub async fn decide(
     };
     let rollout = llmd.spec.rollout.clone().unwrap_or_default();
     let ready = candidate_ready(plan, live, &active.candidate);
-    let verdict = match routers.filter(|_| active.wants_verdict(&rollout, now)) {
-        None if active.wants_verdict(&rollout, now) => Some(Verdict::Wait(
+    let verdict = if !active.wants_verdict(&rollout, now) {
+        None
+    } else if let Some(routers) = routers {
+        let current = active.weights();
+        let revision = weights::format(&current);
+        let urls = routers.replicas(kube, &plan.namespace, &plan.name).await?;
+        let replicas = routers.fetch(&urls).await;
+        Some(analyse(
+            &rollout,
+            &active.candidate,
+            &current,
+            &revision,
+            &replicas,
+            urls.len(),
+        ))
+    } else {
+        Some(Verdict::Wait(
             "router figures are not read by this operator".into(),
-        )),
-        None => None,
-        Some(routers) => {
-            let current = active.weights();
-            let revision = weights::format(&current);
-            let urls = routers.replicas(kube, &plan.namespace, &plan.name).await?;
-            let replicas = routers.fetch(&urls).await;
-            Some(analyse(
-                &rollout,
-                &active.candidate,
-                &current,
-                &revision,
-                &replicas,
-                urls.len(),
-            ))
-        }
+        ))
     };
     Ok(active.tick(
         &rollout,

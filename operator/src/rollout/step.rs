@@ -116,41 +116,10 @@ impl Active {
     /// Moves the rollout one reconcile on.
     pub fn tick(self, rollout: &RolloutSpec, tick: Tick) -> Outcome {
         let now = Time(tick.now);
-        let promote = rollout.promote.as_deref() == Some(self.candidate.as_str());
-        if self.step == 0 {
-            if !tick.ready {
-                let why = format!("waiting for the replicas of {} to be ready", self.candidate);
-                let n = self.previous.is_none().then(|| Notice {
-                    warning: false,
-                    reason: "RolloutPending",
-                    note: format!(
-                        "{} is the candidate, from {} towards {}; {why}",
-                        self.candidate,
-                        weights::format(&self.baseline),
-                        weights::format(&self.spec)
-                    ),
-                    decision: "pending",
-                });
-                let decision = format!("{} is the candidate", self.candidate);
-                return self.outcome(
-                    RolloutPhase::Progressing,
-                    decision,
-                    why,
-                    n,
-                    Some(WAIT_READY),
-                );
-            }
-            if promote {
-                return self.promote("spec.rollout.promote", now);
-            }
-            let why = format!(
-                "from {} towards {}",
-                weights::format(&self.baseline),
-                weights::format(&self.spec)
-            );
-            return self.enter(1, now, why, true, interval(rollout));
+        if self.step == 0 && !tick.ready {
+            return self.pending();
         }
-        if promote {
+        if rollout.promote.as_deref() == Some(self.candidate.as_str()) {
             return self.promote("spec.rollout.promote", now);
         }
         let was_paused = self.previous.as_ref().and_then(|p| p.phase) == Some(RolloutPhase::Paused);
@@ -167,6 +136,14 @@ impl Active {
             };
             let why = format!("held at {w}% by spec.rollout.paused");
             return self.outcome(RolloutPhase::Paused, decision, why, n, None);
+        }
+        if self.step == 0 {
+            let why = format!(
+                "from {} towards {}",
+                weights::format(&self.baseline),
+                weights::format(&self.spec)
+            );
+            return self.enter(1, now, why, true, interval(rollout));
         }
         let resumed = was_paused.then(|| {
             let w = self.weight();
@@ -210,6 +187,31 @@ impl Active {
                 self.enter(next, now, why, false, interval(rollout))
             }
         }
+    }
+
+    /// Before the first step: the candidate's replicas are not ready yet.
+    fn pending(self) -> Outcome {
+        let why = format!("waiting for the replicas of {} to be ready", self.candidate);
+        // Announced once, when the candidate is first seen.
+        let n = self.previous.is_none().then(|| Notice {
+            warning: false,
+            reason: "RolloutPending",
+            note: format!(
+                "{} is the candidate, from {} towards {}; {why}",
+                self.candidate,
+                weights::format(&self.baseline),
+                weights::format(&self.spec)
+            ),
+            decision: "pending",
+        });
+        let decision = format!("{} is the candidate", self.candidate);
+        self.outcome(
+            RolloutPhase::Progressing,
+            decision,
+            why,
+            n,
+            Some(WAIT_READY),
+        )
     }
 
     fn roll_back(mut self, why: String, now: Time) -> Outcome {
