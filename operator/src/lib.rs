@@ -5,7 +5,8 @@
 //!
 //! A reconcile is a short run of steps, each its own module: [`dereference`] (reads the
 //! cluster) → [`validate`] (pure) → [`build`] (pure, cannot fail) → [`apply`] (writes) →
-//! [`status`].
+//! [`status`]. Between validate and build, [`rollout`] decides which weights are in effect
+//! (a progressive rollout's step, or the spec's).
 #![forbid(unsafe_code)]
 
 pub mod agent_status;

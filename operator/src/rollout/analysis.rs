@@ -4,11 +4,13 @@
 use llamafleet_crds::RolloutAnalysis;
 use llamafleet_crds::routing::{RouterStats, VariantStats};
 
-/// Highest error rate when the analysis sets none.
+/// Highest error rate when the analysis sets none: 1 in 20 failing is already an outage to a
+/// user, yet tolerates the odd client disconnect on a small sample.
 pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.05;
-/// Candidate requests a step needs before it is judged, when the analysis sets none.
+/// Candidate requests a step needs before it is judged, when the analysis sets none: fewer
+/// make one failure a 10% error rate.
 pub const DEFAULT_MIN_REQUESTS: u32 = 10;
-/// Quantile of time to first token compared.
+/// Quantile of time to first token compared (what `maxTtftP95Ratio` names).
 pub const TTFT_QUANTILE: f64 = 0.95;
 
 /// What the analysis says about a step.

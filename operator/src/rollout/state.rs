@@ -11,9 +11,11 @@ use llamafleet_crds::{RolloutSpec, RolloutStrategy};
 use super::analysis::Verdict;
 use super::weights::{self, Weights};
 
-/// Step length when `spec.rollout.interval` is not set.
+/// Step length when `spec.rollout.interval` is not set: long enough for a few hundred requests
+/// at modest traffic, short enough that four steps finish within half an hour.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
-/// Longest wait before looking again at a due step that had too few requests to judge.
+/// Longest wait before looking again at a due step that had too few requests to judge: each
+/// look is one GET per router replica, so twice a minute costs nothing and adds little delay.
 pub const RECHECK_MAX: Duration = Duration::from_secs(30);
 
 /// A decision to announce as an Event and count in the metrics.

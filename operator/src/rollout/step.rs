@@ -13,8 +13,8 @@ use super::weights;
 /// Decision label of a rollback.
 pub const ROLLED_BACK: &str = "rolled_back";
 
-/// Re-check of a rollout waiting for its candidate's replicas (their Deployment's status
-/// changes also trigger a reconcile).
+/// Re-check of a rollout waiting for its candidate's replicas; the same as the resync of a
+/// starting deployment (their Deployment's status changes also trigger a reconcile).
 pub const WAIT_READY: Duration = Duration::from_secs(15);
 
 fn notice(reason: &'static str, decision: &'static str, note: String) -> Option<Notice> {

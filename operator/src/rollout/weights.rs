@@ -1,7 +1,8 @@
 //! Weight arithmetic of a progressive rollout (pure): the candidate's ladder of steps, and the
 //! split of the rest between the other variants at each step.
 
-/// Steps when `spec.rollout.steps` is empty (the CRD documents these).
+/// Steps when `spec.rollout.steps` is empty (the CRD documents these): a small canary first,
+/// then doubling, so a bad candidate meets a tenth of the traffic before it meets half.
 pub const DEFAULT_STEPS: [u32; 4] = [10, 25, 50, 100];
 
 /// Weights by variant, in spec order: `[("blue", 90), ("green", 10)]`.
