@@ -109,6 +109,15 @@ pub fn is_dns1123_label(s: &str) -> bool {
     !b.is_empty() && b.len() <= 63 && inner_ok && ends_ok(b.first()) && ends_ok(b.last())
 }
 
+/// `^[A-Za-z0-9][-A-Za-z0-9_]*$`, at most 64 characters: a header name every proxy passes.
+fn is_header_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=64).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+}
+
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
@@ -339,6 +348,14 @@ fn validate_access(e: &mut Errors, a: &AccessSpec) {
     }
     let names = a.tiers.iter().map(|t| t.name.as_str());
     e.unique("spec.access.tiers", names, MSG_TIER_NAMES_UNIQUE);
+    if let Some(h) = &a.sticky_header
+        && !is_header_name(h)
+    {
+        e.push(
+            "spec.access.stickyHeader",
+            format!("{h:?} is not a header name (1 to 64 letters, digits, '-' or '_')"),
+        );
+    }
     if let Some(l) = &a.limits {
         let at = "spec.access.limits";
         e.range(
@@ -392,6 +409,9 @@ fn validate_rollout(e: &mut Errors, r: &RolloutSpec) {
         let tps = a.min_tokens_per_second_ratio;
         e.range(format!("{at}.minTokensPerSecondRatio"), tps, 0.0, 10.0);
         e.range(format!("{at}.minRequests"), a.min_requests, 1, 1_000_000);
+    }
+    if let Some(p) = &r.promote {
+        e.dns_label("spec.rollout.promote", p);
     }
     if let Some(s) = &r.shadow {
         e.dns_label("spec.rollout.shadow.variant", &s.variant);

@@ -15,6 +15,7 @@ use crate::agent_status::AgentProbe;
 use crate::metrics::Metrics;
 use crate::model::fetch::Fetcher;
 use crate::names::FIELD_MANAGER;
+use crate::rollout::RouterStatsClient;
 
 /// First retry delay after a transient error; doubles per consecutive failure.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
@@ -69,6 +70,8 @@ pub struct Context {
     pub clock: Clock,
     /// Source resolution and memory planning.
     pub models: ModelOptions,
+    /// Where progressive rollouts read router figures; `None` leaves every due step waiting.
+    pub routers: Option<RouterStatsClient>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -131,6 +134,7 @@ impl Context {
             agents,
             clock,
             models: ModelOptions::default(),
+            routers: None,
             failures: Mutex::default(),
         }
     }
@@ -138,6 +142,12 @@ impl Context {
     /// The same context with these model options.
     pub fn with_model_options(mut self, models: ModelOptions) -> Self {
         self.models = models;
+        self
+    }
+
+    /// The same context reading router figures with `routers`.
+    pub fn with_routers(mut self, routers: RouterStatsClient) -> Self {
+        self.routers = Some(routers);
         self
     }
 

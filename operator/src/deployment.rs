@@ -12,7 +12,7 @@ use crate::build::{self, BuildOptions};
 use crate::context::{Context, ReconcileStart};
 use crate::error::Error;
 use crate::validate::{self, ResolvedModel, ValidateError};
-use crate::{apply, dereference, names, status};
+use crate::{apply, dereference, names, rollout, status};
 
 /// Controller label of the metrics.
 pub const CONTROLLER: &str = "llmdeployment";
@@ -54,7 +54,8 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
     let observed = dereference::observe(&ctx.client, &ns, &llmd, &name).await?;
     let models = resolve_models(&observed.models);
     let gpu_memory = ctx.models.gpu_memory_bytes;
-    let plan = match validate::plan_with_gpu_memory(&name, &ns, &llmd.spec, &models, gpu_memory) {
+    let mut plan = match validate::plan_with_gpu_memory(&name, &ns, &llmd.spec, &models, gpu_memory)
+    {
         Ok(plan) => plan,
         Err(user_error) => {
             let label = user_error.reason();
@@ -75,6 +76,17 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
         }
     };
 
+    let rollout = rollout::decide(
+        &ctx.client,
+        ctx.routers.as_ref(),
+        &llmd,
+        &plan,
+        &observed.children,
+        now.0,
+    )
+    .await?;
+    rollout::apply_to(&mut plan, &rollout);
+
     let opts = BuildOptions {
         agent_image: ctx.agent_image.clone(),
         owner: Some(owner.clone()),
@@ -94,15 +106,36 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
         }
     }
     let mut desired = status::observed(&llmd, &plan, &live, &agents, &now);
-    // Fields other controllers own (the rollout) are not ours to compare or clear.
-    desired.rollout = llmd.status.as_ref().and_then(|s| s.rollout.clone());
+    status::with_rollout(&mut desired, &llmd, rollout.rollout.clone(), &now);
     status::write_if_changed(&api, &name, llmd.status.as_ref(), &desired).await?;
+    if let Some(n) = &rollout.notice {
+        ctx.metrics
+            .rollout_decisions
+            .with_label_values(&[n.decision])
+            .inc();
+        tracing::info!(%ns, %name, decision = n.decision, note = %n.note, "rollout");
+        let regarding = llmd.object_ref(&());
+        if n.decision == rollout::step::ROLLED_BACK {
+            ctx.metrics
+                .rollbacks
+                .with_label_values(&[ns.as_str(), name.as_str()])
+                .inc();
+        }
+        if n.warning {
+            ctx.warn(&regarding, n.reason, n.note.clone()).await;
+        } else {
+            ctx.notify(&regarding, n.reason, n.note.clone()).await;
+        }
+    }
     ctx.reset_backoff(&key(llmd.as_ref()));
-    Ok(Action::requeue(if status::is_ready(&desired) {
+    let resync = if status::is_ready(&desired) {
         RESYNC_READY
     } else {
         RESYNC_PROGRESSING
-    }))
+    };
+    Ok(Action::requeue(
+        rollout.requeue.map_or(resync, |r| r.min(resync)),
+    ))
 }
 
 /// Backoff key of an object.

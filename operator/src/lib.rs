@@ -5,7 +5,8 @@
 //!
 //! A reconcile is a short run of steps, each its own module: [`dereference`] (reads the
 //! cluster) → [`validate`] (pure) → [`build`] (pure, cannot fail) → [`apply`] (writes) →
-//! [`status`].
+//! [`status`]. Between validate and build, [`rollout`] decides which weights are in effect
+//! (a progressive rollout's step, or the spec's).
 #![forbid(unsafe_code)]
 
 pub mod agent_status;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod render;
+pub mod rollout;
 pub mod run;
 pub mod sizing;
 pub mod status;

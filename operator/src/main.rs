@@ -49,6 +49,15 @@ struct RunArgs {
     /// no field for it; set it to the smallest GPU the serving pods may land on).
     #[arg(long, env = "LLAMAFLEET_GPU_MEMORY_GIB", default_value_t = 16)]
     gpu_memory_gib: u64,
+    /// Base URL of a router whose /router/stats progressive rollouts read, instead of
+    /// discovering the router pods of each deployment (repeat for several; development
+    /// outside the cluster, tests). Every deployment is judged on these routers.
+    #[arg(
+        long = "router-url",
+        env = "LLAMAFLEET_ROUTER_URL",
+        value_delimiter = ','
+    )]
+    router_urls: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -99,6 +108,7 @@ fn operate(args: RunArgs) -> ExitCode {
         agent_status: !args.no_agent_status,
         resolve: !args.no_resolve,
         gpu_memory_bytes: args.gpu_memory_gib.saturating_mul(1 << 30),
+        router_urls: args.router_urls,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

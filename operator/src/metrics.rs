@@ -19,6 +19,12 @@ pub struct Metrics {
     pub duration: HistogramVec,
     /// `llamafleet_operator_managed_objects{kind}`: custom resources in the controllers' caches.
     pub managed: IntGaugeVec,
+    /// `llamafleet_operator_rollout_decisions_total{decision}`: `pending`, `started`,
+    /// `advanced`, `paused`, `resumed`, `promoted`, `rolled_back`.
+    pub rollout_decisions: IntCounterVec,
+    /// `llamafleet_operator_rollbacks_total{namespace,llmdeployment}`: what the
+    /// `LlamafleetRolloutRolledBack` alert watches.
+    pub rollbacks: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -61,11 +67,29 @@ impl Metrics {
             &["kind"],
         )
         .expect("valid metric");
+        let rollout_decisions = IntCounterVec::new(
+            Opts::new(
+                "llamafleet_operator_rollout_decisions_total",
+                "Decisions of progressive rollouts",
+            ),
+            &["decision"],
+        )
+        .expect("valid metric");
+        let rollbacks = IntCounterVec::new(
+            Opts::new(
+                "llamafleet_operator_rollbacks_total",
+                "Progressive rollouts rolled back",
+            ),
+            &["namespace", "llmdeployment"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errors.clone()),
             Box::new(duration.clone()),
             Box::new(managed.clone()),
+            Box::new(rollout_decisions.clone()),
+            Box::new(rollbacks.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -75,6 +99,8 @@ impl Metrics {
             errors,
             duration,
             managed,
+            rollout_decisions,
+            rollbacks,
         }
     }
 

@@ -22,6 +22,7 @@ use crate::agent_status::{AgentProbe, HttpAgentProbe, NoAgentProbe};
 use crate::context::{Context, ModelOptions, system_clock};
 use crate::metrics::Metrics;
 use crate::model::fetch::Fetcher;
+use crate::rollout::RouterStatsClient;
 use crate::{deployment, http, model, names};
 
 /// Command that installs the CRDs, printed when they are missing.
@@ -55,6 +56,9 @@ pub struct Settings {
     pub resolve: bool,
     /// Memory of each GPU, for the layer split of `gpu.layers: auto`.
     pub gpu_memory_bytes: u64,
+    /// Base URLs of routers whose `/router/stats` progressive rollouts read, instead of
+    /// the router pods of each deployment (development outside the cluster, tests).
+    pub router_urls: Vec<String>,
 }
 
 /// Fails with the install command when a CRD is missing.
@@ -153,7 +157,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 None
             },
             gpu_memory_bytes: settings.gpu_memory_bytes,
-        }),
+        })
+        .with_routers(
+            RouterStatsClient::new(settings.router_urls)
+                .context("building the router stats HTTP client")?,
+        ),
     );
     let lost = lost_leadership(leader.as_ref().map(|(rx, _)| rx.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -7,7 +7,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource};
-use llamafleet_crds::{LlmDeployment, LlmDeploymentStatus, VariantStatus};
+use llamafleet_crds::{
+    LlmDeployment, LlmDeploymentStatus, RolloutPhase, RolloutStatus, VariantStatus,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -23,6 +25,8 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 /// Something is wrong that needs a person.
 pub const DEGRADED: &str = "Degraded";
+/// A progressive rollout put its candidate's weight back to 0.
+pub const ROLLED_BACK: &str = "RolledBack";
 
 /// A condition whose `lastTransitionTime` stays what it was while its status does not change.
 pub fn condition(
@@ -211,6 +215,34 @@ pub fn observed(
     ];
     status.observed_generation = generation;
     status
+}
+
+/// Sets `status.rollout` and, while there is a rollout status, the `RolledBack` condition:
+/// True with the failing figures after a rollback, else False.
+pub fn with_rollout(
+    status: &mut LlmDeploymentStatus,
+    llmd: &LlmDeployment,
+    rollout: Option<RolloutStatus>,
+    now: &Time,
+) {
+    if let Some(r) = &rollout {
+        let rolled_back = r.phase == Some(RolloutPhase::RolledBack);
+        let (reason, message) = if rolled_back {
+            ("AnalysisFailed", r.reason.clone().unwrap_or_default())
+        } else {
+            ("NotRolledBack", String::new())
+        };
+        status.conditions.push(condition(
+            previous_conditions(llmd),
+            ROLLED_BACK,
+            rolled_back,
+            reason,
+            message,
+            llmd.metadata.generation,
+            now,
+        ));
+    }
+    status.rollout = rollout;
 }
 
 /// True when the deployment is fully up (the reconcile then polls agents less often).

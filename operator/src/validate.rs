@@ -139,6 +139,8 @@ pub struct VariantPlan {
     pub resources_from_spec: bool,
     /// Replicas, or `None` when an HPA owns the count.
     pub replicas: Option<i32>,
+    /// Left with no traffic by a promoted progressive rollout: 0 replicas, no autoscaler.
+    pub retired: bool,
 }
 
 /// Everything the build step needs, checked.
@@ -230,6 +232,7 @@ pub fn plan_with_gpu_memory(
             memory_plan,
             resources_from_spec,
             replicas,
+            retired: false,
         });
     }
     Ok(Plan {

@@ -8,9 +8,11 @@ use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use llamafleet_crds::{RolloutPhase, RolloutStatus};
 use llamafleet_operator::build::routing::RoutingTable;
 use llamafleet_operator::build::{self, BuildOptions, Child, Children};
 use llamafleet_operator::render::{self, DEFAULT_NAMESPACE};
+use llamafleet_operator::rollout::{self, Outcome};
 use llamafleet_operator::validate::{self, ResolvedModel};
 
 const IMAGE: &str = "ghcr.io/llamafleet/agent:test";
@@ -33,6 +35,17 @@ fn owner() -> OwnerReference {
 
 /// Builds the (single) deployment of the given example files.
 fn build_example(files: &[&str]) -> Children {
+    build::build(
+        &plan_example(files),
+        &BuildOptions {
+            agent_image: IMAGE.into(),
+            owner: Some(owner()),
+        },
+    )
+}
+
+/// The plan of the last deployment of the given example files.
+fn plan_example(files: &[&str]) -> validate::Plan {
     let paths: Vec<PathBuf> = files.iter().map(|f| example(f)).collect();
     let inputs = render::read_inputs(&paths, DEFAULT_NAMESPACE).unwrap();
     let d = inputs.deployments.last().unwrap();
@@ -47,14 +60,7 @@ fn build_example(files: &[&str]) -> Children {
         })
         .collect();
     let name = d.metadata.name.as_deref().unwrap();
-    let plan = validate::plan(name, DEFAULT_NAMESPACE, &d.spec, &models).unwrap();
-    build::build(
-        &plan,
-        &BuildOptions {
-            agent_image: IMAGE.into(),
-            owner: Some(owner()),
-        },
-    )
+    validate::plan(name, DEFAULT_NAMESPACE, &d.spec, &models).unwrap()
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -426,6 +432,57 @@ fn progressive_pvc_hpa_scheduling_and_variant_override() {
     assert_eq!(table.cors_origins, ["https://app.example.com"]);
     assert_eq!(table.limits.unwrap().max_tokens, Some(2048));
     assert_eq!(table.tiers[0].tokens_per_hour, Some(20000));
+    assert_eq!(table.sticky_header.as_deref(), Some("x-session-id"));
+}
+
+#[test]
+fn rollout_weights_go_into_the_table_and_a_retired_variant_scales_to_zero() {
+    let mut plan = plan_example(&["migration/02-green-10.yaml", "progressive.yaml"]);
+    plan.spec.variants[0].weight = 0;
+    plan.spec.variants[1].weight = 100;
+    let promoted = Outcome {
+        weights: vec![("stable".into(), 0), ("candidate".into(), 100)],
+        rollout: Some(RolloutStatus {
+            phase: Some(RolloutPhase::Promoted),
+            baseline: Some("stable=100,candidate=0".into()),
+            ..RolloutStatus::default()
+        }),
+        notice: None,
+        requeue: None,
+    };
+    let mut midway = plan.clone();
+    rollout::apply_to(&mut plan, &promoted);
+    let opts = BuildOptions {
+        agent_image: IMAGE.into(),
+        owner: Some(owner()),
+    };
+    let c = build::build(&plan, &opts);
+    let stable = &c.variants[0];
+    assert_eq!(stable.deployment.spec.as_ref().unwrap().replicas, Some(0));
+    assert!(stable.hpa.is_none(), "an HPA would scale it back up");
+    assert!(c.variants[1].hpa.is_some());
+    let table: RoutingTable =
+        serde_norway::from_str(&c.routing.data.as_ref().unwrap()["routing.yaml"]).unwrap();
+    assert_eq!(table.revision(), "stable=0,candidate=100");
+
+    // Mid-rollout the table carries the effective weights, not the spec's, and nothing
+    // is retired.
+    let step = Outcome {
+        weights: vec![("stable".into(), 75), ("candidate".into(), 25)],
+        rollout: Some(RolloutStatus {
+            phase: Some(RolloutPhase::Progressing),
+            baseline: Some("stable=100,candidate=0".into()),
+            ..RolloutStatus::default()
+        }),
+        notice: None,
+        requeue: None,
+    };
+    rollout::apply_to(&mut midway, &step);
+    let c = build::build(&midway, &opts);
+    let table: RoutingTable =
+        serde_norway::from_str(&c.routing.data.as_ref().unwrap()["routing.yaml"]).unwrap();
+    assert_eq!(table.revision(), "stable=75,candidate=25");
+    assert!(c.variants[0].hpa.is_some());
 }
 
 #[test]

@@ -237,11 +237,16 @@ fn request(
 fn nothing_beyond_what_the_operator_needs_is_granted() {
     let denied = [
         // Secrets are read one by one (an LlmModel's authSecretRef), never listed or watched;
-        // pods and nodes not at all.
+        // pods are only listed (router replicas for rollout stats), never watched, written,
+        // exec'd into or read from; nodes not at all.
         request("list", "", "secrets", None, None),
         request("watch", "", "secrets", None, None),
         request("update", "", "secrets", Some("default"), Some("keys")),
-        request("list", "", "pods", None, None),
+        request("watch", "", "pods", None, None),
+        request("get", "", "pods", Some("default"), Some("p")),
+        request("delete", "", "pods", Some("default"), Some("p")),
+        request("create", "", "pods/exec", Some("default"), Some("p")),
+        request("get", "", "pods/log", Some("default"), Some("p")),
         request("get", "", "nodes", None, Some("n1")),
         // Its own resources: spec is the user's; it writes status only.
         request(

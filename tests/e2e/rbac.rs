@@ -131,7 +131,11 @@ fn operator_works_with_exactly_the_chart_rbac() {
     // What the role must not allow, asked of the API server's own authorizer.
     for (verb, resource) in [
         ("list", "secrets"),
-        ("list", "pods"),
+        // Pods are listed (router replicas for rollout stats), nothing more.
+        ("watch", "pods"),
+        ("get", "pods"),
+        ("delete", "pods"),
+        ("create", "pods/exec"),
         ("update", "llmdeployments.llamafleet.dev"),
         ("delete", "llmmodels.llamafleet.dev"),
         ("create", "customresourcedefinitions.apiextensions.k8s.io"),

@@ -78,6 +78,14 @@ pub struct AccessSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32), inner(length(min = 1, max = 253)))]
     pub cors_origins: Vec<String>,
+    /// Request header whose value keeps a client without an API key on one variant while
+    /// weights split traffic (for example `x-session-id`); with a key, the key decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9][-A-Za-z0-9_]*$")
+    )]
+    pub sticky_header: Option<String>,
 }
 
 /// A rate-limit tier.

@@ -1,6 +1,6 @@
 //! Status of an `LlmDeployment`.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -132,9 +132,22 @@ pub struct RolloutStatus {
     /// Variant being rolled out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidate: Option<String>,
-    /// Index into `spec.rollout.steps` of the current step.
+    /// Step in force, counting from 1, of the candidate's ladder: the `spec.rollout.steps`
+    /// above its starting weight and below its target, then the target. 0 while the rollout
+    /// waits for the candidate's replicas to be ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<u32>,
+    /// When the current step began; it is judged once `spec.rollout.interval` has passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<Time>,
+    /// Weights in effect when the rollout began, such as `blue=100,green=0`: the other
+    /// variants share what the candidate does not take, moving from these towards the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// The `metadata.generation` whose spec this rollout follows; a rolled-back rollout stays
+    /// rolled back until the generation changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
     /// The last decision, such as `advanced to 25%` or `rolled back`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<String>,

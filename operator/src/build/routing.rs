@@ -58,13 +58,13 @@ pub fn table(plan: &Plan) -> RoutingTable {
         api_keys_dir: access.api_keys_secret.as_ref().map(|_| KEYS_DIR.into()),
         limits: access.limits,
         cors_origins: access.cors_origins,
+        sticky_header: access.sticky_header,
         shadow: rollout
             .and_then(|r| r.shadow.as_ref())
             .map(|s| RoutedShadow {
                 variant: s.variant.clone(),
                 percent: s.percent,
             }),
-        sticky_header: None,
     }
 }
 

@@ -204,7 +204,7 @@ pub fn pdb(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> PodDisruptionBu
 
 /// Autoscaler of the variant's Deployment, when `spec.autoscaling` is set.
 pub fn hpa(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> Option<HorizontalPodAutoscaler> {
-    let a = plan.spec.autoscaling.as_ref()?;
+    let a = plan.spec.autoscaling.as_ref().filter(|_| !v.retired)?;
     let mut metrics = Vec::new();
     if let Some(cpu) = a.target_cpu_utilization {
         metrics.push(MetricSpec {
