@@ -55,6 +55,8 @@ pub struct Settings {
     pub resolve: bool,
     /// Memory of each GPU, for the layer split of `gpu.layers: auto`.
     pub gpu_memory_bytes: u64,
+    /// Node directory of the model cache when `spec.cache` names none.
+    pub cache_path: String,
 }
 
 /// Fails with the install command when a CRD is missing.
@@ -153,7 +155,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 None
             },
             gpu_memory_bytes: settings.gpu_memory_bytes,
-        }),
+        })
+        .with_cache_path(settings.cache_path),
     );
     let lost = lost_leadership(leader.as_ref().map(|(rx, _)| rx.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
