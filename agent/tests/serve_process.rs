@@ -3,90 +3,13 @@
 
 mod serve_support;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use serve_support::model_path;
+use serve_support::process::{python_clients_installed, spawn_server};
 
 const KEY: &str = "test-key-123";
-
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// Starts `serve` on a free port and waits for `/readyz`.
-async fn spawn_server(extra: &[&str]) -> Option<Server> {
-    let model = model_path()?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key_file = dir.path().join("key");
-    std::fs::write(&key_file, KEY).expect("key");
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_llamafleet-agent"))
-        .args(["serve", "--model"])
-        .arg(&model)
-        .arg("--cache-dir")
-        .arg(dir.path().join("cache"))
-        .args([
-            "--model-name",
-            "gemma-3-270m-q4_k_m",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--ctx",
-            "1024",
-            "--parallel",
-            "2",
-            "--threads",
-            "2",
-        ])
-        .arg("--api-key-file")
-        .arg(&key_file)
-        .args(extra)
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the agent");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = reqwest::get(format!("{}/readyz", server.base)).await
-            && r.status() == 200
-        {
-            return Some(server);
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "not ready in 2 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 fn sigterm(child: &Child) {
     let status = Command::new("kill")
@@ -98,7 +21,7 @@ fn sigterm(child: &Child) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_stream_in_flight_finish_and_exits_zero() {
-    let Some(mut server) = spawn_server(&["--grace", "60"]).await else {
+    let Some(mut server) = spawn_server(Some(KEY), &["--grace", "60"]).await else {
         return;
     };
     let status: Value = reqwest::get(format!("{}/status", server.base))
@@ -151,7 +74,7 @@ async fn sigterm_lets_the_stream_in_flight_finish_and_exits_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_pass_promtool_and_the_official_python_clients_work() {
-    let Some(server) = spawn_server(&[]).await else {
+    let Some(server) = spawn_server(Some(KEY), &[]).await else {
         return;
     };
     let metrics = reqwest::get(format!("{}/metrics", server.base))
@@ -192,23 +115,15 @@ async fn metrics_pass_promtool_and_the_official_python_clients_work() {
             eprintln!("skipped promtool: not installed");
         }
     }
-    let have_clients = Command::new("python3")
-        .args(["-c", "import openai, ollama"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_clients {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python openai/ollama missing: pip install -r scripts/requirements-test.txt"
-        );
-        eprintln!("skipped python clients: pip install -r scripts/requirements-test.txt");
+    if !python_clients_installed() {
         return;
     }
     // The crate dir at run time: a reused test binary may come from another checkout.
-    let script = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap())
-        .join("tests/clients/compat.py")
-        .display()
-        .to_string();
+    let script =
+        std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo test"))
+            .join("tests/clients/compat.py")
+            .display()
+            .to_string();
     let model = "gemma-3-270m-q4_k_m";
     let base = server.base.clone();
     let out = tokio::task::spawn_blocking(move || {

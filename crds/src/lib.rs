@@ -13,6 +13,7 @@
 pub mod crdgen;
 pub mod deployment;
 pub mod model;
+pub mod reference;
 pub mod routing;
 pub mod rules;
 #[cfg(feature = "testing")]

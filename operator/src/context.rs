@@ -14,7 +14,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use crate::agent_status::AgentProbe;
 use crate::metrics::Metrics;
 use crate::model::fetch::Fetcher;
-use crate::names::FIELD_MANAGER;
+use crate::names::{CACHE_DIR, FIELD_MANAGER};
 use crate::rollout::RouterStatsClient;
 
 /// First retry delay after a transient error; doubles per consecutive failure.
@@ -72,6 +72,8 @@ pub struct Context {
     pub models: ModelOptions,
     /// Where progressive rollouts read router figures; `None` leaves every due step waiting.
     pub routers: Option<RouterStatsClient>,
+    /// Node directory of the model cache when a deployment's `spec.cache` names none.
+    pub cache_path: String,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -135,8 +137,15 @@ impl Context {
             clock,
             models: ModelOptions::default(),
             routers: None,
+            cache_path: CACHE_DIR.into(),
             failures: Mutex::default(),
         }
+    }
+
+    /// The same context with this default node cache directory.
+    pub fn with_cache_path(mut self, cache_path: String) -> Self {
+        self.cache_path = cache_path;
+        self
     }
 
     /// The same context with these model options.

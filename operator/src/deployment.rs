@@ -90,6 +90,7 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
     let opts = BuildOptions {
         agent_image: ctx.agent_image.clone(),
         owner: Some(owner.clone()),
+        cache_path: ctx.cache_path.clone(),
     };
     let children = build::build(&plan, &opts).into_ordered();
     let mut live = observed.children;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use llamafleet_operator::names::DEFAULT_AGENT_IMAGE;
+use llamafleet_operator::names::{CACHE_DIR, DEFAULT_AGENT_IMAGE};
 use llamafleet_operator::render::{self, DEFAULT_NAMESPACE};
 use llamafleet_operator::run::{self, Settings};
 use tracing_subscriber::EnvFilter;
@@ -26,6 +26,10 @@ struct RunArgs {
     /// Agent image of serve and route pods.
     #[arg(long, env = "LLAMAFLEET_AGENT_IMAGE", default_value = DEFAULT_AGENT_IMAGE, global = true)]
     agent_image: String,
+    /// Node directory of the model cache (a hostPath) for deployments whose `spec.cache`
+    /// names none.
+    #[arg(long, env = "LLAMAFLEET_CACHE_PATH", default_value = CACHE_DIR, global = true)]
+    cache_path: String,
     /// Address of /metrics and /healthz.
     #[arg(long, env = "LLAMAFLEET_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
@@ -77,8 +81,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Render { files, namespace }) => {
-            let result = render::read_inputs(&files, &namespace)
-                .and_then(|inputs| render::render(&inputs, &cli.run.agent_image));
+            let result = render::read_inputs(&files, &namespace).and_then(|inputs| {
+                render::render(&inputs, &cli.run.agent_image, &cli.run.cache_path)
+            });
             match result {
                 Ok(yaml) => {
                     print!("{yaml}");
@@ -109,6 +114,7 @@ fn operate(args: RunArgs) -> ExitCode {
         resolve: !args.no_resolve,
         gpu_memory_bytes: args.gpu_memory_gib.saturating_mul(1 << 30),
         router_urls: args.router_urls,
+        cache_path: args.cache_path,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -133,11 +133,13 @@ fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> St
     meta.name.clone().unwrap_or_default()
 }
 
-/// Multi-document YAML of every object the deployments in `inputs` would get.
-pub fn render(inputs: &Inputs, agent_image: &str) -> Result<String, RenderError> {
+/// Multi-document YAML of every object the deployments in `inputs` would get, with the agent
+/// image and default node cache directory the operator would use.
+pub fn render(inputs: &Inputs, agent_image: &str, cache_path: &str) -> Result<String, RenderError> {
     let opts = BuildOptions {
         agent_image: agent_image.into(),
         owner: None,
+        cache_path: cache_path.into(),
     };
     let mut out = String::from(
         "# Rendered by llamafleet-operator; ownerReferences are added at apply time.\n",

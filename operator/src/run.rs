@@ -59,6 +59,8 @@ pub struct Settings {
     /// Base URLs of routers whose `/router/stats` progressive rollouts read, instead of
     /// the router pods of each deployment (development outside the cluster, tests).
     pub router_urls: Vec<String>,
+    /// Node directory of the model cache when `spec.cache` names none.
+    pub cache_path: String,
 }
 
 /// Fails with the install command when a CRD is missing.
@@ -161,7 +163,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_routers(
             RouterStatsClient::new(settings.router_urls)
                 .context("building the router stats HTTP client")?,
-        ),
+        )
+        .with_cache_path(settings.cache_path),
     );
     let lost = lost_leadership(leader.as_ref().map(|(rx, _)| rx.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);

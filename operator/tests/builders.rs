@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use llamafleet_crds::{RolloutPhase, RolloutStatus};
 use llamafleet_operator::build::routing::RoutingTable;
 use llamafleet_operator::build::{self, BuildOptions, Child, Children};
+use llamafleet_operator::names::CACHE_DIR;
 use llamafleet_operator::render::{self, DEFAULT_NAMESPACE};
 use llamafleet_operator::rollout::{self, Outcome};
 use llamafleet_operator::validate::{self, ResolvedModel};
@@ -35,11 +36,17 @@ fn owner() -> OwnerReference {
 
 /// Builds the (single) deployment of the given example files.
 fn build_example(files: &[&str]) -> Children {
+    build_example_with_cache(files, CACHE_DIR)
+}
+
+/// [`build_example`] with the operator's `--cache-path` set to `cache_path`.
+fn build_example_with_cache(files: &[&str], cache_path: &str) -> Children {
     build::build(
         &plan_example(files),
         &BuildOptions {
             agent_image: IMAGE.into(),
             owner: Some(owner()),
+            cache_path: cache_path.into(),
         },
     )
 }
@@ -74,15 +81,19 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_string()).collect()
 }
 
-fn container(children: &Children, variant: usize) -> Container {
-    let pod = children.variants[variant]
+fn pod_spec(children: &Children, variant: usize) -> PodSpec {
+    children.variants[variant]
         .deployment
         .spec
         .clone()
         .unwrap()
         .template
         .spec
-        .unwrap();
+        .unwrap()
+}
+
+fn container(children: &Children, variant: usize) -> Container {
+    let pod = pod_spec(children, variant);
     assert_eq!(pod.containers.len(), 1);
     pod.containers[0].clone()
 }
@@ -175,6 +186,38 @@ fn quickstart_variant_deployment() {
     assert_eq!(host.type_.as_deref(), Some("DirectoryOrCreate"));
     assert_eq!(pod.node_selector, None);
     assert_eq!(pod.tolerations, None);
+}
+
+#[test]
+fn operator_cache_path_is_the_default_host_path_and_the_spec_wins() {
+    let host_path = |c: &Children| {
+        let pod = pod_spec(c, 0);
+        let mount = pod.containers[0].volume_mounts.clone().unwrap()[0]
+            .mount_path
+            .clone();
+        let host = pod.volumes.unwrap()[0].host_path.clone().map(|h| h.path);
+        (host, mount)
+    };
+    // No spec.cache: the operator's flag decides the node directory; the container's stays.
+    let quickstart = build_example_with_cache(&["quickstart.yaml"], "/mnt/nvme/llamafleet");
+    assert_eq!(
+        host_path(&quickstart),
+        (Some("/mnt/nvme/llamafleet".into()), CACHE_DIR.into())
+    );
+    // spec.cache.hostPath wins over the flag.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("own-cache.yaml");
+    let yaml = std::fs::read_to_string(example("quickstart.yaml")).unwrap()
+        + "  cache:\n    hostPath: /data/models\n";
+    std::fs::write(&file, yaml).unwrap();
+    let own = build_example_with_cache(&[file.to_str().unwrap()], "/mnt/nvme/llamafleet");
+    assert_eq!(
+        host_path(&own),
+        (Some("/data/models".into()), CACHE_DIR.into())
+    );
+    // A PVC needs no host directory at all.
+    let pvc = build_example_with_cache(&["migration/02-green-10.yaml", "progressive.yaml"], "/x");
+    assert_eq!(host_path(&pvc).0, None);
 }
 
 #[test]
@@ -455,6 +498,7 @@ fn rollout_weights_go_into_the_table_and_a_retired_variant_scales_to_zero() {
     let opts = BuildOptions {
         agent_image: IMAGE.into(),
         owner: Some(owner()),
+        cache_path: CACHE_DIR.into(),
     };
     let c = build::build(&plan, &opts);
     let stable = &c.variants[0];

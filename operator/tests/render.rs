@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use llamafleet_crds::testing::kubernetes_validate;
+use llamafleet_operator::names::CACHE_DIR;
 use llamafleet_operator::render::{self, RenderError};
 
 fn example(rel: &str) -> PathBuf {
@@ -12,7 +13,7 @@ fn example(rel: &str) -> PathBuf {
 
 fn render_files(files: &[&str]) -> Result<String, RenderError> {
     let paths: Vec<PathBuf> = files.iter().map(|f| example(f)).collect();
-    render::render(&render::read_inputs(&paths, "default")?, "img:1")
+    render::render(&render::read_inputs(&paths, "default")?, "img:1", CACHE_DIR)
 }
 
 fn docs(yaml: &str) -> Vec<serde_json::Value> {

@@ -23,6 +23,7 @@ fn rendered_examples_pass_a_server_side_dry_run() {
         let yaml = render::render(
             &render::read_inputs(&files, &ns.name).unwrap(),
             "agent:test",
+            llamafleet_operator::names::CACHE_DIR,
         )
         .unwrap();
         let file = dir.path().join("rendered.yaml");

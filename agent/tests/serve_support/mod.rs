@@ -14,6 +14,8 @@ use llamafleet_agent::serve::presets::Preset;
 use llamafleet_agent::serve::state::{AppState, Phase, ServeOptions};
 use serde_json::Value;
 
+pub mod process;
+
 /// Tests share one engine with these settings (small, so CI stays fast).
 pub const SLOTS: u32 = 4;
 pub const CTX: u32 = 1024;

@@ -1,6 +1,7 @@
 //! Writes the CRD manifests, one file per CRD, to a directory (default: the `crds/` folder of
-//! this crate, and the Helm chart's `charts/llamafleet/crds/` copy beside it). `--check`
-//! compares instead of writing and exits 1 on drift.
+//! this crate, plus the Helm chart's `charts/llamafleet/crds/` copy and the configuration
+//! reference `docs/configuration.md` beside it). `--check` compares instead of writing and
+//! exits 1 on drift.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,12 +33,18 @@ fn main() -> ExitCode {
     if out_is_default(&dir) && chart.is_dir() {
         dirs.push(chart);
     }
-    let mut drift = false;
-    for (name, yaml) in dirs
+    let mut targets: Vec<(PathBuf, String)> = dirs
         .iter()
-        .flat_map(|d| files.iter().map(move |f| (d.join(&f.0), &f.1)))
-    {
-        let path = name;
+        .flat_map(|d| files.iter().map(move |f| (d.join(&f.0), f.1.clone())))
+        .collect();
+    if out_is_default(&dir) {
+        targets.push((
+            dir.join("..").join(llamafleet_crds::reference::PATH),
+            llamafleet_crds::reference::markdown(),
+        ));
+    }
+    let mut drift = false;
+    for (path, yaml) in targets {
         if check {
             if std::fs::read_to_string(&path).ok().as_deref() != Some(yaml.as_str()) {
                 eprintln!("{} differs from the Rust types", path.display());

@@ -199,8 +199,9 @@ pub struct AutoscalingSpec {
     validation = kube::core::Rule::new("!(has(self.hostPath) && has(self.pvc))").message(crate::rules::MSG_CACHE_ONE_OF)
 )]
 pub struct CacheSpec {
-    /// Directory on each node (default `/var/lib/llamafleet/models`); replicas on one node
-    /// share it, so a model is downloaded once per node.
+    /// Directory on each node (default: the operator's `--cache-path`, which is
+    /// `/var/lib/llamafleet/models` unless the chart's `agent.cachePath` changes it); replicas
+    /// on one node share it, so a model is downloaded once per node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/"))]
     pub host_path: Option<String>,

@@ -26,6 +26,8 @@ pub struct BuildOptions {
     pub agent_image: String,
     /// Controller owner reference to the LlmDeployment; `None` in `render` (no uid offline).
     pub owner: Option<OwnerReference>,
+    /// Node directory of the model cache (a hostPath) when `spec.cache` names none.
+    pub cache_path: String,
 }
 
 /// The objects of one variant.

@@ -91,7 +91,7 @@ fn resources(v: &VariantPlan) -> Option<ResourceRequirements> {
     res
 }
 
-fn cache_volume(plan: &Plan) -> Volume {
+fn cache_volume(plan: &Plan, opts: &BuildOptions) -> Volume {
     let cache = plan.spec.cache.as_ref();
     match cache.and_then(|c| c.pvc.clone()) {
         Some(claim_name) => Volume {
@@ -107,7 +107,7 @@ fn cache_volume(plan: &Plan) -> Volume {
             host_path: Some(HostPathVolumeSource {
                 path: cache
                     .and_then(|c| c.host_path.clone())
-                    .unwrap_or_else(|| CACHE_DIR.into()),
+                    .unwrap_or_else(|| opts.cache_path.clone()),
                 type_: Some("DirectoryOrCreate".into()),
             }),
             ..Volume::default()
@@ -159,7 +159,7 @@ pub fn deployment(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> Deployme
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
-                    volumes: Some(vec![cache_volume(plan)]),
+                    volumes: Some(vec![cache_volume(plan, opts)]),
                     node_selector: plan.spec.node_selector.clone(),
                     tolerations: plan.spec.tolerations.clone(),
                     termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),

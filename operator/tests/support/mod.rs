@@ -17,6 +17,7 @@ use llamafleet_operator::agent_status::NoAgentProbe;
 use llamafleet_operator::build::{self, BuildOptions};
 use llamafleet_operator::context::Context;
 use llamafleet_operator::metrics::Metrics;
+use llamafleet_operator::names::CACHE_DIR;
 use llamafleet_operator::validate::{self, ResolvedModel};
 use serde_json::{Value, json};
 
@@ -306,6 +307,7 @@ pub fn built_children(llmd: &LlmDeployment, models: &[LlmModel]) -> Vec<(String,
     let opts = BuildOptions {
         agent_image: IMAGE.into(),
         owner: Some(owner),
+        cache_path: CACHE_DIR.into(),
     };
     build::build(&plan, &opts)
         .into_ordered()
