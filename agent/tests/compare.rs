@@ -1,14 +1,58 @@
-//! `llamafleet-agent compare` against a real `serve` with the test model.
+//! `llamafleet-agent compare` against a real `serve` with the test model (directly, and through
+//! a pass-through proxy that records the router pin header).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod serve_support;
 
 use std::path::Path;
 use std::process::Output;
+use std::sync::{Arc, Mutex};
 
+use axum::body::Body;
+use axum::http::{Request, Response};
+use llamafleet_crds::routing::PIN_HEADER;
 use serde_json::Value;
 use serve_support::MODEL;
 use serve_support::process::{KEY, free_port, spawn_server};
+
+type Pins = Arc<Mutex<Vec<String>>>;
+
+/// A pass-through HTTP proxy to `upstream` on loopback that records each request's pin header
+/// (the agent itself ignores the header, so this is where it can be seen).
+async fn pin_recording_proxy(upstream: String) -> (String, Pins) {
+    let pins = Pins::default();
+    let seen = pins.clone();
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |request: Request<Body>| {
+        let (seen, client, upstream) = (seen.clone(), client.clone(), upstream.clone());
+        async move {
+            let (parts, body) = request.into_parts();
+            let pin = parts
+                .headers
+                .get(PIN_HEADER)
+                .map(|v| v.to_str().unwrap().to_owned());
+            seen.lock().unwrap().push(pin.unwrap_or_default());
+            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let mut forward = client
+                .request(parts.method, format!("{upstream}{}", parts.uri.path()))
+                .body(body);
+            for name in ["authorization", "content-type"] {
+                if let Some(value) = parts.headers.get(name) {
+                    forward = forward.header(name, value);
+                }
+            }
+            let answer = forward.send().await.unwrap();
+            Response::builder()
+                .status(answer.status())
+                .body(Body::from_stream(answer.bytes_stream()))
+                .unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), pins)
+}
 
 const PROMPTS: &str = "Name a colour.\n\nCount from one to five.\n";
 
@@ -124,13 +168,14 @@ async fn the_same_model_twice_agrees_exactly_and_is_measured() {
     assert!(md.contains("| 2 | Count from one to five. | `a` |"), "{md}");
     assert!(!md.contains("**Errors**"), "{md}");
 
-    // Through a router-style endpoint: the agent ignores the pin header, so both still answer.
+    // Through a router: every request, model discovery included, carries its variant's pin.
+    let (proxy, pins) = pin_recording_proxy(server.base.clone()).await;
     let out = compare(
         dir.path(),
         PROMPTS,
         &[
             "--endpoint",
-            &server.base,
+            &proxy,
             "--variants",
             "blue,green",
             "--api-key",
@@ -139,6 +184,9 @@ async fn the_same_model_twice_agrees_exactly_and_is_measured() {
     )
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
+    let mut pins = pins.lock().unwrap().clone();
+    pins.sort();
+    assert_eq!(pins, ["blue", "blue", "blue", "green", "green", "green"]);
     let (report, _) = read_report(dir.path());
     assert_eq!(report["variants"][0]["pinned"], true);
     assert_eq!(report["summary"][1]["variant"], "green");
