@@ -204,3 +204,62 @@ fn summarize(name: &str, v: usize, results: &[PromptResult]) -> VariantSummary {
         agreement: (v > 0).then(|| Agreement::of(&all_pairs)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(text: &str, latency_ms: f64) -> Sample {
+        Sample {
+            latency_ms,
+            text: text.to_owned(),
+            ..Sample::default()
+        }
+    }
+
+    fn info(name: &str) -> VariantInfo {
+        VariantInfo {
+            name: name.to_owned(),
+            url: "http://127.0.0.1:1/".to_owned(),
+            pinned: false,
+            model: None,
+        }
+    }
+
+    #[test]
+    fn agreement_pairs_repeats_and_skips_failures() {
+        let settings = Settings {
+            max_tokens: 8,
+            temperature: 0.0,
+            repeat: 3,
+            concurrency: 1,
+        };
+        let base = vec![ok("abcd", 10.0), ok("same", 20.0), ok("x", 30.0)];
+        let other = vec![
+            ok("abcx", 40.0),
+            ok("same", 50.0),
+            Sample::failed("refused".to_owned()),
+        ];
+        let report = Report::build(
+            settings,
+            vec![info("a"), info("b")],
+            vec!["p".to_owned()],
+            vec![vec![base, other]],
+        );
+        let agreement = report.prompts[0].variants[1].agreement.expect("b vs a");
+        assert_eq!(agreement.compared, 2);
+        assert_eq!(agreement.exact_match_rate, Some(0.5));
+        assert_eq!(agreement.mean_similarity, Some((0.75 + 1.0) / 2.0));
+        assert_eq!(report.prompts[0].variants[0].agreement, None);
+        let b = &report.summary[1];
+        assert_eq!((b.requests, b.errors), (3, 1));
+        assert_eq!(b.first_error.as_deref(), Some("refused"));
+        assert_eq!(
+            b.latency_ms.median,
+            Some(45.0),
+            "failed samples are left out"
+        );
+        assert_eq!(b.agreement, Some(agreement));
+        assert!(report.all_failed().is_empty());
+    }
+}
