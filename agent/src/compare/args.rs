@@ -20,7 +20,8 @@ pub struct CompareArgs {
     /// A variant served at its own URL, as NAME=URL (repeatable; the first is the baseline).
     #[arg(long, value_name = "NAME=URL")]
     pub url: Vec<String>,
-    /// Prompts: one per line, or JSONL lines of {"prompt": "..."} or {"messages": [...]}.
+    /// Prompts: one per line, or JSONL lines of {"prompt": "..."} or {"messages": [...]} (JSONL
+    /// when the first non-blank line starts with `{`).
     #[arg(long)]
     pub prompts: PathBuf,
     /// Report path without extension: <OUT>.json and <OUT>.md are written.
