@@ -2,6 +2,7 @@
 //! behind the OpenAI and Ollama APIs); `route` and `compare` come later and reuse them.
 #![forbid(unsafe_code)]
 
+pub mod compare;
 pub mod inspect;
 pub mod serve;
 pub mod store;

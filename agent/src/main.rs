@@ -28,6 +28,8 @@ enum Command {
     Inspect(InspectArgs),
     /// Serve a model with the OpenAI and Ollama APIs.
     Serve(Box<ServeArgs>),
+    /// Send the same prompts to each variant and report speed and agreement.
+    Compare(llamafleet_agent::compare::CompareArgs),
     /// Manage the model cache.
     Cache {
         #[command(subcommand)]
@@ -240,6 +242,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.grace = std::time::Duration::from_secs(args.grace);
             serve::run(config).await?;
         }
+        Command::Compare(args) => llamafleet_agent::compare::run_cli(args).await?,
         Command::Cache {
             command: CacheCommand::Gc(args),
         } => {

@@ -7,9 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use serve_support::process::{python_clients_installed, spawn_server};
-
-const KEY: &str = "test-key-123";
+use serve_support::process::{KEY, python_clients_installed, spawn_server};
 
 fn sigterm(child: &Child) {
     let status = Command::new("kill")

@@ -2,6 +2,8 @@
 //! states built around it, and small HTTP helpers.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -13,8 +15,6 @@ use llamafleet_agent::serve::metrics::ServeMetrics;
 use llamafleet_agent::serve::presets::Preset;
 use llamafleet_agent::serve::state::{AppState, Phase, ServeOptions};
 use serde_json::Value;
-
-pub mod process;
 
 /// Tests share one engine with these settings (small, so CI stays fast).
 pub const SLOTS: u32 = 4;

@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::{MODEL, model_path};
 
+/// An API key tests can hand to [`spawn_server`].
+pub const KEY: &str = "test-key-123";
+
 /// A running agent; killed when dropped.
 pub struct Server {
     /// The child process.
@@ -22,7 +25,8 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on (at the time of asking).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()

@@ -1,0 +1,203 @@
+//! One streamed chat completion, measured; and model discovery.
+
+use std::time::Instant;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use llamafleet_crds::routing::PIN_HEADER;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::args::Target;
+use super::prompts::Prompt;
+
+/// Characters of an error response body kept in the error text.
+const ERROR_BODY_CHARS: usize = 300;
+
+/// What one request measured. Times are milliseconds from just before the request was sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Sample {
+    /// Until the stream ended (or the request failed).
+    pub latency_ms: f64,
+    /// Until the first chunk with answer text.
+    pub ttft_ms: Option<f64>,
+    /// Output tokens: the server's usage figure, else the count of text chunks.
+    pub tokens: u64,
+    /// Whether `tokens` came from the server's usage figure.
+    pub tokens_from_usage: bool,
+    /// `tokens / (latency - ttft)`; `None` when no time passed after the first chunk.
+    pub tokens_per_second: Option<f64>,
+    /// Characters in the answer.
+    pub length: usize,
+    /// Why the request failed; failed samples are left out of the statistics.
+    pub error: Option<String>,
+    /// The answer text (what arrived before a failure, for a failed one).
+    pub text: String,
+}
+
+impl Sample {
+    /// A request that was never sent.
+    pub fn failed(error: String) -> Self {
+        Self {
+            error: Some(error),
+            ..Self::default()
+        }
+    }
+
+    /// Whether the request succeeded.
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// Sends requests to the variants.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    api_key: Option<String>,
+}
+
+/// What to ask for, the same for every request.
+#[derive(Debug, Clone, Copy)]
+pub struct Sampling {
+    /// Most tokens per answer.
+    pub max_tokens: u32,
+    /// Sampling temperature.
+    pub temperature: f64,
+}
+
+impl Client {
+    /// A client whose requests (streams included) time out after `timeout`.
+    pub fn new(api_key: Option<String>, timeout: std::time::Duration) -> reqwest::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("llamafleet-agent/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { http, api_key })
+    }
+
+    fn request(
+        &self,
+        method: reqwest::Method,
+        target: &Target,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        let mut req = self.http.request(method, target.url(path));
+        if target.pinned {
+            req = req.header(PIN_HEADER, &target.name);
+        }
+        if let Some(key) = &self.api_key {
+            req = req.bearer_auth(key);
+        }
+        req
+    }
+
+    /// The first model of `GET /v1/models` (pinned to the variant through a router).
+    pub async fn first_model(&self, target: &Target) -> Result<String, String> {
+        let response = self
+            .request(reqwest::Method::GET, target, "v1/models")
+            .send()
+            .await
+            .map_err(|e| format!("GET /v1/models: {}", error_chain(&e)))?;
+        let body = checked_body(response).await?;
+        let list: Value =
+            serde_json::from_str(&body).map_err(|e| format!("GET /v1/models: not JSON: {e}"))?;
+        list["data"][0]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "GET /v1/models lists no model".to_owned())
+    }
+
+    /// Streams one chat completion and measures it; failures are recorded in the sample.
+    pub async fn chat(&self, target: &Target, model: &str, prompt: &Prompt, s: Sampling) -> Sample {
+        let body = json!({
+            "model": model,
+            "messages": prompt.messages,
+            "max_tokens": s.max_tokens,
+            "temperature": s.temperature,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        });
+        let started = Instant::now();
+        let mut sample = Sample::default();
+        let mut chunks = 0u64;
+        let mut usage = None;
+        let result = async {
+            let response = self
+                .request(reqwest::Method::POST, target, "v1/chat/completions")
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .map_err(|e| error_chain(&e))?;
+            if !response.status().is_success() {
+                return Err(checked_body(response).await.err().unwrap_or_default());
+            }
+            let mut events = response.bytes_stream().eventsource();
+            while let Some(event) = events.next().await {
+                let event = event.map_err(|e| format!("reading the stream: {e}"))?;
+                if event.data == "[DONE]" {
+                    return Ok(());
+                }
+                let chunk: Value = serde_json::from_str(&event.data)
+                    .map_err(|e| format!("stream chunk is not JSON: {e}"))?;
+                if let Some(error) = chunk.get("error") {
+                    let message = error["message"].as_str().map(str::to_owned);
+                    return Err(format!(
+                        "error in stream: {}",
+                        message.unwrap_or_else(|| error.to_string())
+                    ));
+                }
+                if let Some(n) = chunk["usage"]["completion_tokens"].as_u64() {
+                    usage = Some(n);
+                }
+                if let Some(text) = chunk["choices"][0]["delta"]["content"].as_str()
+                    && !text.is_empty()
+                {
+                    sample.ttft_ms.get_or_insert_with(|| millis(started));
+                    sample.text.push_str(text);
+                    chunks += 1;
+                }
+            }
+            Err("the stream ended before [DONE]".to_owned())
+        }
+        .await;
+        sample.latency_ms = millis(started);
+        sample.error = result.err();
+        sample.tokens_from_usage = usage.is_some();
+        sample.tokens = usage.unwrap_or(chunks);
+        sample.length = sample.text.chars().count();
+        sample.tokens_per_second = sample.ttft_ms.and_then(|ttft| {
+            let generating = (sample.latency_ms - ttft) / 1000.0;
+            (generating > 0.0 && sample.tokens > 0).then(|| sample.tokens as f64 / generating)
+        });
+        sample
+    }
+}
+
+/// The body of a 2xx response, else `HTTP <status>: <start of the body>`.
+async fn checked_body(response: reqwest::Response) -> Result<String, String> {
+    let status = response.status();
+    let body = response.text().await.map_err(|e| error_chain(&e))?;
+    if status.is_success() {
+        return Ok(body);
+    }
+    let start: String = body.chars().take(ERROR_BODY_CHARS).collect();
+    Err(format!("HTTP {status}: {}", start.trim()))
+}
+
+/// reqwest's message with its causes ("error sending request" alone hides "connection refused").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn millis(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
