@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod loopback;
+
 /// A cluster reachable through a kubeconfig.
 pub struct Cluster {
     kubeconfig: PathBuf,
@@ -175,17 +177,19 @@ fn operator_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("LLAMAFLEET_OPERATOR_BIN") {
         return PathBuf::from(bin);
     }
+    target_binary("llamafleet-operator", "cargo build -p llamafleet-operator")
+}
+
+/// A workspace binary Cargo built beside this test (`target/<profile>/<name>`); `build` is
+/// the command that makes it, for the panic message.
+pub fn target_binary(name: &str, build: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
-    let bin = profile_dir.join("llamafleet-operator");
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build -p llamafleet-operator",
-        bin.display()
-    );
+    let bin = profile_dir.join(name);
+    assert!(bin.exists(), "{} missing: {build}", bin.display());
     bin
 }
 
