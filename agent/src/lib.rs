@@ -3,5 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod inspect;
+pub mod route;
 pub mod serve;
 pub mod store;
