@@ -3,6 +3,7 @@
 //! about the stored keys.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -64,9 +65,15 @@ impl KeySet {
                         name: name.clone(),
                         tier: tier.to_owned(),
                     };
-                    if set.by_digest.insert(digest(key), client).is_some() {
-                        set.rejected
-                            .push(format!("{name}: key shared with another client"));
+                    // Files are read in name order; the first holder of a key keeps it.
+                    match set.by_digest.entry(digest(key)) {
+                        Entry::Occupied(first) => set.rejected.push(format!(
+                            "{name}: key already belongs to {}",
+                            first.get().name
+                        )),
+                        Entry::Vacant(slot) => {
+                            slot.insert(client);
+                        }
                     }
                 }
                 Err(problem) => set.rejected.push(format!("{name}: {problem}")),

@@ -38,9 +38,16 @@ const DROPPED_REQUEST_HEADERS: [&str; 7] = [
     "connection",
     PIN_HEADER,
 ];
-/// Response headers not passed back (hop-by-hop).
-const DROPPED_RESPONSE_HEADERS: [&str; 4] =
-    ["connection", "keep-alive", "transfer-encoding", "trailer"];
+/// Response headers not passed back: hop-by-hop ones, and the length, so that the body is
+/// sent chunked and the server polls it to its end (the answer is accounted for before the
+/// client sees the last chunk).
+const DROPPED_RESPONSE_HEADERS: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "trailer",
+    "content-length",
+];
 
 /// Forwards one client request to a variant.
 pub async fn proxy(State(state): State<RouterState>, request: Request) -> Response {
