@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use llamafleet_crds::routing::{PIN_HEADER, RoutedShadow, RoutedTier};
-use route_support::{Behaviour, Router, answered_by, json_of, table, upstream, variant};
+use route_support::{
+    Behaviour, Router, answered_by, blue_green, eventually, json_of, table, upstream, variant,
+};
 use serde_json::{Value, json};
+
+const TEN_SECONDS: Duration = Duration::from_secs(10);
 
 fn tier(name: &str, requests: u32, tokens: Option<i64>) -> RoutedTier {
     RoutedTier {
@@ -20,15 +24,7 @@ fn tier(name: &str, requests: u32, tokens: Option<i64>) -> RoutedTier {
 
 #[tokio::test]
 async fn pins_stickiness_and_unknown_pins_in_the_routes_flavor() {
-    let blue = upstream("blue", Behaviour::Answer).await;
-    let green = upstream("green", Behaviour::Answer).await;
-    let mut t = table(
-        vec![
-            variant("blue", &blue.url, 50),
-            variant("green", &green.url, 50),
-        ],
-        vec![],
-    );
+    let (_blue, _green, mut t) = blue_green(50, 50).await;
     t.sticky_header = Some("x-user".into());
     let router = Router::start(&t).await;
     let pinned = router
@@ -87,15 +83,7 @@ async fn pins_stickiness_and_unknown_pins_in_the_routes_flavor() {
 
 #[tokio::test]
 async fn weights_reload_while_a_stream_is_in_flight() {
-    let blue = upstream("blue", Behaviour::Answer).await;
-    let green = upstream("green", Behaviour::Answer).await;
-    let mut t = table(
-        vec![
-            variant("blue", &blue.url, 100),
-            variant("green", &green.url, 0),
-        ],
-        vec![],
-    );
+    let (_blue, _green, mut t) = blue_green(100, 0).await;
     let router = Router::start(&t).await;
     let stream = router
         .chat(json!({"stream": true, "max_tokens": 20, "delay_ms": 50}))
@@ -207,22 +195,12 @@ async fn keys_are_required_and_spent_budgets_answer_429() {
     );
     // Keys reload: a new client file is accepted without a restart.
     std::fs::write(keys.path().join("carol"), "free:key-c").unwrap();
-    let started = std::time::Instant::now();
-    while router
-        .chat(json!({}))
-        .bearer_auth("key-c")
-        .send()
-        .await
-        .unwrap()
-        .status()
-        != 200
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "new key not loaded"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let router = &router;
+    eventually("new key loaded", TEN_SECONDS, || async move {
+        let r = router.chat(json!({})).bearer_auth("key-c").send().await;
+        (r.unwrap().status() == 200).then_some(())
+    })
+    .await;
     let seen = blue.seen.lock().unwrap();
     assert!(
         seen.iter()
@@ -302,18 +280,12 @@ async fn a_bad_table_keeps_the_last_good_one() {
     let t = table(vec![variant("blue", &blue.url, 100)], vec![]);
     let router = Router::start(&t).await;
     router.write_text("variants: [this is not a table");
-    let started = std::time::Instant::now();
-    while !router
-        .metrics()
-        .await
-        .contains(r#"llamafleet_router_config_loads_total{result="error",what="table"} 1"#)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "bad table not noticed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let router = &router;
+    let error = r#"llamafleet_router_config_loads_total{result="error",what="table"} 1"#;
+    eventually("bad table noticed", TEN_SECONDS, || async move {
+        router.metrics().await.contains(error).then_some(())
+    })
+    .await;
     let r = router.chat(json!({})).send().await.unwrap();
     assert_eq!(
         (r.status().as_u16(), answered_by(&r)),
@@ -324,15 +296,7 @@ async fn a_bad_table_keeps_the_last_good_one() {
 
 #[tokio::test]
 async fn shadow_copies_are_compared_without_touching_the_answer() {
-    let blue = upstream("blue", Behaviour::Answer).await;
-    let green = upstream("green", Behaviour::Answer).await;
-    let mut t = table(
-        vec![
-            variant("blue", &blue.url, 100),
-            variant("green", &green.url, 0),
-        ],
-        vec![],
-    );
+    let (_blue, green, mut t) = blue_green(100, 0).await;
     t.shadow = Some(RoutedShadow {
         variant: "green".into(),
         percent: 100,
@@ -343,20 +307,16 @@ async fn shadow_copies_are_compared_without_touching_the_answer() {
     let text = r.text().await.unwrap();
     assert_eq!(text.matches("\"blue \"").count(), 3, "{text}");
     assert!(!text.contains("green"));
-    let started = std::time::Instant::now();
-    let shadow = loop {
+    let router = &router;
+    let shadow = eventually("shadow compared", TEN_SECONDS, || async move {
         let stats = router.stats().await;
-        if let Some(s) = stats.variant("green").unwrap().shadow.clone()
-            && s.compared == 1
-        {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no shadow comparison"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        stats
+            .variant("green")?
+            .shadow
+            .clone()
+            .filter(|s| s.compared == 1)
+    })
+    .await;
     assert_eq!(
         (shadow.requests, shadow.errors, shadow.exact_matches),
         (1, 0, 0)

@@ -3,12 +3,11 @@
 
 mod serve_support;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use serve_support::model_path;
+use serve_support::{free_port, model_path};
 
 const KEY: &str = "test-key-123";
 
@@ -25,14 +24,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// Starts `serve` on a free port and waits for `/readyz`.
 async fn spawn_server(extra: &[&str]) -> Option<Server> {
     let model = model_path()?;
@@ -40,7 +31,7 @@ async fn spawn_server(extra: &[&str]) -> Option<Server> {
     let key_file = dir.path().join("key");
     std::fs::write(&key_file, KEY).expect("key");
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_llamafleet-agent"))
+    let child = serve_support::agent_command()
         .args(["serve", "--model"])
         .arg(&model)
         .arg("--cache-dir")
@@ -60,12 +51,6 @@ async fn spawn_server(extra: &[&str]) -> Option<Server> {
         .arg("--api-key-file")
         .arg(&key_file)
         .args(extra)
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn the agent");
     let server = Server {
@@ -192,35 +177,7 @@ async fn metrics_pass_promtool_and_the_official_python_clients_work() {
             eprintln!("skipped promtool: not installed");
         }
     }
-    let have_clients = Command::new("python3")
-        .args(["-c", "import openai, ollama"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_clients {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python openai/ollama missing: pip install -r scripts/requirements-test.txt"
-        );
-        eprintln!("skipped python clients: pip install -r scripts/requirements-test.txt");
-        return;
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/compat.py");
-    let model = "gemma-3-270m-q4_k_m";
-    let base = server.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args([script, &base, model, KEY])
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("compat ok"),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    serve_support::python_clients(&server.base, "gemma-3-270m-q4_k_m", KEY).await;
 }
 
 trait JsonValue {

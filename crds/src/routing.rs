@@ -57,6 +57,22 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
+    /// A table routing `variants` on one router replica, with nothing else set: no tiers, no
+    /// keys (an open API), no limits, CORS origins, shadow or sticky header.
+    pub fn open(variants: Vec<RoutedVariant>) -> Self {
+        RoutingTable {
+            variants,
+            presets: Vec::new(),
+            tiers: Vec::new(),
+            router_replicas: 1,
+            api_keys_dir: None,
+            limits: None,
+            cors_origins: Vec::new(),
+            shadow: None,
+            sticky_header: None,
+        }
+    }
+
     /// The revision of this table's weights (see [`revision`]).
     pub fn revision(&self) -> String {
         revision(&self.variants)

@@ -60,7 +60,7 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
     };
     let (admission, sticky) = match admit(&state, &live, &parts.headers, path, flavor) {
         Ok(admitted) => admitted,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let variants = &live.table.variants;
     let pinned = parts
@@ -156,7 +156,7 @@ fn admit(
     headers: &HeaderMap,
     path: &str,
     flavor: Flavor,
-) -> Result<Admitted, Response> {
+) -> Result<Admitted, Box<Response>> {
     let presented = keys::presented(headers);
     if live.table.api_keys_dir.is_none() || OPEN_PATHS.contains(&path) {
         let by_header = live
@@ -172,7 +172,7 @@ fn admit(
     let keys = state.keys();
     let Some(client) = presented.and_then(|k| keys.client(k)) else {
         state.metrics.unauthorized.inc();
-        return Err(ApiError::unauthorized(flavor).into_response());
+        return Err(Box::new(ApiError::unauthorized(flavor).into_response()));
     };
     match live.limits.admit(client) {
         Ok(admission) => Ok((Some(admission), Some(client.name.as_bytes().to_vec()))),
@@ -186,7 +186,7 @@ fn admit(
             let mut response =
                 ApiError::rate_limited(flavor, &what, refusal.retry_after).into_response();
             add_limit_headers(response.headers_mut(), &refusal.headers);
-            Err(response)
+            Err(Box::new(response))
         }
     }
 }

@@ -107,15 +107,36 @@ pub fn variant(name: &str, url: &str, weight: i32) -> RoutedVariant {
 /// A one-replica table over `variants` with the given tiers.
 pub fn table(variants: Vec<RoutedVariant>, tiers: Vec<RoutedTier>) -> RoutingTable {
     RoutingTable {
-        variants,
-        presets: Vec::new(),
         tiers,
-        router_replicas: 1,
-        api_keys_dir: None,
-        limits: None,
-        cors_origins: Vec::new(),
-        shadow: None,
-        sticky_header: None,
+        ..RoutingTable::open(variants)
+    }
+}
+
+/// Variant servers `blue` and `green` and an open table over them with these weights.
+pub async fn blue_green(blue_weight: i32, green_weight: i32) -> (Upstream, Upstream, RoutingTable) {
+    let blue = upstream("blue", Behaviour::Answer).await;
+    let green = upstream("green", Behaviour::Answer).await;
+    let t = RoutingTable::open(vec![
+        variant("blue", &blue.url, blue_weight),
+        variant("green", &green.url, green_weight),
+    ]);
+    (blue, green, t)
+}
+
+/// Polls `probe` every 20 ms until it yields a value; fails after `limit` (a "does not hang"
+/// bound, not a timing check).
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -163,42 +184,28 @@ impl Router {
         std::fs::rename(&tmp, self.config_path()).unwrap();
     }
 
-    /// Waits until the router serves `revision` (generous bound: it polls every 50 ms).
+    /// Waits until the router serves `revision` (it polls every 50 ms).
     pub async fn wait_for_revision(&self, revision: &str) {
-        let started = Instant::now();
-        while self.stats().await.revision != revision {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "table not reloaded"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually("table reloaded", Duration::from_secs(10), || async move {
+            (self.stats().await.revision == revision).then_some(())
+        })
+        .await;
+    }
+
+    /// The body of `GET path`.
+    pub async fn get_text(&self, path: &str) -> String {
+        let url = format!("{}{path}", self.base);
+        let response = self.client.get(url).send().await.unwrap();
+        response.text().await.unwrap()
     }
 
     pub async fn stats(&self) -> RouterStats {
-        let url = format!("{}{}", self.base, llamafleet_crds::routing::STATS_PATH);
-        let text = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = self.get_text(llamafleet_crds::routing::STATS_PATH).await;
         serde_json::from_str(&text).unwrap()
     }
 
     pub async fn metrics(&self) -> String {
-        let url = format!("{}/metrics", self.base);
-        self.client
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.get_text("/metrics").await
     }
 
     /// A chat request (not sent).
