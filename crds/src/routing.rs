@@ -36,7 +36,9 @@ pub struct RoutingTable {
     pub presets: Vec<Preset>,
     /// Rate-limit tiers, budgets per deployment per hour.
     pub tiers: Vec<RoutedTier>,
-    /// Router replicas the tier budgets are shared by (each enforces `budget / replicas`).
+    /// Router replicas the tier budgets are shared by: each replica enforces
+    /// `ceil(budget / router_replicas)` per client on its own, so a client spread evenly over
+    /// the replicas (as the Service does) gets about the whole budget.
     pub router_replicas: i32,
     /// Directory of the mounted API-key Secret; absent: the API is open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
