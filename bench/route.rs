@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::routing::post;
+use llamafleet_agent::route::state::RouterState;
 use llamafleet_agent::route::{self, RouteConfig};
 use llamafleet_crds::routing::{RoutedVariant, RoutingTable};
 use serde_json::json;
@@ -50,7 +51,7 @@ async fn upstream() -> anyhow::Result<String> {
     Ok(url)
 }
 
-async fn router(upstream: String, dir: &std::path::Path) -> anyhow::Result<String> {
+async fn router(upstream: String, dir: &std::path::Path) -> anyhow::Result<(String, RouterState)> {
     let table = RoutingTable::open(vec![RoutedVariant {
         name: "a".into(),
         url: upstream,
@@ -61,8 +62,9 @@ async fn router(upstream: String, dir: &std::path::Path) -> anyhow::Result<Strin
     std::fs::write(&path, serde_norway::to_string(&table)?)?;
     let state = route::start(&RouteConfig::new(path, "127.0.0.1:0".parse()?))?;
     let (listener, url) = bind().await?;
-    tokio::spawn(async move { axum::serve(listener, route::app(state)).await });
-    Ok(url)
+    let app = route::app(state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((url, state))
 }
 
 /// Sends `rate` requests a second for `warmup + seconds`; latencies after the warm-up.
@@ -120,7 +122,7 @@ fn main() -> anyhow::Result<()> {
     let router_rt = runtime(2)?;
     let load_rt = runtime(2)?;
     let upstream_url = upstream_rt.block_on(upstream())?;
-    let router_url = router_rt.block_on(router(upstream_url.clone(), dir.path()))?;
+    let (router_url, state) = router_rt.block_on(router(upstream_url.clone(), dir.path()))?;
     let (direct, routed) = load_rt.block_on(async {
         tokio::join!(
             load(upstream_url, rate, seconds),
@@ -142,6 +144,11 @@ fn main() -> anyhow::Result<()> {
         "  added: p50=+{:.3} ms p99=+{:.3} ms (target: p99 < 2 ms)",
         quantile(&routed, 0.5) - quantile(&direct, 0.5),
         quantile(&routed, 0.99) - quantile(&direct, 0.99)
+    );
+    let overhead = &state.metrics.overhead;
+    println!(
+        "  router work before calling the upstream (auth, choice, body, headers): mean {:.1} us",
+        overhead.get_sample_sum() / overhead.get_sample_count().max(1) as f64 * 1e6
     );
     Ok(())
 }
