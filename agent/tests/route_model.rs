@@ -148,5 +148,15 @@ async fn the_real_agent_behind_the_router_with_shadow_and_python_clients() {
         (stats["revision"] == "blue=100").then_some(())
     })
     .await;
-    serve_support::python_clients(&router_base, MODEL, KEY).await;
+    if serve_support::python_clients(&router_base, MODEL, KEY).await {
+        // Every SSE and NDJSON stream of the clients was read to its proper end.
+        let stats: RouterStats =
+            serde_json::from_value(json_of(client.get(stats_url).send().await.unwrap()).await)
+                .unwrap();
+        let blue = stats.variant("blue").unwrap();
+        assert!(
+            blue.requests >= 9 && blue.errors == 0 && blue.tokens > 0,
+            "{blue:?}"
+        );
+    }
 }
