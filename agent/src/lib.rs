@@ -1,5 +1,6 @@
 //! llamafleet node agent: the model store (`pull`, `inspect`, `cache gc`) and `serve` (llama.cpp
-//! behind the OpenAI and Ollama APIs); `route` and `compare` come later and reuse them.
+//! behind the OpenAI and Ollama APIs) and `route` (the router in front of a deployment's
+//! variants, reusing serve's API errors); `compare` comes later.
 #![forbid(unsafe_code)]
 
 pub mod inspect;
