@@ -1,8 +1,10 @@
 //! llamafleet node agent: the model store (`pull`, `inspect`, `cache gc`) and `serve` (llama.cpp
-//! behind the OpenAI and Ollama APIs); `route` and `compare` come later and reuse them.
+//! behind the OpenAI and Ollama APIs) and `route` (the router in front of a deployment's
+//! variants, reusing serve's API errors), and `compare` (the A/B report over variants).
 #![forbid(unsafe_code)]
 
 pub mod compare;
 pub mod inspect;
+pub mod route;
 pub mod serve;
 pub mod store;

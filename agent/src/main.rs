@@ -30,6 +30,8 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Send the same prompts to each variant and report speed and agreement.
     Compare(llamafleet_agent::compare::CompareArgs),
+    /// Route the client API to an LlmDeployment's variants (weights, keys, limits, shadow).
+    Route(RouteArgs),
     /// Manage the model cache.
     Cache {
         #[command(subcommand)]
@@ -138,6 +140,16 @@ struct ServeArgs {
 }
 
 #[derive(Args, Debug)]
+struct RouteArgs {
+    /// The routing table (YAML), re-read when it changes.
+    #[arg(long)]
+    config: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    listen: std::net::SocketAddr,
+}
+
+#[derive(Args, Debug)]
 struct InspectArgs {
     /// URL or path.
     source: String,
@@ -243,6 +255,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             serve::run(config).await?;
         }
         Command::Compare(args) => llamafleet_agent::compare::run_cli(args).await?,
+        Command::Route(args) => {
+            llamafleet_agent::route::run(llamafleet_agent::route::RouteConfig::new(
+                args.config,
+                args.listen,
+            ))
+            .await?;
+        }
         Command::Cache {
             command: CacheCommand::Gc(args),
         } => {
@@ -258,8 +277,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    // `serve` runs in a pod: one JSON object per line for the log pipeline.
-    if matches!(cli.command, Command::Serve(_)) {
+    // `serve` and `route` run in pods: one JSON object per line for the log pipeline.
+    if matches!(cli.command, Command::Serve(_) | Command::Route(_)) {
         tracing_subscriber::fmt()
             .json()
             .flatten_event(true)

@@ -13,7 +13,8 @@ use axum::http::{Request, Response};
 use llamafleet_crds::routing::PIN_HEADER;
 use serde_json::Value;
 use serve_support::MODEL;
-use serve_support::process::{KEY, free_port, spawn_server};
+use serve_support::free_port;
+use serve_support::process::{KEY, spawn_server};
 
 type Pins = Arc<Mutex<Vec<String>>>;
 

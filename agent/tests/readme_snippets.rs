@@ -11,7 +11,8 @@ mod serve_support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use serve_support::process::{python_clients_installed, spawn_server};
+use serve_support::process::spawn_server;
+use serve_support::python_clients_installed;
 
 /// The address the README's examples call.
 const README_ADDRESS: &str = "127.0.0.1:8080";

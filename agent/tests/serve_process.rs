@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use serve_support::process::{KEY, python_clients_installed, spawn_server};
+use serve_support::process::{KEY, spawn_server};
 
 fn sigterm(child: &Child) {
     let status = Command::new("kill")
@@ -113,31 +113,7 @@ async fn metrics_pass_promtool_and_the_official_python_clients_work() {
             eprintln!("skipped promtool: not installed");
         }
     }
-    if !python_clients_installed() {
-        return;
-    }
-    // The crate dir at run time: a reused test binary may come from another checkout.
-    let script =
-        std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo test"))
-            .join("tests/clients/compat.py")
-            .display()
-            .to_string();
-    let model = "gemma-3-270m-q4_k_m";
-    let base = server.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args([&script, &base, model, KEY])
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("compat ok"),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    serve_support::python_clients(&server.base, "gemma-3-270m-q4_k_m", KEY).await;
 }
 
 trait JsonValue {

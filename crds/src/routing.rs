@@ -36,7 +36,9 @@ pub struct RoutingTable {
     pub presets: Vec<Preset>,
     /// Rate-limit tiers, budgets per deployment per hour.
     pub tiers: Vec<RoutedTier>,
-    /// Router replicas the tier budgets are shared by (each enforces `budget / replicas`).
+    /// Router replicas the tier budgets are shared by: each replica enforces
+    /// `ceil(budget / router_replicas)` per client on its own, so a client spread evenly over
+    /// the replicas (as the Service does) gets about the whole budget.
     pub router_replicas: i32,
     /// Directory of the mounted API-key Secret; absent: the API is open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,6 +59,22 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
+    /// A table routing `variants` on one router replica, with nothing else set: no tiers, no
+    /// keys (an open API), no limits, CORS origins, shadow or sticky header.
+    pub fn open(variants: Vec<RoutedVariant>) -> Self {
+        RoutingTable {
+            variants,
+            presets: Vec::new(),
+            tiers: Vec::new(),
+            router_replicas: 1,
+            api_keys_dir: None,
+            limits: None,
+            cors_origins: Vec::new(),
+            shadow: None,
+            sticky_header: None,
+        }
+    }
+
     /// The revision of this table's weights (see [`revision`]).
     pub fn revision(&self) -> String {
         revision(&self.variants)

@@ -268,7 +268,8 @@ impl Load {
         for _ in 0..clients {
             let (flag, base) = (stop.clone(), base.to_string());
             std::thread::spawn(move || {
-                let body = r#"{"prompt":"The capital of France is","max_tokens":2,"temperature":0}"#;
+                let body =
+                    r#"{"prompt":"The capital of France is","max_tokens":2,"temperature":0}"#;
                 while !flag.load(Ordering::Relaxed) {
                     let (status, _) = request(&base, "POST", "/v1/completions", body);
                     if status == 0 {

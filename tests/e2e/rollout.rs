@@ -52,11 +52,26 @@ fn shift(c: &Cluster, ns: &str, blue: i32, green: i32) {
         r#"[{{"op":"replace","path":"/spec/variants/0/weight","value":{blue}}},
            {{"op":"replace","path":"/spec/variants/1/weight","value":{green}}}]"#
     );
-    c.kubectl_ok(&["patch", "-n", ns, "llmd/canary", "--type=json", "-p", &patch]);
+    c.kubectl_ok(&[
+        "patch",
+        "-n",
+        ns,
+        "llmd/canary",
+        "--type=json",
+        "-p",
+        &patch,
+    ]);
 }
 
 fn event_reasons(c: &Cluster, ns: &str, extra: &[&str]) -> String {
-    let mut args = vec!["get", "events", "-n", ns, "-o", "jsonpath={.items[*].reason}"];
+    let mut args = vec![
+        "get",
+        "events",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ];
     args.extend_from_slice(extra);
     c.kubectl_ok(&args)
 }
@@ -115,7 +130,9 @@ fn progressive_rollout_through_a_real_router_promotes_healthy_and_rolls_back_fai
         let stats: RouterStats = serde_json::from_str(&body).unwrap_or_default();
         status == 200
             && stats.revision == "blue=0,green=100"
-            && stats.variant("green").is_some_and(|g| g.requests > 0 && g.errors == 0)
+            && stats
+                .variant("green")
+                .is_some_and(|g| g.requests > 0 && g.errors == 0)
     });
 
     // Moving back to blue, now behind an upstream that fails every request: rolled back.

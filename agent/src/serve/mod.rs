@@ -9,4 +9,5 @@ mod startup;
 pub mod state;
 
 pub use http::app;
+pub(crate) use startup::shutdown_signal;
 pub use startup::{ServeConfig, model_name as startup_model_name, run};

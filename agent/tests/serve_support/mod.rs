@@ -134,3 +134,73 @@ pub fn sse_data(text: &str) -> Vec<String> {
         .map(|d| d.trim().to_owned())
         .collect()
 }
+
+/// Runs tests/clients/compat.py (the official openai and ollama clients) against `base`;
+/// `false` when those clients are not installed (which fails under CI).
+pub async fn python_clients(base: &str, model: &str, key: &str) -> bool {
+    if !python_clients_installed() {
+        return false;
+    }
+    // The crate dir at run time: a reused test binary may come from another checkout.
+    let script =
+        std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo test"))
+            .join("tests/clients/compat.py");
+    let args = [
+        script.display().to_string(),
+        base.to_owned(),
+        model.to_owned(),
+        key.to_owned(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3").args(args).output()
+    })
+    .await
+    .expect("join")
+    .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("compat ok"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
+/// Whether `python3` can import the official `openai` and `ollama` clients; a missing client
+/// fails under CI and is a noted skip elsewhere.
+pub fn python_clients_installed() -> bool {
+    let installed = std::process::Command::new("python3")
+        .args(["-c", "import openai, ollama"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python openai/ollama missing: pip install -r scripts/requirements-test.txt"
+        );
+        eprintln!("skipped python clients: pip install -r scripts/requirements-test.txt");
+    }
+    installed
+}
+
+/// `llamafleet-agent` as a child process: logs (RUST_LOG, default warn) to the test's stderr.
+pub fn agent_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_llamafleet-agent"));
+    command
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    command
+}
+
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}

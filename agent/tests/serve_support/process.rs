@@ -1,10 +1,9 @@
 //! The real `llamafleet-agent serve` binary as a child process on a free loopback port.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use super::{MODEL, model_path};
+use super::{MODEL, agent_command, free_port, model_path};
 
 /// An API key tests can hand to [`spawn_server`].
 pub const KEY: &str = "test-key-123";
@@ -25,22 +24,13 @@ impl Drop for Server {
     }
 }
 
-/// A loopback port nothing listens on (at the time of asking).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// Starts `serve` with the test model (named [`MODEL`]) and waits for `/readyz`; `api_key`
 /// turns authentication on. `None` when the model is not configured.
 pub async fn spawn_server(api_key: Option<&str>, extra: &[&str]) -> Option<Server> {
     let model = model_path()?;
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_llamafleet-agent"));
+    let mut command = agent_command();
     command
         .args(["serve", "--model"])
         .arg(&model)
@@ -63,16 +53,7 @@ pub async fn spawn_server(api_key: Option<&str>, extra: &[&str]) -> Option<Serve
         std::fs::write(&key_file, key).expect("key");
         command.arg("--api-key-file").arg(&key_file);
     }
-    let child = command
-        .args(extra)
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the agent");
+    let child = command.args(extra).spawn().expect("spawn the agent");
     let server = Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
@@ -91,21 +72,4 @@ pub async fn spawn_server(api_key: Option<&str>, extra: &[&str]) -> Option<Serve
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Whether `python3` can import the official `openai` and `ollama` clients; a missing client
-/// fails under CI and is a noted skip elsewhere.
-pub fn python_clients_installed() -> bool {
-    let installed = Command::new("python3")
-        .args(["-c", "import openai, ollama"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python openai/ollama missing: pip install -r scripts/requirements-test.txt"
-        );
-        eprintln!("skipped python clients: pip install -r scripts/requirements-test.txt");
-    }
-    installed
 }

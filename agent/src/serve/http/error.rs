@@ -129,6 +129,32 @@ impl ApiError {
         )
     }
 
+    /// 429 with Retry-After: a rate-limit budget is spent (`route`).
+    pub fn rate_limited(flavor: Flavor, what: &str, retry_after: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(
+                flavor,
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_exceeded",
+                format!(
+                    "rate limit reached for {what}; retry in {} s",
+                    retry_after.max(1)
+                ),
+            )
+        }
+    }
+
+    /// 502: the upstream variant could not be reached or failed before answering (`route`).
+    pub fn bad_gateway(flavor: Flavor, variant: &str) -> Self {
+        Self::new(
+            flavor,
+            StatusCode::BAD_GATEWAY,
+            "upstream_unavailable",
+            format!("variant {variant:?} is unavailable"),
+        )
+    }
+
     /// 404 for unknown routes.
     pub fn not_found(flavor: Flavor) -> Self {
         Self::new(

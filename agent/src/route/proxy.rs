@@ -1,0 +1,265 @@
+//! The client API handler: authenticate, rate-limit, choose a variant, forward the request and
+//! pass the answer back as it streams, counting what happened once it ends.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use llamafleet_crds::routing::PIN_HEADER;
+
+use super::answer::{Answer, Framing};
+use super::body::{End, Watched};
+use super::limits::{Admission, LimitHeaders};
+use super::state::{Live, RouterState};
+use super::stats::Outcome;
+use super::{choose, keys, shadow};
+use crate::serve::http::{ApiError, Flavor};
+
+/// Routes whose answers carry generated text (read for tokens, TTFT and shadow comparison).
+const GENERATION_PATHS: [&str; 4] = [
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/api/generate",
+    "/api/chat",
+];
+/// Routes open without a key (as in `serve`).
+const OPEN_PATHS: [&str; 1] = ["/api/version"];
+/// Request headers not passed upstream: hop-by-hop ones, credentials meant for the router,
+/// and encodings the router would have to undo to read the answer.
+const DROPPED_REQUEST_HEADERS: [&str; 7] = [
+    "authorization",
+    "x-api-key",
+    "host",
+    "content-length",
+    "accept-encoding",
+    "connection",
+    PIN_HEADER,
+];
+/// Response headers not passed back: hop-by-hop ones, and the length, so that the body is
+/// sent chunked and the server polls it to its end (the answer is accounted for before the
+/// client sees the last chunk).
+const DROPPED_RESPONSE_HEADERS: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "trailer",
+    "content-length",
+];
+
+/// Forwards one client request to a variant.
+pub async fn proxy(State(state): State<RouterState>, request: Request) -> Response {
+    let arrived = Instant::now();
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let flavor = Flavor::for_path(path);
+    let Some(live) = state.live() else {
+        return ApiError::not_ready(flavor, "no routing table loaded").into_response();
+    };
+    let (admission, sticky) = match admit(&state, &live, &parts.headers, path, flavor) {
+        Ok(admitted) => admitted,
+        Err(refused) => return *refused,
+    };
+    let variants = &live.table.variants;
+    let pinned = parts
+        .headers
+        .get(PIN_HEADER)
+        .map(|v| v.to_str().unwrap_or(""));
+    let index = match (pinned, sticky) {
+        (Some(name), _) => choose::by_name(variants, name),
+        (None, Some(key)) => choose::pick(variants, &key),
+        (None, None) => choose::pick_random(variants),
+    };
+    let Some(variant) = index.and_then(|i| variants.get(i)) else {
+        let name = pinned.unwrap_or_default();
+        return ApiError::bad_request(flavor, format!("unknown variant {name:?}")).into_response();
+    };
+    let body = match axum::body::to_bytes(body, live.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => return ApiError::too_large(flavor, live.max_body_bytes).into_response(),
+    };
+    let path_and_query = parts.uri.path_and_query().map_or(path, |p| p.as_str());
+    let generation = GENERATION_PATHS.contains(&path);
+    let upstream_headers = forwarded(&parts.headers);
+    let mirror = generation
+        .then(|| shadow::decide(&live, &variant.name, path_and_query))
+        .flatten()
+        .and_then(|mirror| {
+            let (method, headers) = (parts.method.clone(), upstream_headers.clone());
+            shadow::spawn(
+                &state,
+                live.stats.clone(),
+                mirror,
+                method,
+                headers,
+                body.clone(),
+            )
+        });
+    let url = format!("{}{path_and_query}", variant.url.trim_end_matches('/'));
+    let sent = state
+        .client
+        .request(parts.method.clone(), url)
+        .headers(upstream_headers)
+        .body(body);
+    state
+        .metrics
+        .overhead
+        .observe(arrived.elapsed().as_secs_f64());
+    let finish = Finish {
+        state: state.clone(),
+        live: live.clone(),
+        variant: variant.name.clone(),
+        arrived,
+        admission: admission.clone(),
+        mirror,
+    };
+    let upstream = match sent.send().await {
+        Ok(upstream) => upstream,
+        Err(e) => {
+            tracing::warn!(variant = %variant.name, error = %e, "upstream unreachable");
+            finish.done(StatusCode::BAD_GATEWAY, None, End::Cut);
+            return ApiError::bad_gateway(flavor, &variant.name).into_response();
+        }
+    };
+    let status = upstream.status();
+    let mut headers = upstream.headers().clone();
+    for name in DROPPED_RESPONSE_HEADERS {
+        headers.remove(name);
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let answer = (generation && status.is_success())
+        .then(|| Answer::new(Framing::of(content_type), finish.mirror.is_some()));
+    let stream = Watched::new(upstream.bytes_stream(), answer, move |answer, end| {
+        finish.done(status, answer, end);
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    stamp(
+        response.headers_mut(),
+        &variant.name,
+        admission.as_ref().map(|a| &a.headers),
+    );
+    response
+}
+
+type Admitted = (Option<Admission>, Option<Vec<u8>>);
+
+/// Checks the key and the client's budgets; yields the admission and the sticky key.
+fn admit(
+    state: &RouterState,
+    live: &Live,
+    headers: &HeaderMap,
+    path: &str,
+    flavor: Flavor,
+) -> Result<Admitted, Box<Response>> {
+    let presented = keys::presented(headers);
+    if live.table.api_keys_dir.is_none() || OPEN_PATHS.contains(&path) {
+        let by_header = live
+            .table
+            .sticky_header
+            .as_deref()
+            .and_then(|h| headers.get(h));
+        let sticky = presented
+            .map(|k| k.as_bytes().to_vec())
+            .or_else(|| by_header.map(|v| v.as_bytes().to_vec()));
+        return Ok((None, sticky));
+    }
+    let keys = state.keys();
+    let Some(client) = presented.and_then(|k| keys.client(k)) else {
+        state.metrics.unauthorized.inc();
+        return Err(Box::new(ApiError::unauthorized(flavor).into_response()));
+    };
+    match live.limits.admit(client) {
+        Ok(admission) => Ok((Some(admission), Some(client.name.as_bytes().to_vec()))),
+        Err(refusal) => {
+            state
+                .metrics
+                .rate_limited
+                .with_label_values(&[&refusal.tier, refusal.budget])
+                .inc();
+            let what = format!("{} per hour (tier {})", refusal.budget, refusal.tier);
+            let mut response =
+                ApiError::rate_limited(flavor, &what, refusal.retry_after).into_response();
+            add_limit_headers(response.headers_mut(), &refusal.headers);
+            Err(Box::new(response))
+        }
+    }
+}
+
+/// Request headers for the upstream.
+fn forwarded(incoming: &HeaderMap) -> HeaderMap {
+    let mut headers = incoming.clone();
+    for name in DROPPED_REQUEST_HEADERS {
+        headers.remove(name);
+    }
+    headers
+}
+
+fn stamp(headers: &mut HeaderMap, variant: &str, limits: Option<&LimitHeaders>) {
+    if let Ok(value) = HeaderValue::from_str(variant) {
+        headers.insert(PIN_HEADER, value);
+    }
+    if let Some(limits) = limits {
+        add_limit_headers(headers, limits);
+    }
+}
+
+fn add_limit_headers(headers: &mut HeaderMap, limits: &LimitHeaders) {
+    for (name, value) in limits {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}
+
+/// Everything needed to account for a request once its answer has ended.
+struct Finish {
+    state: RouterState,
+    live: Arc<Live>,
+    variant: String,
+    arrived: Instant,
+    admission: Option<Admission>,
+    mirror: Option<tokio::sync::oneshot::Sender<String>>,
+}
+
+impl Finish {
+    fn done(self, status: StatusCode, answer: Option<Answer>, end: End) {
+        let now = Instant::now();
+        let streamed = answer
+            .as_ref()
+            .is_some_and(|a| a.framing() != Framing::Document);
+        let broken = answer
+            .as_ref()
+            .is_some_and(|a| a.error || (end == End::Finished && streamed && !a.complete));
+        let error = status.is_server_error() || end == End::Cut || broken;
+        let mut outcome = Outcome {
+            error,
+            duration: now - self.arrived,
+            ..Outcome::default()
+        };
+        if let Some(a) = &answer {
+            outcome.ttft = a.first_token.map(|t| t - self.arrived);
+            outcome.tokens = a.generated_tokens();
+            outcome.generation = match (streamed, a.first_token, a.last_token) {
+                (true, Some(first), Some(last)) => last - first,
+                _ => outcome.duration,
+            };
+            if let Some(admission) = &self.admission {
+                admission.debit_tokens(a.billed_tokens());
+            }
+        }
+        self.live.stats.record(&self.variant, &outcome);
+        self.state.metrics.record(&self.variant, &outcome);
+        if let (Some(mirror), Some(a)) = (self.mirror, answer)
+            && !error
+            && end == End::Finished
+        {
+            let _ = mirror.send(a.text);
+        }
+    }
+}

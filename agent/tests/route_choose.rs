@@ -1,0 +1,128 @@
+//! The pure parts of `route`: the weighted sticky choice, the table checks and the key files.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use llamafleet_agent::route::choose::{by_name, pick, pick_random};
+use llamafleet_agent::route::keys::KeySet;
+use llamafleet_agent::route::table::{self, TableError};
+use llamafleet_crds::routing::RoutedVariant;
+
+fn variants(weights: &[(&str, i32)]) -> Vec<RoutedVariant> {
+    weights
+        .iter()
+        .map(|(name, weight)| RoutedVariant {
+            name: (*name).into(),
+            url: format!("http://{name}:8080"),
+            weight: *weight,
+            model: "m".into(),
+        })
+        .collect()
+}
+
+fn shares(table: &[RoutedVariant], choose: impl Fn(usize) -> usize) -> Vec<f64> {
+    let mut counts = vec![0u32; table.len()];
+    for i in 0..10_000 {
+        counts[choose(i)] += 1;
+    }
+    counts.iter().map(|&c| f64::from(c) / 10_000.0).collect()
+}
+
+#[test]
+fn weighted_split_over_10000_decisions_follows_the_weights() {
+    let table = variants(&[("blue", 70), ("green", 20), ("canary", 10), ("shadow", 0)]);
+    // Sticky keys and random draws both split by weight (3 sigma of a binomial at n=10000 is
+    // under 1.4 points); a weight-0 variant gets nothing.
+    let sticky = shares(&table, |i| {
+        pick(&table, format!("client-{i}").as_bytes()).unwrap()
+    });
+    let random = shares(&table, |_| pick_random(&table).unwrap());
+    for split in [sticky, random] {
+        for (got, want) in split.iter().zip([0.70, 0.20, 0.10, 0.0]) {
+            assert!((got - want).abs() < 0.02, "split {split:?}");
+        }
+    }
+}
+
+#[test]
+fn a_key_stays_put_and_weight_changes_move_only_the_keys_they_must() {
+    let before = variants(&[("blue", 90), ("green", 10)]);
+    let after = variants(&[("blue", 50), ("green", 50)]);
+    let mut moved = 0;
+    for i in 0..10_000 {
+        let key = format!("key-{i}");
+        let first = pick(&before, key.as_bytes()).unwrap();
+        for _ in 0..3 {
+            assert_eq!(pick(&before, key.as_bytes()), Some(first), "not sticky");
+        }
+        let now = pick(&after, key.as_bytes()).unwrap();
+        if now != first {
+            // Raising green only ever takes keys towards green.
+            assert_eq!((first, now), (0, 1));
+            moved += 1;
+        }
+    }
+    // The minimum is the 40% green gained; rendezvous hashing moves about that many.
+    let share = f64::from(moved) / 10_000.0;
+    assert!((share - 0.40).abs() < 0.03, "moved {share}");
+}
+
+#[test]
+fn all_zero_weights_split_evenly_and_names_pin() {
+    let table = variants(&[("a", 0), ("b", 0)]);
+    let split = shares(&table, |i| pick(&table, &i.to_le_bytes()).unwrap());
+    assert!((split[0] - 0.5).abs() < 0.03, "{split:?}");
+    assert_eq!(by_name(&table, "b"), Some(1));
+    assert_eq!(by_name(&table, "c"), None);
+    assert_eq!(pick(&[], b"k"), None);
+}
+
+#[test]
+fn bad_tables_are_typed_errors() {
+    let ok = "variants: [{name: a, url: 'http://a:8080', weight: 100, model: m}]\ntiers: []\nrouterReplicas: 2\n";
+    assert_eq!(table::parse(ok).unwrap().revision(), "a=100");
+    assert!(matches!(
+        table::parse("variants: ["),
+        Err(TableError::Parse { .. })
+    ));
+    let cases = [
+        (
+            "variants: []\ntiers: []\nrouterReplicas: 1\n",
+            "no variants",
+        ),
+        (
+            "variants: [{name: a, url: 'ftp://a', weight: 1, model: m}]\ntiers: []\nrouterReplicas: 1\n",
+            "http",
+        ),
+        (
+            "variants: [{name: a, url: 'http://a', weight: 1, model: m}]\ntiers: []\nrouterReplicas: 1\nshadow: {variant: b, percent: 5}\n",
+            "shadow variant",
+        ),
+    ];
+    for (text, problem) in cases {
+        match table::parse(text) {
+            Err(TableError::Invalid { problem: p, .. }) => assert!(p.contains(problem), "{p}"),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    let missing = table::load(std::path::Path::new("/nonexistent/routing.yaml"));
+    assert!(matches!(missing, Err(TableError::Read { .. })));
+}
+
+#[test]
+fn key_files_name_the_client_and_its_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alice"), "free:key-a\n").unwrap();
+    std::fs::write(dir.path().join("bob"), "gold:key-b").unwrap();
+    std::fs::write(dir.path().join("eve"), "nokey").unwrap();
+    std::fs::write(dir.path().join("mallory"), "premium:key-a").unwrap();
+    std::fs::create_dir(dir.path().join("..data")).unwrap();
+    let keys = KeySet::load(dir.path(), &["free", "premium"]).unwrap();
+    let alice = keys.client("key-a").unwrap();
+    assert_eq!(
+        (alice.name.as_str(), alice.tier.as_str()),
+        ("alice", "free")
+    );
+    assert!(keys.client("key-b").is_none(), "unknown tier gold accepted");
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys.rejected.len(), 3, "{:?}", keys.rejected);
+    assert!(KeySet::load(&dir.path().join("missing"), &[]).is_err());
+}

@@ -1,0 +1,331 @@
+//! The router over real loopback HTTP: small variant servers behind an in-process router.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod route_support;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use llamafleet_crds::routing::{PIN_HEADER, RoutedShadow, RoutedTier};
+use route_support::{
+    Behaviour, Router, answered_by, blue_green, eventually, json_of, table, upstream, variant,
+};
+use serde_json::{Value, json};
+
+const TEN_SECONDS: Duration = Duration::from_secs(10);
+
+fn tier(name: &str, requests: u32, tokens: Option<i64>) -> RoutedTier {
+    RoutedTier {
+        name: name.into(),
+        requests_per_hour: requests,
+        tokens_per_hour: tokens,
+    }
+}
+
+#[tokio::test]
+async fn pins_stickiness_and_unknown_pins_in_the_routes_flavor() {
+    let (_blue, _green, mut t) = blue_green(50, 50).await;
+    t.sticky_header = Some("x-user".into());
+    let router = Router::start(&t).await;
+    let pinned = router
+        .chat(json!({}))
+        .header(PIN_HEADER, "green")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered_by(&pinned), "green");
+    let body: Value = json_of(pinned).await;
+    assert_eq!(body["choices"][0]["message"]["content"], "hello from green");
+    // One user stays on one variant; many users reach both.
+    let mut seen = std::collections::HashSet::new();
+    for user in 0..20 {
+        let mut first = None;
+        for _ in 0..3 {
+            let r = router
+                .chat(json!({}))
+                .header("x-user", user.to_string())
+                .send()
+                .await
+                .unwrap();
+            let by = answered_by(&r);
+            assert_eq!(first.get_or_insert(by.clone()), &by, "user {user} moved");
+        }
+        seen.insert(first.unwrap());
+    }
+    assert_eq!(seen.len(), 2, "20 users all on one variant");
+    let unknown = router
+        .chat(json!({}))
+        .header(PIN_HEADER, "nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 400);
+    let body: Value = json_of(unknown).await;
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    let ollama = router
+        .client
+        .post(format!("{}/api/chat", router.base))
+        .header(PIN_HEADER, "nope")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ollama.status(), 400);
+    assert!(json_of(ollama).await["error"].is_string());
+    let models = router
+        .client
+        .get(format!("{}/v1/models", router.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(models).await["data"][0]["id"], "m");
+}
+
+#[tokio::test]
+async fn weights_reload_while_a_stream_is_in_flight() {
+    let (_blue, _green, mut t) = blue_green(100, 0).await;
+    let router = Router::start(&t).await;
+    let stream = router
+        .chat(json!({"stream": true, "max_tokens": 20, "delay_ms": 50}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered_by(&stream), "blue");
+    let mut body = stream.bytes_stream();
+    let mut text = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+    // Move all traffic to green while blue is still streaming.
+    t.variants[0].weight = 0;
+    t.variants[1].weight = 100;
+    router.write(&t);
+    router.wait_for_revision("blue=0,green=100").await;
+    for _ in 0..5 {
+        let r = router.chat(json!({})).send().await.unwrap();
+        assert_eq!(answered_by(&r), "green");
+    }
+    while let Some(chunk) = body.next().await {
+        text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+    }
+    assert_eq!(text.matches("\"blue \"").count(), 20, "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    // The new revision counts afresh: only green's five answers.
+    let stats = router.stats().await;
+    assert_eq!(stats.variant("green").unwrap().requests, 5);
+    assert_eq!(stats.variant("blue").unwrap().requests, 0);
+}
+
+#[tokio::test]
+async fn keys_are_required_and_spent_budgets_answer_429() {
+    let blue = upstream("blue", Behaviour::Answer).await;
+    let keys = tempfile::tempdir().unwrap();
+    std::fs::write(keys.path().join("alice"), "free:key-a").unwrap();
+    std::fs::write(keys.path().join("bob"), "metered:key-b").unwrap();
+    let mut t = table(
+        vec![variant("blue", &blue.url, 100)],
+        vec![tier("free", 6, None), tier("metered", 1000, Some(20))],
+    );
+    t.router_replicas = 2; // each replica allows 3 requests of `free` per hour
+    t.api_keys_dir = Some(keys.path().display().to_string());
+    let router = Router::start(&t).await;
+    let missing = router.chat(json!({})).send().await.unwrap();
+    assert_eq!(missing.status(), 401);
+    let body: Value = json_of(missing).await;
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+    let wrong = router
+        .chat(json!({}))
+        .bearer_auth("key-z")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    for left in ["2", "1", "0"] {
+        let r = router
+            .chat(json!({}))
+            .header("x-api-key", "key-a")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-ratelimit-limit-requests"], "3");
+        assert_eq!(r.headers()["x-ratelimit-remaining-requests"], left);
+    }
+    let refused = router
+        .chat(json!({}))
+        .bearer_auth("key-a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 0 && retry <= 1200, "retry-after {retry}");
+    assert_eq!(refused.headers()["x-ratelimit-remaining-requests"], "0");
+    // Tokens are debited after the answer: 5 prompt + 8 generated spend bob's 10 (20 over two
+    // replicas), and a spent token budget refuses the next request.
+    let first = router
+        .chat(json!({"max_tokens": 8}))
+        .bearer_auth("key-b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.headers()["x-ratelimit-limit-tokens"], "10");
+    assert_eq!(json_of(first).await["usage"]["total_tokens"], 13);
+    let second = router
+        .chat(json!({"max_tokens": 8}))
+        .bearer_auth("key-b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 429);
+    assert_eq!(second.headers()["x-ratelimit-remaining-tokens"], "0");
+    let metrics = router.metrics().await;
+    assert!(
+        metrics.contains("llamafleet_router_unauthorized_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains(r#"llamafleet_router_rate_limited_total{budget="requests",tier="free"} 1"#)
+    );
+    assert!(
+        metrics
+            .contains(r#"llamafleet_router_rate_limited_total{budget="tokens",tier="metered"} 1"#)
+    );
+    // Keys reload: a new client file is accepted without a restart.
+    std::fs::write(keys.path().join("carol"), "free:key-c").unwrap();
+    let router = &router;
+    eventually("new key loaded", TEN_SECONDS, || async move {
+        let r = router.chat(json!({})).bearer_auth("key-c").send().await;
+        (r.unwrap().status() == 200).then_some(())
+    })
+    .await;
+    let seen = blue.seen.lock().unwrap();
+    assert!(
+        seen.iter()
+            .all(|h| !h.contains_key("authorization") && !h.contains_key("x-api-key"))
+    );
+}
+
+#[tokio::test]
+async fn failing_upstreams_count_as_errors() {
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let broken = upstream("broken", Behaviour::Fail).await;
+    let cut = upstream("cut", Behaviour::Cut).await;
+    let ok = upstream("ok", Behaviour::Answer).await;
+    let t = table(
+        vec![
+            variant("ok", &ok.url, 100),
+            variant("down", &refused, 0),
+            variant("broken", &broken.url, 0),
+            variant("cut", &cut.url, 0),
+        ],
+        vec![],
+    );
+    let router = Router::start(&t).await;
+    let down = router
+        .chat(json!({}))
+        .header(PIN_HEADER, "down")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(down.status(), 502);
+    assert_eq!(json_of(down).await["error"]["code"], "upstream_unavailable");
+    let failed = router
+        .chat(json!({}))
+        .header(PIN_HEADER, "broken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 500);
+    let _ = failed.bytes().await;
+    let streamed = router
+        .chat(json!({"stream": true, "max_tokens": 5}))
+        .header(PIN_HEADER, "cut")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        streamed.bytes().await.is_err(),
+        "a cut stream read as complete"
+    );
+    let fine = router.chat(json!({"stream": true})).send().await.unwrap();
+    let _ = fine.bytes().await.unwrap();
+    let stats = router.stats().await;
+    for (name, requests, errors) in [
+        ("down", 1, 1),
+        ("broken", 1, 1),
+        ("cut", 1, 1),
+        ("ok", 1, 0),
+    ] {
+        let v = stats.variant(name).unwrap();
+        assert_eq!(
+            (v.requests, v.errors),
+            (requests, errors),
+            "{name}: {stats:?}"
+        );
+    }
+    let ok_stats = stats.variant("ok").unwrap();
+    assert_eq!(ok_stats.tokens, 3);
+    assert_eq!(*ok_stats.ttft_buckets.last().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_bad_table_keeps_the_last_good_one() {
+    let blue = upstream("blue", Behaviour::Answer).await;
+    let t = table(vec![variant("blue", &blue.url, 100)], vec![]);
+    let router = Router::start(&t).await;
+    router.write_text("variants: [this is not a table");
+    let router = &router;
+    let error = r#"llamafleet_router_config_loads_total{result="error",what="table"} 1"#;
+    eventually("bad table noticed", TEN_SECONDS, || async move {
+        router.metrics().await.contains(error).then_some(())
+    })
+    .await;
+    let r = router.chat(json!({})).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), answered_by(&r)),
+        (200, "blue".to_string())
+    );
+    assert_eq!(router.stats().await.revision, "blue=100");
+}
+
+#[tokio::test]
+async fn shadow_copies_are_compared_without_touching_the_answer() {
+    let (_blue, green, mut t) = blue_green(100, 0).await;
+    t.shadow = Some(RoutedShadow {
+        variant: "green".into(),
+        percent: 100,
+    });
+    let router = Router::start(&t).await;
+    let r = router.chat(json!({"stream": true})).send().await.unwrap();
+    assert_eq!(answered_by(&r), "blue");
+    let text = r.text().await.unwrap();
+    assert_eq!(text.matches("\"blue \"").count(), 3, "{text}");
+    assert!(!text.contains("green"));
+    let router = &router;
+    let shadow = eventually("shadow compared", TEN_SECONDS, || async move {
+        let stats = router.stats().await;
+        stats
+            .variant("green")?
+            .shadow
+            .clone()
+            .filter(|s| s.compared == 1)
+    })
+    .await;
+    assert_eq!(
+        (shadow.requests, shadow.errors, shadow.exact_matches),
+        (1, 0, 0)
+    );
+    // "blue blue blue " against "green green green ": some letters in common.
+    assert!(
+        shadow.similarity_sum > 0.0 && shadow.similarity_sum < 1.0,
+        "{shadow:?}"
+    );
+    assert_eq!(green.seen.lock().unwrap().len(), 1);
+    assert_eq!(router.stats().await.variant("green").unwrap().requests, 0);
+}
