@@ -18,6 +18,10 @@ pub const STABLE_SERVICE_PORT: i32 = 80;
 pub const CACHE_DIR: &str = "/var/lib/llamafleet/models";
 /// Directory of the routing ConfigMap in router pods.
 pub const ROUTING_DIR: &str = "/etc/llamafleet/routing";
+/// Where variant pods mount the deployment's presets.
+pub const PRESETS_DIR: &str = "/etc/llamafleet/presets";
+/// Key of the presets list in the routing ConfigMap (and file name in `PRESETS_DIR`).
+pub const PRESETS_KEY: &str = "presets.yaml";
 /// Key of the routing table in the ConfigMap (and file name in `ROUTING_DIR`).
 pub const ROUTING_KEY: &str = "routing.yaml";
 /// Directory of the API-key Secret in router pods.

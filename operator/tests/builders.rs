@@ -15,6 +15,7 @@ use llamafleet_operator::names::CACHE_DIR;
 use llamafleet_operator::render::{self, DEFAULT_NAMESPACE};
 use llamafleet_operator::rollout::{self, Outcome};
 use llamafleet_operator::validate::{self, ResolvedModel};
+use sha2::Digest;
 
 const IMAGE: &str = "ghcr.io/llamafleet/agent:test";
 const SHA: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
@@ -146,6 +147,8 @@ fn quickstart_variant_deployment() {
             "4",
             "--gpu-layers",
             "0",
+            "--model-name",
+            "chat",
         ]))
     );
     let port = &ct.ports.clone().unwrap()[0];
@@ -335,6 +338,10 @@ fn migration_green_10_two_variants_with_gpu_and_keys() {
                 "4",
                 "--gpu-layers",
                 "auto",
+                "--model-name",
+                "assistant",
+                "--preset",
+                "/etc/llamafleet/presets/presets.yaml",
             ])),
             "no sha256 in the spec: no --sha256"
         );
@@ -540,4 +547,69 @@ fn children_serialize_with_api_version_and_kind() {
             assert_eq!(v["apiVersion"], "autoscaling/v2");
         }
     }
+}
+
+#[test]
+fn agents_answer_the_deployment_name_its_presets_and_its_limits() {
+    let c = build_example(&["migration/02-green-10.yaml", "progressive.yaml"]);
+    let args = container(&c, 0).args.unwrap();
+    let tail = &args[args.iter().position(|a| a == "--model-name").unwrap()..];
+    assert_eq!(
+        tail,
+        strings(&[
+            "--model-name",
+            "assistant-progressive",
+            "--max-body-bytes",
+            "1048576",
+            "--request-timeout",
+            "300",
+            "--preset",
+            "/etc/llamafleet/presets/presets.yaml",
+        ])
+    );
+    // The presets file is the CRD's own list, beside the routing table.
+    let data = c.routing.data.clone().unwrap();
+    let yaml = &data["presets.yaml"];
+    let presets: Vec<llamafleet_crds::Preset> = serde_norway::from_str(yaml).unwrap();
+    assert_eq!(presets.len(), 1);
+    assert_eq!(presets[0].name, "assistant-creative");
+    let template = c.variants[0].deployment.spec.clone().unwrap().template;
+    let pod = template.spec.unwrap();
+    let volume = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "presets")
+        .unwrap();
+    let source = volume.config_map.unwrap();
+    assert_eq!(source.name, "assistant-progressive-routing");
+    assert_eq!(source.items.unwrap()[0].key, "presets.yaml");
+    let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.name == "presets" && m.mount_path == "/etc/llamafleet/presets")
+    );
+    // Agents read presets once: a change of the file must roll the pods.
+    let annotations = template.metadata.unwrap().annotations.unwrap();
+    let sha = hex::encode(sha2::Sha256::digest(yaml.as_bytes()));
+    assert_eq!(annotations["llamafleet.dev/presets-sha256"], sha);
+
+    let quick = build_example(&["quickstart.yaml"]);
+    assert!(
+        !quick
+            .routing
+            .data
+            .clone()
+            .unwrap()
+            .contains_key("presets.yaml")
+    );
+    let pod = quick.variants[0].deployment.spec.clone().unwrap().template;
+    assert!(pod.metadata.unwrap().annotations.is_none());
+    assert!(
+        !container(&quick, 0)
+            .args
+            .unwrap()
+            .contains(&"--preset".to_string())
+    );
 }

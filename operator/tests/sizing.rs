@@ -112,7 +112,7 @@ fn auto_gpu_layers_become_a_number_that_fits() {
     });
     // 16 GiB: all 18 layers fit.
     let plan = plan_of(&llmd, &models, 16 << 30);
-    let args = serve_args(&plan.variants[0]);
+    let args = serve_args(&plan, &plan.variants[0]);
     let at = args.iter().position(|a| a == "--gpu-layers").unwrap();
     assert_eq!(args[at + 1], "18");
     // Per layer: 68,327,424 / 18 weights + 75,497,472 / 18 KV = 7,990,272 B. A GPU with

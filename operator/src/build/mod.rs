@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::validate::Plan;
 
 mod pod;
+pub mod presets;
 pub mod router;
 pub mod routing;
 pub mod variant;

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 pub use llamafleet_crds::routing::{RoutedShadow, RoutedTier, RoutedVariant, RoutingTable};
 
 use super::{BuildOptions, meta};
-use crate::names::{self, KEYS_DIR, ROUTING_KEY};
+use crate::names::{self, KEYS_DIR, PRESETS_KEY, ROUTING_KEY};
 use crate::validate::Plan;
 
 /// Tiers when the spec gives none (the CRD documents these defaults).
@@ -73,9 +73,13 @@ pub fn config_map(plan: &Plan, opts: &BuildOptions) -> ConfigMap {
     // Serialising plain structs of strings and numbers cannot fail.
     let yaml = serde_norway::to_string(&table(plan)).unwrap_or_default();
     let labels = names::object_labels(&names::router_selector(&plan.name));
+    let mut data = BTreeMap::from([(ROUTING_KEY.into(), yaml)]);
+    if let Some(presets) = super::presets::yaml(plan) {
+        data.insert(PRESETS_KEY.into(), presets);
+    }
     ConfigMap {
         metadata: meta(plan, names::routing_config(&plan.name), labels, opts),
-        data: Some(BTreeMap::from([(ROUTING_KEY.into(), yaml)])),
+        data: Some(data),
         ..ConfigMap::default()
     }
 }

@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pod::{container_port, http_probe, service_port};
+use super::presets;
 use super::{BuildOptions, VariantObjects, meta};
 use crate::names::{self, AGENT_PORT, CACHE_DIR};
 use crate::validate::{Plan, VariantPlan};
@@ -61,7 +62,7 @@ fn variant_meta(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> ObjectMeta
 }
 
 /// `llamafleet-agent serve` arguments (after the program name).
-pub fn serve_args(v: &VariantPlan) -> Vec<String> {
+pub fn serve_args(plan: &Plan, v: &VariantPlan) -> Vec<String> {
     let s = &v.serving;
     let mut args = vec!["serve".to_string(), "--model".into(), v.model.url.clone()];
     if let Some(sha) = &v.model.sha256 {
@@ -75,6 +76,7 @@ pub fn serve_args(v: &VariantPlan) -> Vec<String> {
         args.extend(["--threads".into(), t.to_string()]);
     }
     args.extend(["--gpu-layers".into(), s.gpu_layers.clone()]);
+    args.extend(presets::serve_args(plan));
     args
 }
 
@@ -118,11 +120,11 @@ fn cache_volume(plan: &Plan, opts: &BuildOptions) -> Volume {
 /// Deployment of the variant's serving pods.
 pub fn deployment(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> Deployment {
     let selector = selector(plan, v);
-    let container = Container {
+    let mut container = Container {
         name: "agent".into(),
         image: Some(opts.agent_image.clone()),
         command: Some(vec!["llamafleet-agent".into()]),
-        args: Some(serve_args(v)),
+        args: Some(serve_args(plan, v)),
         ports: Some(vec![container_port()]),
         readiness_probe: Some(http_probe(
             "/readyz",
@@ -144,6 +146,19 @@ pub fn deployment(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> Deployme
         }]),
         ..Container::default()
     };
+    let mut volumes = vec![cache_volume(plan, opts)];
+    let mut annotations = None;
+    if let (Some((volume, mount)), Some(yaml)) = (presets::volume(plan), presets::yaml(plan)) {
+        container
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(mount);
+        volumes.push(volume);
+        annotations = Some(BTreeMap::from([(
+            presets::PRESETS_HASH_ANNOTATION.to_string(),
+            presets::hash(&yaml),
+        )]));
+    }
     Deployment {
         metadata: variant_meta(plan, v, opts),
         spec: Some(DeploymentSpec {
@@ -155,11 +170,12 @@ pub fn deployment(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> Deployme
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(names::object_labels(&selector)),
+                    annotations,
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
-                    volumes: Some(vec![cache_volume(plan, opts)]),
+                    volumes: Some(volumes),
                     node_selector: plan.spec.node_selector.clone(),
                     tolerations: plan.spec.tolerations.clone(),
                     termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
