@@ -2,6 +2,8 @@
 //! states built around it, and small HTTP helpers.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
