@@ -2,91 +2,21 @@
 //! in flight, `promtool check metrics`, and the official Python clients.
 
 mod serve_support;
+mod support;
 
-use std::net::TcpListener;
+use std::ffi::OsStr;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use serve_support::model_path;
+use serve_support::process::{
+    KEY, gpus_listed_by_nvidia_smi, launch, spawn_server, tool_available,
+};
+use support::{Behaviour, TestServer};
 
-const KEY: &str = "test-key-123";
-
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// Starts `serve` on a free port and waits for `/readyz`.
-async fn spawn_server(extra: &[&str]) -> Option<Server> {
-    let model = model_path()?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key_file = dir.path().join("key");
-    std::fs::write(&key_file, KEY).expect("key");
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_llamafleet-agent"))
-        .args(["serve", "--model"])
-        .arg(&model)
-        .arg("--cache-dir")
-        .arg(dir.path().join("cache"))
-        .args([
-            "--model-name",
-            "gemma-3-270m-q4_k_m",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--ctx",
-            "1024",
-            "--parallel",
-            "2",
-            "--threads",
-            "2",
-        ])
-        .arg("--api-key-file")
-        .arg(&key_file)
-        .args(extra)
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the agent");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = reqwest::get(format!("{}/readyz", server.base)).await
-            && r.status() == 200
-        {
-            return Some(server);
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "not ready in 2 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+const SHA256: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
 
 fn sigterm(child: &Child) {
     let status = Command::new("kill")
@@ -107,10 +37,7 @@ async fn sigterm_lets_the_stream_in_flight_finish_and_exits_zero() {
         .json_value()
         .await;
     assert_eq!(status["phase"], "ready");
-    assert_eq!(
-        status["sha256"],
-        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
-    );
+    assert_eq!(status["sha256"], SHA256);
     assert_eq!(status["layers_total"], 18);
     let body =
         json!({"prompt": "Write a story.", "options": {"num_predict": 48, "temperature": 0}});
@@ -154,13 +81,15 @@ async fn metrics_pass_promtool_and_the_official_python_clients_work() {
     let Some(server) = spawn_server(&[]).await else {
         return;
     };
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = server.text("/metrics").await;
     assert!(metrics.contains("process_resident_memory_bytes"));
+    assert!(metrics.contains("llamafleet_agent_download_size_bytes"));
+    // GPU series exactly when the driver lists GPUs; promtool below checks them too.
+    assert_eq!(
+        metrics.contains("llamafleet_agent_gpu_memory_total_bytes{"),
+        gpus_listed_by_nvidia_smi() > 0,
+        "{metrics}"
+    );
     match Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -192,16 +121,11 @@ async fn metrics_pass_promtool_and_the_official_python_clients_work() {
             eprintln!("skipped promtool: not installed");
         }
     }
-    let have_clients = Command::new("python3")
-        .args(["-c", "import openai, ollama"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_clients {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python openai/ollama missing: pip install -r scripts/requirements-test.txt"
-        );
-        eprintln!("skipped python clients: pip install -r scripts/requirements-test.txt");
+    if !tool_available(
+        Command::new("python3").args(["-c", "import openai, ollama"]),
+        "python openai/ollama",
+        "pip install -r scripts/requirements-test.txt",
+    ) {
         return;
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/compat.py");
@@ -231,4 +155,68 @@ impl JsonValue for reqwest::Response {
     async fn json_value(self) -> Value {
         serde_json::from_str(&self.text().await.expect("text")).expect("json")
     }
+}
+
+async fn get_json(url: String) -> (u16, Value) {
+    let response = reqwest::get(url).await.expect("get");
+    (response.status().as_u16(), response.json_value().await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_download_bytes_of_total_while_pulling() {
+    let Some(model) = model_path() else {
+        return;
+    };
+    let body = Arc::new(std::fs::read(&model).expect("read the model"));
+    let total = body.len() as u64;
+    let paused_at = 3 << 20;
+    let resume = Arc::new(tokio::sync::Notify::new());
+    let origin = TestServer::start(Behaviour {
+        body,
+        pause_at: Some(paused_at),
+        resume: resume.clone(),
+        ..Behaviour::default()
+    })
+    .await;
+    let url = origin.url("/gemma-3-270m-q4_k_m.gguf");
+    let mut server = launch(OsStr::new(&url), &["--sha256", SHA256, "--allow-http"]);
+
+    // The origin holds the body at `paused_at`, so the agent must settle on exactly that.
+    let started = Instant::now();
+    let status = loop {
+        if let Ok(r) = reqwest::get(format!("{}/status", server.base)).await {
+            let status = r.json_value().await;
+            if status["download"]["bytes"] == paused_at {
+                break status;
+            }
+        }
+        if let Some(exit) = server.child.try_wait().expect("wait") {
+            panic!("serve exited during the download: {exit:?}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "download never reached the pause"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status["phase"], "downloading", "{status}");
+    assert_eq!(status["download"]["total"], total, "{status}");
+    let (code, ready) = get_json(format!("{}/readyz", server.base)).await;
+    assert_eq!(code, 503);
+    assert_eq!(ready["phase"], "downloading");
+    let percent = (paused_at as f64 * 1000.0 / total as f64).round() / 10.0;
+    assert_eq!(ready["download_percent"], percent, "{ready}");
+    let metrics = server.text("/metrics").await;
+    assert!(
+        metrics.contains(&format!("llamafleet_agent_download_size_bytes {total}")),
+        "{metrics}"
+    );
+
+    resume.notify_one();
+    server.wait_ready().await;
+    let (_, status) = get_json(format!("{}/status", server.base)).await;
+    assert_eq!(status["phase"], "ready");
+    assert_eq!(status["download"]["bytes"], total);
+    assert_eq!(status["download"]["total"], total);
+    assert_eq!(status["sha256"], SHA256);
 }
