@@ -2,12 +2,19 @@
 //! in flight, `promtool check metrics`, and the official Python clients.
 
 mod serve_support;
+mod support;
 
+use std::ffi::OsStr;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use serve_support::process::{KEY, spawn_server};
+use serve_support::model_path;
+use serve_support::process::{KEY, gpus_listed_by_nvidia_smi, launch, spawn_server};
+use support::{Behaviour, TestServer};
+
+const SHA256: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
 
 fn sigterm(child: &Child) {
     let status = Command::new("kill")
@@ -28,10 +35,7 @@ async fn sigterm_lets_the_stream_in_flight_finish_and_exits_zero() {
         .json_value()
         .await;
     assert_eq!(status["phase"], "ready");
-    assert_eq!(
-        status["sha256"],
-        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
-    );
+    assert_eq!(status["sha256"], SHA256);
     assert_eq!(status["layers_total"], 18);
     let body =
         json!({"prompt": "Write a story.", "options": {"num_predict": 48, "temperature": 0}});
@@ -75,13 +79,15 @@ async fn metrics_pass_promtool_and_the_official_python_clients_work() {
     let Some(server) = spawn_server(Some(KEY), &[]).await else {
         return;
     };
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = server.text("/metrics").await;
     assert!(metrics.contains("process_resident_memory_bytes"));
+    assert!(metrics.contains("llamafleet_agent_download_size_bytes"));
+    // GPU series exactly when the driver lists GPUs; promtool below checks them too.
+    assert_eq!(
+        metrics.contains("llamafleet_agent_gpu_memory_total_bytes{"),
+        gpus_listed_by_nvidia_smi() > 0,
+        "{metrics}"
+    );
     match Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -124,4 +130,72 @@ impl JsonValue for reqwest::Response {
     async fn json_value(self) -> Value {
         serde_json::from_str(&self.text().await.expect("text")).expect("json")
     }
+}
+
+async fn get_json(url: String) -> (u16, Value) {
+    let response = reqwest::get(url).await.expect("get");
+    (response.status().as_u16(), response.json_value().await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_download_bytes_of_total_while_pulling() {
+    let Some(model) = model_path() else {
+        return;
+    };
+    let body = Arc::new(std::fs::read(&model).expect("read the model"));
+    let total = body.len() as u64;
+    let paused_at = 3 << 20;
+    let resume = Arc::new(tokio::sync::Notify::new());
+    let origin = TestServer::start(Behaviour {
+        body,
+        pause_at: Some(paused_at),
+        resume: resume.clone(),
+        ..Behaviour::default()
+    })
+    .await;
+    let url = origin.url("/gemma-3-270m-q4_k_m.gguf");
+    let mut server = launch(
+        OsStr::new(&url),
+        Some(KEY),
+        &["--sha256", SHA256, "--allow-http"],
+    );
+
+    // The origin holds the body at `paused_at`, so the agent must settle on exactly that.
+    let started = Instant::now();
+    let status = loop {
+        if let Ok(r) = reqwest::get(format!("{}/status", server.base)).await {
+            let status = r.json_value().await;
+            if status["download"]["bytes"] == paused_at {
+                break status;
+            }
+        }
+        if let Some(exit) = server.child.try_wait().expect("wait") {
+            panic!("serve exited during the download: {exit:?}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "download never reached the pause"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status["phase"], "downloading", "{status}");
+    assert_eq!(status["download"]["total"], total, "{status}");
+    let (code, ready) = get_json(format!("{}/readyz", server.base)).await;
+    assert_eq!(code, 503);
+    assert_eq!(ready["phase"], "downloading");
+    let percent = (paused_at as f64 * 1000.0 / total as f64).round() / 10.0;
+    assert_eq!(ready["download_percent"], percent, "{ready}");
+    let metrics = server.text("/metrics").await;
+    assert!(
+        metrics.contains(&format!("llamafleet_agent_download_size_bytes {total}")),
+        "{metrics}"
+    );
+
+    resume.notify_one();
+    server.wait_ready().await;
+    let (_, status) = get_json(format!("{}/status", server.base)).await;
+    assert_eq!(status["phase"], "ready");
+    assert_eq!(status["download"]["bytes"], total);
+    assert_eq!(status["download"]["total"], total);
+    assert_eq!(status["sha256"], SHA256);
 }

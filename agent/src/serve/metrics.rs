@@ -1,11 +1,12 @@
 //! `/metrics`: HTTP, engine and store metrics in one registry, plus the process collector
-//! (RSS, CPU, open files).
+//! (RSS, CPU, open files) and, when NVML is present, per-GPU metrics.
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     Opts, Registry, TextEncoder,
 };
 
+use super::gpu::GpuCollector;
 use crate::store::StoreMetrics;
 
 /// Latencies from a millisecond (a cached token on a GPU) to a minute (a long CPU prefill).
@@ -59,6 +60,8 @@ pub struct ServeMetrics {
     pub engine: EngineMetrics,
     /// Store (download) metrics.
     pub store: StoreMetrics,
+    /// Whether NVML initialised, so `/metrics` carries per-GPU series.
+    pub has_gpu_metrics: bool,
 }
 
 fn histogram(name: &str, help: &str, buckets: &[f64]) -> prometheus::Result<Histogram> {
@@ -144,12 +147,18 @@ impl ServeMetrics {
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
+        let gpu = GpuCollector::init();
+        let has_gpu_metrics = gpu.is_some();
+        if let Some(gpu) = gpu {
+            registry.register(Box::new(gpu))?;
+        }
         Ok(ServeMetrics {
             registry,
             requests,
             request_duration,
             engine,
             store,
+            has_gpu_metrics,
         })
     }
 

@@ -2,6 +2,7 @@
 //! OpenAI and Ollama APIs with continuous batching over parallel slots.
 
 pub mod engine;
+pub mod gpu;
 pub mod http;
 pub mod metrics;
 pub mod presets;

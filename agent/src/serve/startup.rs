@@ -154,11 +154,15 @@ pub(crate) async fn shutdown_signal() {
 /// Pull → verify → load → warm → ready.
 async fn start(state: &AppState, mut config: ServeConfig) -> anyhow::Result<()> {
     let store = Store::open(config.store.clone(), state.metrics.store.clone())?;
-    let counter = state.metrics.store.bytes_downloaded.clone();
+    let received = state.metrics.store.download_received.clone();
+    let size = state.metrics.store.download_size.clone();
     let poll_state = state.clone();
     let poller = tokio::spawn(async move {
         loop {
-            poll_state.update(|s| s.download.bytes = counter.get());
+            poll_state.update(|s| {
+                s.download.bytes = u64::try_from(received.get()).unwrap_or(0);
+                s.download.total = u64::try_from(size.get()).unwrap_or(0);
+            });
             tokio::time::sleep(DOWNLOAD_POLL).await;
         }
     });

@@ -270,6 +270,9 @@ pub async fn fetch(
         }
     };
 
+    // What `serve` shows on /status while the pull runs (bytes of total).
+    metrics.download_size.set(gauge_value(size.unwrap_or(0)));
+    metrics.download_received.set(gauge_value(start));
     let mut progress = Progress::new(attempt.show_progress, &url, size, start);
     let sink = Sink::spawn(attempt.partial.to_owned(), start);
     let mut stream = response.bytes_stream();
@@ -287,6 +290,7 @@ pub async fn fetch(
                     break;
                 }
                 metrics.bytes_downloaded.inc_by(chunk.len() as u64);
+                metrics.download_received.set(gauge_value(received));
                 progress.advance(chunk.len() as u64);
                 if !sink.send(chunk).await {
                     break;
@@ -321,6 +325,10 @@ pub async fn fetch(
             _ => Ok(written),
         },
     }
+}
+
+fn gauge_value(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
 fn check_size(

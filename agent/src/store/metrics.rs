@@ -1,6 +1,6 @@
 //! Prometheus metrics of the store; `serve` exposes the registry they are registered in.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 
 /// Download durations span seconds (small models on a LAN) to an hour (70B over the internet).
 const DURATION_BUCKETS: &[f64] = &[
@@ -20,6 +20,10 @@ pub struct StoreMetrics {
     pub cache_hits: IntCounter,
     /// Pulls that had to fetch.
     pub cache_misses: IntCounter,
+    /// Size of the file being downloaded, from Content-Length or Content-Range (0: unknown).
+    pub download_size: IntGauge,
+    /// Bytes of the file being downloaded that are written, a resumed prefix included.
+    pub download_received: IntGauge,
 }
 
 impl StoreMetrics {
@@ -31,6 +35,8 @@ impl StoreMetrics {
         registry.register(Box::new(m.verify_failures.clone()))?;
         registry.register(Box::new(m.cache_hits.clone()))?;
         registry.register(Box::new(m.cache_misses.clone()))?;
+        registry.register(Box::new(m.download_size.clone()))?;
+        registry.register(Box::new(m.download_received.clone()))?;
         Ok(m)
     }
 
@@ -60,6 +66,14 @@ impl StoreMetrics {
                 "llamafleet_agent_cache_misses_total",
                 "Model pulls that had to fetch",
             )?,
+            download_size: IntGauge::new(
+                "llamafleet_agent_download_size_bytes",
+                "Size of the model file being downloaded (0 when unknown)",
+            )?,
+            download_received: IntGauge::new(
+                "llamafleet_agent_download_received_bytes",
+                "Bytes of the model file being downloaded received so far, resumed part included",
+            )?,
         })
     }
 }
@@ -82,7 +96,8 @@ mod tests {
             names.contains(&"llamafleet_agent_cache_hits_total".to_owned()),
             "{names:?}"
         );
-        assert_eq!(names.len(), 5);
+        assert_eq!(names.len(), 7);
+        assert!(names.contains(&"llamafleet_agent_download_size_bytes".to_owned()));
         assert!(
             StoreMetrics::register(&registry).is_err(),
             "double registration is refused"

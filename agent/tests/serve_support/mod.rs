@@ -169,18 +169,11 @@ pub async fn python_clients(base: &str, model: &str, key: &str) -> bool {
 /// Whether `python3` can import the official `openai` and `ollama` clients; a missing client
 /// fails under CI and is a noted skip elsewhere.
 pub fn python_clients_installed() -> bool {
-    let installed = std::process::Command::new("python3")
-        .args(["-c", "import openai, ollama"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python openai/ollama missing: pip install -r scripts/requirements-test.txt"
-        );
-        eprintln!("skipped python clients: pip install -r scripts/requirements-test.txt");
-    }
-    installed
+    process::tool_available(
+        std::process::Command::new("python3").args(["-c", "import openai, ollama"]),
+        "python openai/ollama",
+        "pip install -r scripts/requirements-test.txt",
+    )
 }
 
 /// `llamafleet-agent` as a child process: logs (RUST_LOG, default warn) to the test's stderr.

@@ -45,6 +45,11 @@ pub struct Behaviour {
     pub get_status: Option<u16>,
     /// Answer ranged GETs with 416.
     pub range_416: bool,
+    /// Send GET bodies up to this absolute offset, then wait for `resume` before the rest
+    /// (a download caught in progress).
+    pub pause_at: Option<u64>,
+    /// Releases a GET paused at `pause_at`.
+    pub resume: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Default)]
@@ -206,10 +211,19 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
     resp += "\r\n";
     socket.write_all(resp.as_bytes()).await?;
     let stop = drop_at.map_or(end, |d| d.clamp(start, end));
-    for piece in b.body[start as usize..stop as usize].chunks(64 << 10) {
-        socket.write_all(piece).await?;
+    let pause = b.pause_at.map_or(stop, |p| p.clamp(start, stop));
+    write_body(&mut socket, &b.body[start as usize..pause as usize]).await?;
+    if pause < stop {
+        b.resume.notified().await;
+        write_body(&mut socket, &b.body[pause as usize..stop as usize]).await?;
     }
-    socket.flush().await?;
     // Dropping the socket here cuts the body short when `stop < end`.
     Ok(())
+}
+
+async fn write_body(socket: &mut TcpStream, body: &[u8]) -> std::io::Result<()> {
+    for piece in body.chunks(64 << 10) {
+        socket.write_all(piece).await?;
+    }
+    socket.flush().await
 }

@@ -3,13 +3,14 @@
 
 use std::time::Instant;
 
-use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc as tmpsc;
 
 use super::stop::TextStream;
-use super::{DEFAULT_MAX_TOKENS, EngineError, Event, Generation, Prompt};
+use super::template::{ChatFormat, render};
+use super::{DEFAULT_MAX_TOKENS, EngineError, Event, Generation};
 
 pub(super) struct Job {
     pub tokens: Vec<LlamaToken>,
@@ -27,32 +28,12 @@ pub(super) struct Job {
     pub last_token: Option<Instant>,
 }
 
-fn render(
-    model: &LlamaModel,
-    template: &LlamaChatTemplate,
-    prompt: Prompt,
-) -> Result<String, EngineError> {
-    match prompt {
-        Prompt::Text(text) => Ok(text),
-        Prompt::Chat(messages) => {
-            let messages = messages
-                .into_iter()
-                .map(|m| LlamaChatMessage::new(m.role, m.content))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| EngineError::Template(e.to_string()))?;
-            model
-                .apply_chat_template(template, &messages, true)
-                .map_err(|e| EngineError::Template(e.to_string()))
-        }
-    }
-}
-
 /// Templating, tokenizing and the context check happen before the request queues, so a
 /// request that cannot fit is refused at once (the client gets a 400, not a stream).
 /// Sends `Accepted` or `Error` on the job's channel.
 pub(super) fn admit(
     model: &LlamaModel,
-    template: &LlamaChatTemplate,
+    template: &ChatFormat,
     context: u32,
     job: Generation,
 ) -> Option<Job> {

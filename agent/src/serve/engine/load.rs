@@ -6,10 +6,11 @@ use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Instant;
 
 use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
 use serde::Serialize;
 
+use super::template::choose_template;
 use super::{Command, EngineError, EngineStats, worker};
 use crate::serve::metrics::EngineMetrics;
 
@@ -50,7 +51,7 @@ pub struct EngineConfig {
     pub threads: i32,
     /// GPU offload.
     pub gpu_layers: GpuLayers,
-    /// A chat template (llama.cpp name such as `chatml`, or template text) overriding the GGUF's.
+    /// A chat template (llama.cpp name such as `chatml`, or Jinja text) overriding the GGUF's.
     pub chat_template: Option<String>,
 }
 
@@ -77,7 +78,8 @@ pub struct ModelInfo {
     pub parameters: u64,
     /// Bytes of weights.
     pub size_bytes: u64,
-    /// Which chat template chat requests use: `gguf`, `override`, `builtin:gemma`, `builtin:chatml`.
+    /// Which chat template chat requests use: `gguf`, `override`, `builtin:gemma`,
+    /// `builtin:chatml`, or `gguf:jinja` / `override:jinja` when rendered with minijinja.
     pub chat_template: String,
     /// Seconds the load took.
     pub load_seconds: f64,
@@ -93,38 +95,6 @@ pub(crate) fn backend() -> Result<&'static LlamaBackend, EngineError> {
         })
         .as_ref()
         .map_err(|e| EngineError::Internal(format!("llama.cpp backend: {e}")))
-}
-
-/// The fallback when the GGUF has no template: Gemma's turn markers for Gemma models (what
-/// they were trained on), ChatML otherwise (the most common convention).
-fn builtin_template(architecture: &str) -> &'static str {
-    if architecture.starts_with("gemma") {
-        "gemma"
-    } else {
-        "chatml"
-    }
-}
-
-pub(crate) fn choose_template(
-    model: &LlamaModel,
-    architecture: &str,
-    override_template: Option<&str>,
-) -> Result<(LlamaChatTemplate, String), EngineError> {
-    let bad = |e: std::ffi::NulError| EngineError::Internal(format!("chat template: {e}"));
-    if let Some(text) = override_template {
-        return Ok((
-            LlamaChatTemplate::new(text).map_err(bad)?,
-            "override".into(),
-        ));
-    }
-    if let Ok(template) = model.chat_template(None) {
-        return Ok((template, "gguf".into()));
-    }
-    let name = builtin_template(architecture);
-    Ok((
-        LlamaChatTemplate::new(name).map_err(bad)?,
-        format!("builtin:{name}"),
-    ))
 }
 
 /// Loads the model on a new thread and returns once it is loaded (or failed); the thread

@@ -2,10 +2,12 @@
 //! `parallel` slots with continuous batching. Handlers talk to it through channels only.
 
 mod embed;
+mod jinja;
 mod job;
 mod load;
 mod params;
 mod stop;
+mod template;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -11,12 +11,13 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
 use super::job::{self, Job};
 use super::load::{EngineConfig, ModelInfo};
 use super::stop::Delta;
+use super::template::ChatFormat;
 use super::{Command, EngineError, EngineStats, Event, FinishReason, Generation, Usage, embed};
 use crate::serve::metrics::EngineMetrics;
 
@@ -29,7 +30,7 @@ const IDLE_TICK: Duration = Duration::from_millis(200);
 pub(crate) struct Setup<'m> {
     pub backend: &'static LlamaBackend,
     pub model: &'m LlamaModel,
-    pub template: LlamaChatTemplate,
+    pub template: ChatFormat,
     pub config: &'m EngineConfig,
     pub metrics: EngineMetrics,
     pub stats: Arc<EngineStats>,
