@@ -5,6 +5,7 @@
   report.py download LOG         # bench/download.sh text -> JSON on stdout
   report.py operator LOG         # bench/operator-scale.sh text -> JSON on stdout
   report.py plot RESULTS OUTDIR  # SVG bar charts from results.json (needs matplotlib)
+  report.py table RESULTS        # Markdown tables of results.json (medians over rounds)
 
 The benches print text for people; the parsers read exactly the lines they print and fail
 loudly when a line is missing, so a changed bench cannot turn into an empty chart.
@@ -139,12 +140,58 @@ def plot(results_path, outdir):
     print("\n".join(written))
 
 
+def table(results_path):
+    results = json.load(open(results_path))
+    if results.get("serve"):
+        t = serve_table(results["serve"])
+        rounds = len({r["round"] for r in results["serve"]})
+        print(f"Serve, median of {rounds} round(s); ratio = agent / llama-server.\n")
+        print("| streams | metric | agent | llama-server | ratio |\n| --- | --- | --- | --- | --- |")
+        for s in sorted({s for _, s in t}):
+            for m, name in [("gen_tok_s_per_stream_p50", "tok/s per stream (p50)"),
+                            ("aggregate_tok_s", "aggregate tok/s"),
+                            ("ttft_p50_ms", "TTFT p50 (ms)"), ("rss_mb", "RSS (MB)")]:
+                a = t.get(("agent", s), {}).get(m)
+                b = t.get(("llama-server", s), {}).get(m)
+                ratio = f"{a / b:.2f}x" if a is not None and b else "-"
+                fmt = lambda v: "-" if v is None else f"{v:.1f}"
+                print(f"| {s} | {name} | {fmt(a)} | {fmt(b)} | {ratio} |")
+        print()
+    if results.get("route"):
+        r = results["route"]
+        print(f"Route, {r['rate_per_s']} req/s for {r['seconds']} s.\n")
+        print("| | n | p50 (ms) | p99 (ms) | max (ms) |\n| --- | --- | --- | --- | --- |")
+        for n in ("direct", "routed"):
+            print(f"| {n} | {r[n]['n']} | {r[n]['p50_ms']:.3f} | {r[n]['p99_ms']:.3f} "
+                  f"| {r[n]['max_ms']:.3f} |")
+        print(f"| added | | {r['added_p50_ms']:+.3f} | {r['added_p99_ms']:+.3f} | |\n")
+    if results.get("download"):
+        d = results["download"]
+        print(f"Download of {d['bytes']} bytes ({d['file']}).\n")
+        print("| run | agent pull (MB/s) | curl \\| sha256sum (MB/s) | curl > /dev/null (MB/s) |")
+        print("| --- | --- | --- | --- |")
+        for i, r in enumerate(d["runs"] + [d["best"]], 1):
+            name = "best" if i > len(d["runs"]) else str(i)
+            print(f"| {name} | {r['agent_pull_mb_s']} | {r['curl_sha256sum_mb_s']} "
+                  f"| {r['curl_devnull_mb_s']} |")
+        print(f"\nRatio of best runs, agent / curl|sha256sum: {d['ratio_best_agent_over_curl']}x\n")
+    if results.get("operator"):
+        o = results["operator"]
+        for r in o["rounds"]:
+            print(f"- round {r['round']}: {r['count']} LlmDeployments in {r['elapsed']}, "
+                  f"{r['requests']} requests, {r['writes']} writes")
+        print(f"- CPU {o['cpu_s']} s, peak RSS {o['peak_rss_mb']} MB")
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     cmd = sys.argv[1]
     if cmd == "plot":
         plot(sys.argv[2], sys.argv[3])
+        return
+    if cmd == "table":
+        table(sys.argv[2])
         return
     parsers = {"route": parse_route, "download": parse_download, "operator": parse_operator}
     if cmd not in parsers:

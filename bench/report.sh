@@ -34,9 +34,7 @@ STARTED="$(date -u +%FT%TZ)"
 
 if has serve; then
   echo "== serve (agent vs ${LLAMA_SERVER:-no llama-server})"
-  JSON="$WORK/serve.jsonl" LOGDIR="$WORK/logs" bash bench/serve.sh | tee "$OUT/raw/serve.txt"
-  # What each llama.cpp build says it was compiled with (AVX2, FMA, ...).
-  grep -h "system_info\|CPU :" "$WORK/logs/"*.log >"$OUT/raw/system-info.txt" 2>/dev/null || true
+  JSON="$WORK/serve.jsonl" bash bench/serve.sh | tee "$OUT/raw/serve.txt"
 fi
 if has route; then
   echo "== route"
