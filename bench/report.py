@@ -76,13 +76,13 @@ def serve_table(rows):
     return {k: {m: statistics.median(r[m] for r in v) for m in keys} for k, v in grouped.items()}
 
 
-def bars(ax, groups, series, values, ylabel, title):
+def bars(ax, groups, series, values, ylabel, title, fmt="%.1f"):
     width = 0.8 / max(len(series), 1)
     for i, name in enumerate(series):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
         ys = [values.get((name, group)) or 0 for group in groups]
         drawn = ax.bar(xs, ys, width, label=name)
-        ax.bar_label(drawn, fmt="%.1f", fontsize=8)
+        ax.bar_label(drawn, fmt=fmt, fontsize=8)
     ax.set_xticks(range(len(groups)), [str(g) for g in groups])
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -125,7 +125,7 @@ def plot(results_path, outdir):
         fig, ax = plt.subplots(figsize=(5, 3.5))
         values = {(n, q): r[n][f"{q}_ms"] for n in ("direct", "routed") for q in ("p50", "p99")}
         bars(ax, ["p50", "p99"], ["direct", "routed"], values, "ms",
-             f"Latency at {r['rate_per_s']} req/s: direct vs through route")
+             f"Latency at {r['rate_per_s']} req/s: direct vs through route", fmt="%.3f")
         save(fig, "route-latency.svg")
     if results.get("download"):
         best = results["download"]["best"]
