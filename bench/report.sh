@@ -9,7 +9,9 @@
 # the agent alone when LLAMA_SERVER is unset), route (bench/route.sh), download
 # (bench/download.sh), operator (bench/operator-scale.sh).
 # Writes OUT/results.json (default OUT=docs/benchmarks) with the machine, build, load average
-# and every figure, the raw text of each bench next to it (OUT/raw/), and OUT/*.svg.
+# and every figure, the raw text of each bench next to it (OUT/raw/), and OUT/*.svg. A run of
+# some PARTS keeps the other parts of an existing results.json (meta.kept_from_earlier_runs
+# names the run each came from).
 # Plots need matplotlib: PYTHON (default .venv/bin/python when present, else python3).
 # Other env passes through to the benches: ROUNDS, STREAMS, THREADS, CTX, SLOTS, MAX_TOKENS
 # (serve), RATE/SECONDS_ROUTE (route, 200/10), RUNS (download), COUNT (operator, 1000).
@@ -81,6 +83,15 @@ results = {
     "download": part("download.json"),
     "operator": part("operator.json"),
 }
+# A subset run (PARTS) keeps the other parts of an earlier results.json, saying from when.
+if os.path.exists(sys.argv[1]):
+    earlier = json.load(open(sys.argv[1]))
+    kept = results["meta"]["kept_from_earlier_runs"] = {}
+    for name in ("serve", "route", "download", "operator"):
+        if results[name] is None and earlier.get(name) is not None:
+            results[name] = earlier[name]
+            kept[name] = (earlier["meta"].get("kept_from_earlier_runs", {}).get(name)
+                          or earlier["meta"])
 json.dump(results, open(sys.argv[1], "w"), indent=2)
 print(f"wrote {sys.argv[1]}")
 EOF
