@@ -4,10 +4,12 @@ agent's `serve` or llama-server) and reports generation tok/s per stream, aggreg
 TTFT p50 and the server's RSS. Standard library only.
 
   bench/serve-bench.py --url http://127.0.0.1:8080 --streams 1 --requests 4 --pid PID
+  bench/serve-bench.py ... --json results.jsonl   # also append the report as one JSON line
   bench/serve.sh   # both servers side by side, same GGUF / threads / ctx / slots
 """
 import argparse
 import json
+import os
 import statistics
 import threading
 import time
@@ -56,7 +58,10 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--pid", type=int)
     ap.add_argument("--label", default="server")
+    ap.add_argument("--round", type=int, default=1, help="recorded as is: which side-by-side round")
+    ap.add_argument("--json", metavar="FILE", help="append the report to FILE as one JSON line")
     args = ap.parse_args()
+    load_before = os.getloadavg()[0]
     one(args.url, 8, [])  # warm-up
     results, walls, peak = [], [], 0.0
     for _ in range(args.requests):
@@ -81,8 +86,15 @@ def main():
         "aggregate_tok_s": round(sum(n for _, n in walls) / sum(w for w, _ in walls), 1),
         "ttft_p50_ms": round(statistics.median(r["ttft"] for r in results) * 1000, 1),
         "rss_mb": round(peak, 1) if args.pid else None,
+        "max_tokens": args.max_tokens,
+        "round": args.round,
+        # The box may be shared: the 1-minute load average before and after this run.
+        "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     print(json.dumps(report))
+    if args.json:
+        with open(args.json, "a") as f:
+            f.write(json.dumps(report) + "\n")
 
 
 if __name__ == "__main__":
