@@ -6,27 +6,13 @@ mod serve_support;
 use axum::http::StatusCode;
 use llamafleet_agent::serve::presets;
 use serde_json::{Value, json};
-use serve_support::{CTX, MODEL, get, json_body, post, ready_state, serial};
+use serve_support::{
+    CTX, MODEL, call, get, greedy_completion, json_body, post, ready_state, serial,
+};
 use tower::ServiceExt;
 
 use llamafleet_agent::serve::app;
 use llamafleet_agent::serve::state::AppState;
-
-async fn call(
-    state: &AppState,
-    request: axum::http::Request<axum::body::Body>,
-) -> (StatusCode, Value) {
-    let response = app(state.clone())
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    let status = response.status();
-    (status, json_body(response).await)
-}
-
-fn greedy_completion(prompt: &str, max_tokens: u32) -> Value {
-    json!({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0})
-}
 
 #[tokio::test]
 async fn openai_chat_answers_with_usage_and_names_the_template() {

@@ -6,28 +6,11 @@ mod serve_support;
 use axum::http::StatusCode;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use serve_support::{CTX, get, json_body, post, ready_state, serial};
+use serde_json::json;
+use serve_support::{CTX, call, get, greedy_completion, json_body, post, ready_state, serial};
 use tower::ServiceExt;
 
 use llamafleet_agent::serve::app;
-use llamafleet_agent::serve::state::AppState;
-
-async fn call(
-    state: &AppState,
-    request: axum::http::Request<axum::body::Body>,
-) -> (StatusCode, Value) {
-    let response = app(state.clone())
-        .oneshot(request)
-        .await
-        .expect("infallible");
-    let status = response.status();
-    (status, json_body(response).await)
-}
-
-fn greedy_completion(prompt: &str, max_tokens: u32) -> Value {
-    json!({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0})
-}
 
 #[tokio::test]
 async fn context_overflow_is_a_400_with_the_counts() {

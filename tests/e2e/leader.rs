@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use llamafleet_e2e::{Cluster, LoggedOperator, cluster, repo_root};
+use llamafleet_e2e::{Cluster, LoggedOperator, cluster, minimal_deployment, repo_root};
 
 /// Long enough for a cold API server under a loaded 2-core CI machine; converging takes ~2 s.
 const CONVERGE_SECONDS: u64 = 90;
@@ -60,22 +60,6 @@ fn wait_for_holder(c: &Cluster, ns: &str, identity: &str, limit: Duration) -> Du
         "{identity} did not get the Lease within {limit:?} (holder: {:?})",
         holder(c, ns)
     );
-}
-
-fn small_deployment(ns: &str, name: &str) -> String {
-    format!(
-        "apiVersion: llamafleet.dev/v1alpha1\nkind: LlmDeployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  \
-         variants:\n    - name: main\n      model: gemma3-270m\n      weight: 100\n  replicas: 1\n  \
-         resources:\n    requests:\n      cpu: 100m\n      memory: 1Gi\n    limits:\n      memory: 1Gi\n"
-    )
-}
-
-fn ready_count(c: &Cluster, ns: &str) -> usize {
-    let ready = "{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}";
-    c.kubectl_ok(&["get", "llmd", "-n", ns, "-o", &format!("jsonpath={ready}")])
-        .lines()
-        .filter(|l| *l == "True")
-        .count()
 }
 
 fn count(c: &Cluster, ns: &str, kind: &str) -> usize {
@@ -173,7 +157,7 @@ fn one_leader_reconciles_and_hands_over() {
         a2.logs().contains("waiting for leadership")
     });
     let batch: Vec<String> = (0..BATCH)
-        .map(|i| small_deployment(&apps.name, &format!("batch-{i}")))
+        .map(|i| minimal_deployment(&apps.name, &format!("batch-{i}")))
         .collect();
     c.apply_yaml(&batch.join("---\n"));
     c.wait_until("the batch under way", CONVERGE_SECONDS, || {
@@ -187,7 +171,7 @@ fn one_leader_reconciles_and_hands_over() {
         2 * BATCH
     );
     // One more arrives while nobody leads: only the next leader can build it.
-    c.apply_yaml(&small_deployment(&apps.name, "late"));
+    c.apply_yaml(&minimal_deployment(&apps.name, "late"));
     let took = wait_for_holder(
         &c,
         &lease.name,
@@ -196,7 +180,7 @@ fn one_leader_reconciles_and_hands_over() {
     );
     println!("second handover after SIGKILL: {:.1} s", took.as_secs_f64());
     c.wait_until("every LlmDeployment Ready", CONVERGE_SECONDS, || {
-        ready_count(&c, &apps.name) == BATCH + 2
+        c.ready_deployments(&apps.name) == BATCH + 2
     });
     assert!(a2.logs().contains(RECONCILED), "{}", a2.logs());
 

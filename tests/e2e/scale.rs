@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use llamafleet_e2e::{Cluster, cluster, repo_root};
+use llamafleet_e2e::{Cluster, cluster, minimal_deployment, repo_root};
 
 /// Pods each extra fake node takes (the default nodes take 110).
 const PODS_PER_NODE: usize = 250;
@@ -23,22 +23,6 @@ fn node(name: &str) -> String {
          allocatable: {{cpu: \"1000\", memory: 4Ti, pods: \"{PODS_PER_NODE}\"}}\n  \
          capacity: {{cpu: \"1000\", memory: 4Ti, pods: \"{PODS_PER_NODE}\"}}\n"
     )
-}
-
-fn deployment(ns: &str, name: &str) -> String {
-    format!(
-        "apiVersion: llamafleet.dev/v1alpha1\nkind: LlmDeployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  \
-         variants:\n    - name: main\n      model: gemma3-270m\n      weight: 100\n  replicas: 1\n  \
-         resources:\n    requests:\n      cpu: 100m\n      memory: 1Gi\n    limits:\n      memory: 1Gi\n"
-    )
-}
-
-fn ready_count(c: &Cluster, ns: &str) -> usize {
-    let ready = "{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}";
-    c.kubectl_ok(&["get", "llmd", "-n", ns, "-o", &format!("jsonpath={ready}")])
-        .lines()
-        .filter(|l| *l == "True")
-        .count()
 }
 
 fn managed_deployments(c: &Cluster, ns: &str) -> usize {
@@ -96,11 +80,13 @@ fn many_deployments_converge_with_one_operator() {
     let quickstart = repo_root().join("manifests/examples/quickstart.yaml");
     // The quickstart brings the model (and one more LlmDeployment, `chat`).
     c.kubectl_ok(&["apply", "-n", &ns.name, "-f", quickstart.to_str().unwrap()]);
-    c.wait_until("quickstart Ready", 90, || ready_count(&c, &ns.name) == 1);
+    c.wait_until("quickstart Ready", 90, || {
+        c.ready_deployments(&ns.name) == 1
+    });
     let idle_kib = operator.peak_rss_kib().unwrap_or(0);
 
     let batch: Vec<String> = (0..n)
-        .map(|i| deployment(&ns.name, &format!("scale-{i}")))
+        .map(|i| minimal_deployment(&ns.name, &format!("scale-{i}")))
         .collect();
     let started = Instant::now();
     c.apply_yaml(&batch.join("---\n"));
@@ -113,7 +99,7 @@ fn many_deployments_converge_with_one_operator() {
         if written.is_none() && managed_deployments(&c, &ns.name) == 2 * (n + 1) {
             written = Some(started.elapsed());
         }
-        ready = ready_count(&c, &ns.name);
+        ready = c.ready_deployments(&ns.name);
         if ready == n + 1 {
             break;
         }

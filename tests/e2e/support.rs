@@ -452,3 +452,25 @@ impl Drop for LoggedOperator {
         self.kill();
     }
 }
+
+/// The smallest LlmDeployment of the suite's scale tests: one variant of model `gemma3-270m`
+/// with explicit resources (so no memory plan is needed), as YAML.
+pub fn minimal_deployment(ns: &str, name: &str) -> String {
+    format!(
+        "apiVersion: llamafleet.dev/v1alpha1\nkind: LlmDeployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  \
+         variants:\n    - name: main\n      model: gemma3-270m\n      weight: 100\n  replicas: 1\n  \
+         resources:\n    requests:\n      cpu: 100m\n      memory: 1Gi\n    limits:\n      memory: 1Gi\n"
+    )
+}
+
+impl Cluster {
+    /// LlmDeployments of `ns` whose `Ready` condition is `True`.
+    pub fn ready_deployments(&self, ns: &str) -> usize {
+        let ready =
+            "{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}";
+        self.kubectl_ok(&["get", "llmd", "-n", ns, "-o", &format!("jsonpath={ready}")])
+            .lines()
+            .filter(|l| *l == "True")
+            .count()
+    }
+}

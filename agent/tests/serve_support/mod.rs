@@ -197,3 +197,19 @@ pub fn free_port() -> u16 {
         .expect("addr")
         .port()
 }
+
+/// One request through the whole app in process: status and JSON body.
+pub async fn call(state: &AppState, request: Request<Body>) -> (axum::http::StatusCode, Value) {
+    use tower::ServiceExt;
+    let response = llamafleet_agent::serve::app(state.clone())
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    let status = response.status();
+    (status, json_body(response).await)
+}
+
+/// A greedy `/v1/completions` body.
+pub fn greedy_completion(prompt: &str, max_tokens: u32) -> Value {
+    serde_json::json!({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0})
+}

@@ -40,7 +40,7 @@ pub fn serve_args(plan: &Plan) -> Vec<String> {
     if let Some(seconds) = limits.and_then(|l| l.request_timeout_seconds) {
         args.extend(["--request-timeout".into(), seconds.to_string()]);
     }
-    if yaml(plan).is_some() {
+    if !plan.spec.presets.is_empty() {
         args.extend(["--preset".into(), format!("{PRESETS_DIR}/{PRESETS_KEY}")]);
     }
     args
@@ -48,7 +48,9 @@ pub fn serve_args(plan: &Plan) -> Vec<String> {
 
 /// The volume (only `presets.yaml` of the routing ConfigMap) and its mount, with presets.
 pub fn volume(plan: &Plan) -> Option<(Volume, VolumeMount)> {
-    yaml(plan)?;
+    if plan.spec.presets.is_empty() {
+        return None;
+    }
     let volume = Volume {
         name: PRESETS_VOLUME.into(),
         config_map: Some(ConfigMapVolumeSource {
