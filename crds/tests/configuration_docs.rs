@@ -1,15 +1,11 @@
 //! `docs/configuration.md` is what the CRD schema renders, and it covers every field.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::Path;
-
 use llamafleet_crds::{crdgen, reference};
 use serde_json::Value;
 
 fn committed() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(reference::PATH);
+    let path = llamafleet_crds::testing::repo_root().join(reference::PATH);
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
