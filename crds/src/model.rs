@@ -283,8 +283,36 @@ pub struct Candidate {
     /// URL of the new file, pinned to its revision where the host supports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Size in bytes of the new file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    /// Size for people, such as `253.1 MiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// HTTP Last-Modified of the new file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+    /// Metadata of the new file's GGUF header (a new revision may change the architecture,
+    /// the context length or the quantization).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gguf: Option<GgufSummary>,
+    /// Memory the new file needs: the update variants are sized from it, not from the old
+    /// file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryEstimate>,
     /// With policy `Rollout`: the LlmDeployments with a progressive rollout that use this
-    /// model and are to roll the candidate out.
+    /// model and are to roll the candidate out. Each gets, for every variant of this model
+    /// with traffic, an update variant `<variant>-<revision tag>` serving the candidate,
+    /// which takes the variant's weight through the deployment's rollout.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollout_to: Vec<String>,
+    /// With policy `Rollout`: the deployments of `rolloutTo` that promoted the candidate so
+    /// far. When all have, the candidate becomes `status.resolved`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub promoted_in: Vec<String>,
+    /// With policy `Rollout`: why the candidate was rolled back (the deployment and its
+    /// failing figure). A rolled-back candidate is not rolled out again; the next check that
+    /// finds another revision replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<String>,
 }

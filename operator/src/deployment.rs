@@ -12,7 +12,7 @@ use crate::build::{self, BuildOptions};
 use crate::context::{Context, ReconcileStart};
 use crate::error::Error;
 use crate::validate::{self, ResolvedModel, ValidateError};
-use crate::{apply, dereference, names, rollout, status};
+use crate::{apply, dereference, names, rollout, status, update};
 
 /// Controller label of the metrics.
 pub const CONTROLLER: &str = "llmdeployment";
@@ -52,10 +52,19 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
     let now = (ctx.clock)();
 
     let observed = dereference::observe(&ctx.client, &ns, &llmd, &name).await?;
-    let models = resolve_models(&observed.models);
+    // A model update rolling through: the spec with its update variants.
+    let effective =
+        update::derive::effective(&name, &llmd.spec, llmd.status.as_ref(), &observed.models);
+    let mut models = resolve_models(&observed.models);
+    models.extend(
+        effective
+            .models
+            .iter()
+            .map(|(key, m)| (key.clone(), Ok(m.clone()))),
+    );
     let gpu_memory = ctx.models.gpu_memory_bytes;
-    let mut plan = match validate::plan_with_gpu_memory(&name, &ns, &llmd.spec, &models, gpu_memory)
-    {
+    let plan = validate::plan_with_gpu_memory(&name, &ns, &effective.spec, &models, gpu_memory);
+    let mut plan = match plan {
         Ok(plan) => plan,
         Err(user_error) => {
             let label = user_error.reason();
@@ -76,12 +85,24 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
         }
     };
 
+    for why in &effective.skipped {
+        tracing::warn!(%ns, %name, %why, "model update not rolled out");
+        ctx.warn(&llmd.object_ref(&()), "UpdateSkipped", why.clone())
+            .await;
+    }
+    let leaving: Vec<String> = effective
+        .updates
+        .iter()
+        .filter(|u| u.handing_back)
+        .map(|u| u.update.clone())
+        .collect();
     let rollout = rollout::decide(
         &ctx.client,
         ctx.routers.as_ref(),
         &llmd,
         &plan,
         &observed.children,
+        &leaving,
         now.0,
     )
     .await?;

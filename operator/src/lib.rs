@@ -25,4 +25,5 @@ pub mod rollout;
 pub mod run;
 pub mod sizing;
 pub mod status;
+pub mod update;
 pub mod validate;

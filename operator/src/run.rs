@@ -107,6 +107,23 @@ pub fn deployments_using(
         .collect()
 }
 
+/// The models a deployment's variants name.
+pub fn models_of(llmd: &LlmDeployment) -> Vec<ObjectRef<LlmModel>> {
+    let ns = llmd.namespace().unwrap_or_default();
+    let mut names: Vec<&str> = llmd
+        .spec
+        .variants
+        .iter()
+        .map(|v| v.model.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|m| ObjectRef::new(m).within(&ns))
+        .collect()
+}
+
 /// Runs until SIGTERM/Ctrl-C (or until leadership is lost).
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let client = Client::try_default()
@@ -295,7 +312,7 @@ async fn run_models(
     ctx: Arc<Context>,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<LlmModel> = Api::all(client);
+    let api: Api<LlmModel> = Api::all(client.clone());
     let (reader, writer) = reflector::store();
     let trigger = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
@@ -306,6 +323,13 @@ async fn run_models(
     let counted = controller.store();
     let managed = ctx.metrics.managed.with_label_values(&["LlmModel"]);
     controller
+        // A model rolling a candidate out follows the rollouts of its deployments (their
+        // status): each change of a deployment looks at the models it serves.
+        .watches(
+            Api::<LlmDeployment>::all(client),
+            watcher::Config::default(),
+            |d| models_of(&d),
+        )
         .graceful_shutdown_on(stop)
         .run(model::reconcile, model::error_policy, ctx)
         .for_each(|result| {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use llamafleet_crds::{LlmModel, MemoryPlanStatus};
+use llamafleet_crds::{GgufSummary, LlmModel, MemoryEstimate, MemoryPlanStatus};
 use llamafleet_gguf::{GpuLayers, MemoryPlan, ModelMemory, PlanInput};
 
 /// CPU request when `serving.threads` is not set: two cores keep one slot's decode and the
@@ -17,8 +17,11 @@ pub const DEFAULT_CPU_REQUEST: u32 = 2;
 /// The memory figures of a model, from its status (`None` until the header was read).
 pub fn model_memory(model: &LlmModel) -> Option<ModelMemory> {
     let status = model.status.as_ref()?;
-    let memory = status.memory.as_ref()?;
-    let gguf = status.gguf.as_ref()?;
+    memory_of(status.memory.as_ref()?, status.gguf.as_ref()?)
+}
+
+/// Memory figures of a file from its status fields (resolved or candidate).
+pub fn memory_of(memory: &MemoryEstimate, gguf: &GgufSummary) -> Option<ModelMemory> {
     let u = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
     Some(ModelMemory {
         weights_bytes: u(memory.weights_bytes)?,

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use llamafleet_crds::{InvalidSpec, LlmDeploymentSpec, LlmModel, ModelPhase, ServingSpec};
+use llamafleet_crds::{
+    Candidate, InvalidSpec, LlmDeploymentSpec, LlmModel, ModelPhase, ServingSpec,
+};
 
 use crate::context::DEFAULT_GPU_MEMORY_BYTES;
 use crate::{names, sizing};
@@ -79,6 +81,29 @@ impl ResolvedModel {
             return Err(ValidateError::ModelNotReady { name, phase });
         }
         Ok(Self::from_spec_and_status(model))
+    }
+
+    /// The candidate revision of `model` (policy `Rollout`), as its update variants serve it:
+    /// the candidate's pinned file and the memory figures of its own header.
+    pub fn from_candidate(model: &LlmModel, candidate: &Candidate) -> Self {
+        let gguf = candidate.gguf.as_ref();
+        Self {
+            name: model.metadata.name.clone().unwrap_or_default(),
+            url: candidate
+                .url
+                .clone()
+                .unwrap_or_else(|| model.spec.source.url.clone()),
+            sha256: candidate.sha256.clone(),
+            context_length: model.spec.context_length.or_else(|| {
+                gguf.and_then(|g| g.context_length)
+                    .and_then(|c| u32::try_from(c).ok())
+            }),
+            memory: candidate
+                .memory
+                .as_ref()
+                .zip(gguf)
+                .and_then(|(m, g)| sizing::memory_of(m, g)),
+        }
     }
 
     /// The model as render sees it offline: its spec, as the minimal model controller pins it.

@@ -499,6 +499,7 @@ fn rollout_weights_go_into_the_table_and_a_retired_variant_scales_to_zero() {
         }),
         notice: None,
         requeue: None,
+        retire: vec!["stable".into()],
     };
     let mut midway = plan.clone();
     rollout::apply_to(&mut plan, &promoted);
@@ -527,6 +528,7 @@ fn rollout_weights_go_into_the_table_and_a_retired_variant_scales_to_zero() {
         }),
         notice: None,
         requeue: None,
+        retire: Vec::new(),
     };
     rollout::apply_to(&mut midway, &step);
     let c = build::build(&midway, &opts);

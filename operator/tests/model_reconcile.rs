@@ -3,158 +3,23 @@
 //! test moves to drive the update schedule.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod model_support;
 mod source_server;
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::Client;
+use http::Response;
 use kube::client::Body;
 use kube::runtime::controller::Action;
-use llamafleet_crds::{
-    LlmModel, LlmModelSpec, LlmModelStatus, ModelSource, UpdatePolicy, UpdateSpec,
-};
+use llamafleet_crds::UpdatePolicy;
 use llamafleet_gguf::writer::GgufWriter;
-use llamafleet_operator::agent_status::NoAgentProbe;
-use llamafleet_operator::context::{Context, ModelOptions};
-use llamafleet_operator::metrics::Metrics;
 use llamafleet_operator::model::{self, fetch::Fetcher, resolve::human_size, schedule::time};
-use serde_json::{Value, json};
+use model_support::*;
+use serde_json::json;
 use source_server::{LAST_MODIFIED, SourceServer};
-use support::{Call, NOW, Reply, serve};
-
-const STATUS: &str = "/apis/llamafleet.dev/v1alpha1/namespaces/default/llmmodels/m/status";
-
-/// A clock the test sets.
-#[derive(Clone)]
-struct FakeClock(Arc<Mutex<Time>>);
-
-impl FakeClock {
-    fn at(text: &str) -> Self {
-        Self(Arc::new(Mutex::new(time(text).unwrap())))
-    }
-    fn set(&self, text: &str) {
-        *self.0.lock().unwrap() = time(text).unwrap();
-    }
-}
-
-fn context(clock: &FakeClock) -> (Arc<Context>, support::Handle) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let c = clock.0.clone();
-    let ctx = Context::new(
-        Client::new(service, "default"),
-        Some("op-0".into()),
-        Arc::new(Metrics::new()),
-        support::IMAGE.into(),
-        Arc::new(NoAgentProbe),
-        Arc::new(move || c.lock().unwrap().clone()),
-    )
-    .with_model_options(ModelOptions {
-        fetcher: Some(Fetcher::new().unwrap()),
-        ..ModelOptions::default()
-    });
-    (Arc::new(ctx), handle)
-}
-
-/// One reconcile of `m` against the scripted calls, with a fresh context.
-async fn reconcile(m: &LlmModel, clock: &FakeClock, calls: Vec<Call>) -> Action {
-    let (ctx, handle) = context(clock);
-    reconcile_with(m, &ctx, handle, calls).await
-}
-
-async fn reconcile_with(
-    m: &LlmModel,
-    ctx: &Arc<Context>,
-    handle: support::Handle,
-    calls: Vec<Call>,
-) -> Action {
-    let server = tokio::spawn(serve(handle, calls));
-    let action = model::reconcile(Arc::new(m.clone()), ctx.clone())
-        .await
-        .unwrap();
-    server.await.unwrap();
-    action
-}
-
-fn model(url: &str, policy: UpdatePolicy, quantization: Option<&str>) -> LlmModel {
-    let mut m = LlmModel::new(
-        "m",
-        LlmModelSpec {
-            source: ModelSource {
-                url: url.into(),
-                sha256: None,
-                auth_secret_ref: None,
-                allow_insecure_http: Some(true),
-            },
-            quantization: quantization.map(str::to_owned),
-            context_length: None,
-            chat_template: None,
-            update: Some(UpdateSpec {
-                schedule: Some("0 * * * *".into()),
-                policy,
-            }),
-        },
-    );
-    m.metadata.namespace = Some("default".into());
-    m.metadata.uid = Some("uid-m".into());
-    m.metadata.generation = Some(1);
-    m
-}
-
-fn cond(type_: &str, status: &str, reason: &str, message: &str, at: &str) -> Value {
-    json!({"type": type_, "status": status, "reason": reason, "message": message,
-           "observedGeneration": 1, "lastTransitionTime": at})
-}
-
-fn patch(status: Value) -> Value {
-    json!({"apiVersion": "llamafleet.dev/v1alpha1", "kind": "LlmModel", "status": status})
-}
-
-/// A status apply whose body must contain `body_has` (arrays: same length, each element a
-/// subset), answered with the model.
-fn status_has(m: &LlmModel, status_has: Value) -> Call {
-    Call {
-        method: "PATCH",
-        path: format!("{STATUS}{}", support::MANAGER_QUERY),
-        body: None,
-        body_has: Some(patch(status_has)),
-        reply: Reply::Json(serde_json::to_value(m).unwrap()),
-    }
-}
-
-fn with_status(m: &LlmModel, body: &Value) -> LlmModel {
-    let mut m = m.clone();
-    m.status = Some(serde_json::from_value::<LlmModelStatus>(body["status"].clone()).unwrap());
-    m
-}
-
-/// The status of the first resolution of the tiny model served by `server`.
-fn first_status(server: &SourceServer, len: usize) -> Value {
-    let c = server.content();
-    let pinned = format!("http://{}/o/r/resolve/{}/m.gguf", server.hub, c.commit());
-    let note = format!("resolved {pinned} ({})", human_size(len as u64));
-    patch(json!({
-        "phase": "Ready",
-        "resolved": {"sha256": c.sha256(), "sizeBytes": len, "size": human_size(len as u64),
-                     "etag": c.etag(), "revision": c.commit(), "url": pinned,
-                     "lastModified": LAST_MODIFIED},
-        "gguf": {"architecture": "llama", "parameters": 168, "quantization": "F32",
-                 "contextLength": 128, "layers": 2, "embeddingLength": 8, "heads": 2,
-                 "kvHeads": 1, "vocabSize": 4},
-        "memory": {"weightsBytes": 672, "kvBytesPerToken": 32, "layerWeightsBytes": 512},
-        "lastUpdateCheck": NOW,
-        "conditions": [
-            cond("Ready", "True", "Resolved", &note, NOW),
-            cond("SourceReachable", "True", "Resolved", &note, NOW),
-            cond("Degraded", "False", "AsExpected", "", NOW),
-            cond("UpdateAvailable", "False", "UpToDate", "", NOW),
-        ],
-        "observedGeneration": 1,
-    }))
-}
+use support::{Call, NOW, Reply};
 
 #[tokio::test]
 async fn notify_resolves_then_checks_on_the_cron_tick_and_records_a_candidate() {
@@ -188,10 +53,17 @@ async fn notify_resolves_then_checks_on_the_cron_tick_and_records_a_candidate() 
     let mut checked = first.clone();
     let s = &mut checked["status"];
     s["lastUpdateCheck"] = json!("2026-01-02T04:00:01Z");
+    let new_len = new.bytes.len();
+    // The candidate carries its own header's figures (one more vocabulary row here).
     s["candidate"] = json!({
         "sha256": new.sha256(), "revision": new.commit(), "etag": new.etag(),
         "detectedAt": "2026-01-02T04:00:01Z",
         "url": format!("http://{}/o/r/resolve/{}/m.gguf", server.hub, new.commit()),
+        "sizeBytes": new_len, "size": human_size(new_len as u64), "lastModified": LAST_MODIFIED,
+        "gguf": {"architecture": "llama", "parameters": 176, "quantization": "F32",
+                 "contextLength": 128, "layers": 2, "embeddingLength": 8, "heads": 2,
+                 "kvHeads": 1, "vocabSize": 4},
+        "memory": {"weightsBytes": 704, "kvBytesPerToken": 32, "layerWeightsBytes": 512},
     });
     s["conditions"][1] = cond(
         "SourceReachable",

@@ -14,7 +14,7 @@ use llamafleet_crds::routing::{RouterStats, TTFT_BUCKETS, VariantStats};
 use llamafleet_crds::{LlmDeployment, LlmModel, RolloutStrategy};
 use llamafleet_operator::context::Context;
 use llamafleet_operator::deployment::{self, RESYNC_PROGRESSING};
-use llamafleet_operator::rollout::RouterStatsClient;
+use llamafleet_operator::rollout::{RouterStatsClient, drain};
 use serde_json::{Value, json};
 use support::*;
 
@@ -311,8 +311,38 @@ async fn router_replicas_are_found_by_their_pods() {
     assert_eq!(action, Action::requeue(Duration::from_secs(2)));
 }
 
+/// The status of the promotion to green=100, with blue's desired replicas.
+fn promoted_status(blue_replicas: i32, note: &str) -> Value {
+    let counts = format!(
+        "2/{} variant replicas and 0/2 router replicas ready",
+        2 + blue_replicas
+    );
+    json!({
+        "apiVersion": "llamafleet.dev/v1alpha1", "kind": "LlmDeployment",
+        "status": {
+            "variants": [
+                {"name": "blue", "model": "saiga-7b", "weight": 0, "replicas": blue_replicas, "readyReplicas": 0},
+                {"name": "green", "model": "vistral-24b", "weight": 100, "replicas": 2, "readyReplicas": 2},
+            ],
+            "weights": "blue=0,green=100",
+            "ready": format!("2/{}", 2 + blue_replicas),
+            "endpoint": "http://assistant.default.svc",
+            "rollout": {"phase": "Promoted", "candidate": "green", "step": 4,
+                "stepStartedAt": NOW, "baseline": "blue=100,green=0", "generation": 2,
+                "lastDecision": "promoted at 100%", "reason": note},
+            "conditions": [
+                cond("Ready", "False", "ReplicasNotReady", &counts),
+                cond("Progressing", "True", "ReplicasStarting", &counts),
+                cond("Degraded", "False", "AsExpected", ""),
+                not_rolled_back(),
+            ],
+            "observedGeneration": 2,
+        }
+    })
+}
+
 #[tokio::test]
-async fn passing_the_last_step_promotes_and_scales_the_old_variant_to_zero() {
+async fn passing_the_last_step_promotes_and_scales_the_old_variant_to_zero_once_routers_drop_it() {
     let (models, mut llmd) = progressive();
     at_step_one(&mut llmd, EARLIER);
     let status = llmd.status.as_mut().unwrap();
@@ -323,45 +353,39 @@ async fn passing_the_last_step_promotes_and_scales_the_old_variant_to_zero() {
     let rollout = status.rollout.as_mut().unwrap();
     rollout.step = Some(3);
     rollout.last_decision = Some("advanced to 50%".into());
+
+    // Promotion: the table moves to blue=0, but the router still runs blue=50,green=50, so
+    // blue keeps its replicas (requests in flight to it still land) and the operator looks
+    // again shortly.
     let url = router(stats_of("blue=50,green=50", 60, 0)).await;
     let mut calls = dereference_calls(&llmd, &models, &live_at(&llmd, &models, (50, 50)));
     let (path, body) = routing_at(&llmd, &models, (0, 100));
     calls.push(Call::apply(path, body));
+    let note = "green promoted to 100% (passed 50%: 60 candidate requests, error rate 0.0000 \
+                (0 of 60)); weights blue=0,green=100";
+    let promoted = promoted_status(2, note);
+    calls.push(Call::status(
+        status_path("default", "assistant"),
+        promoted.clone(),
+        &llmd,
+    ));
+    calls.push(event("Normal", "RolloutPromoted", note));
+    let (action, _) = run(&llmd, calls, vec![url]).await;
+    assert_eq!(action, Action::requeue(drain::RECHECK));
+
+    // The router reloaded the table: blue goes to 0 replicas, with no new decision.
+    llmd.status = Some(serde_json::from_value(promoted["status"].clone()).unwrap());
+    let url = router(stats_of("blue=0,green=100", 0, 0)).await;
+    let mut calls = dereference_calls(&llmd, &models, &live_at(&llmd, &models, (0, 100)));
     let (path, mut blue) = built_children(&with_weights(&llmd, (0, 100)), &models).remove(1);
     assert!(path.ends_with("/deployments/assistant-blue"));
     blue["spec"]["replicas"] = json!(0);
     calls.push(Call::apply(path, blue));
-    let note = "green promoted to 100% (passed 50%: 60 candidate requests, error rate 0.0000 \
-                (0 of 60)); weights blue=0,green=100";
-    let counts = "2/2 variant replicas and 0/2 router replicas ready";
-    let body = json!({
-        "apiVersion": "llamafleet.dev/v1alpha1", "kind": "LlmDeployment",
-        "status": {
-            "variants": [
-                {"name": "blue", "model": "saiga-7b", "weight": 0, "replicas": 0, "readyReplicas": 0},
-                {"name": "green", "model": "vistral-24b", "weight": 100, "replicas": 2, "readyReplicas": 2},
-            ],
-            "weights": "blue=0,green=100",
-            "ready": "2/2",
-            "endpoint": "http://assistant.default.svc",
-            "rollout": {"phase": "Promoted", "candidate": "green", "step": 4,
-                "stepStartedAt": NOW, "baseline": "blue=100,green=0", "generation": 2,
-                "lastDecision": "promoted at 100%", "reason": note},
-            "conditions": [
-                cond("Ready", "False", "ReplicasNotReady", counts),
-                cond("Progressing", "True", "ReplicasStarting", counts),
-                cond("Degraded", "False", "AsExpected", ""),
-                not_rolled_back(),
-            ],
-            "observedGeneration": 2,
-        }
-    });
     calls.push(Call::status(
         status_path("default", "assistant"),
-        body,
+        promoted_status(0, note),
         &llmd,
     ));
-    calls.push(event("Normal", "RolloutPromoted", note));
     let (action, _) = run(&llmd, calls, vec![url]).await;
     assert_eq!(action, Action::requeue(RESYNC_PROGRESSING));
 }

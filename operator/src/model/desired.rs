@@ -22,7 +22,7 @@ fn prev(model: &LlmModel) -> LlmModelStatus {
     model.status.clone().unwrap_or_default()
 }
 
-fn cond(
+pub(super) fn cond(
     model: &LlmModel,
     now: &Time,
     type_: &str,
@@ -83,7 +83,7 @@ pub fn invalid(model: &LlmModel, now: &Time, error: &InvalidSpec) -> LlmModelSta
     }
 }
 
-fn gguf_summary(r: &Resolution) -> GgufSummary {
+pub(super) fn gguf_summary(r: &Resolution) -> GgufSummary {
     let s = &r.summary;
     let i = |v: Option<u64>| v.and_then(i64_of);
     GgufSummary {
@@ -99,7 +99,7 @@ fn gguf_summary(r: &Resolution) -> GgufSummary {
     }
 }
 
-fn memory(r: &Resolution) -> Option<MemoryEstimate> {
+pub(super) fn memory(r: &Resolution) -> Option<MemoryEstimate> {
     r.memory.as_ref().map(|m| MemoryEstimate {
         weights_bytes: i64_of(m.weights_bytes),
         kv_bytes_per_token: i64_of(m.kv_bytes_per_token),
@@ -108,7 +108,7 @@ fn memory(r: &Resolution) -> Option<MemoryEstimate> {
 }
 
 /// `Degraded` from the declared quantization and the file's.
-fn degraded(model: &LlmModel, now: &Time, found: Option<&str>) -> Condition {
+pub(super) fn degraded(model: &LlmModel, now: &Time, found: Option<&str>) -> Condition {
     match (model.spec.quantization.as_deref(), found) {
         (Some(declared), Some(found)) if !declared.eq_ignore_ascii_case(found) => cond(
             model,
@@ -134,6 +134,17 @@ fn update_condition(
         return None;
     }
     Some(match candidate {
+        Some(Candidate {
+            rolled_back: Some(why),
+            ..
+        }) => cond(
+            model,
+            now,
+            UPDATE_AVAILABLE,
+            true,
+            "RolledBack",
+            format!("{why}; the next check that finds another revision replaces it"),
+        ),
         Some(c) => {
             let what = c
                 .sha256
@@ -221,24 +232,35 @@ pub fn checked(
     let mut status = prev(model);
     let old = status.resolved.clone().unwrap_or_default();
     let candidate = changed(&old, remote_sha256, &r.resolved).then(|| {
-        let same = |c: &&Candidate| {
+        let same = |c: &Candidate| {
             c.sha256.as_deref() == remote_sha256
                 && c.etag == r.resolved.etag
                 && c.revision == r.resolved.revision
         };
-        let detected_at = status
-            .candidate
-            .as_ref()
-            .filter(same)
-            .and_then(|c| c.detected_at.clone())
-            .unwrap_or_else(|| now.clone());
+        // The same revision as last time keeps what its rollout recorded.
+        let known = status.candidate.clone().filter(|c| same(c));
         Candidate {
             sha256: remote_sha256.map(str::to_owned),
             revision: r.resolved.revision.clone(),
-            detected_at: Some(detected_at),
+            detected_at: Some(
+                known
+                    .as_ref()
+                    .and_then(|c| c.detected_at.clone())
+                    .unwrap_or_else(|| now.clone()),
+            ),
             etag: r.resolved.etag.clone(),
             url: r.resolved.url.clone(),
+            size_bytes: r.resolved.size_bytes,
+            size: r.resolved.size.clone(),
+            last_modified: r.resolved.last_modified.clone(),
+            gguf: Some(gguf_summary(r)),
+            memory: memory(r),
             rollout_to,
+            promoted_in: known
+                .as_ref()
+                .map(|c| c.promoted_in.clone())
+                .unwrap_or_default(),
+            rolled_back: known.and_then(|c| c.rolled_back),
         }
     });
     status.last_update_check = Some(now.clone());

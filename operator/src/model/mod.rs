@@ -8,23 +8,22 @@
 
 pub mod desired;
 pub mod fetch;
+pub mod promotion;
 pub mod resolve;
 pub mod schedule;
 
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource};
-use llamafleet_crds::{
-    LlmDeployment, LlmModel, LlmModelStatus, ModelPhase, RolloutStrategy, UpdatePolicy,
-};
+use llamafleet_crds::{LlmModel, LlmModelStatus, ModelPhase, UpdatePolicy};
 
 use crate::context::{Context, ReconcileStart};
 use crate::deployment::key;
 use crate::error::Error;
 use crate::status::{DEGRADED, write_if_changed};
+use crate::update;
 use desired::UPDATE_AVAILABLE;
 use resolve::{Outcome, ResolveError};
 use schedule::Schedule;
@@ -110,7 +109,15 @@ pub async fn reconcile(model: Arc<LlmModel>, ctx: Arc<Context>) -> Result<Action
     let checking = schedule.is_some();
     let step = step(&model, schedule.as_ref(), &now);
     if matches!(step, Step::Nothing) && schedule_error.is_none() {
-        return Ok(next_tick(model.status.as_ref(), schedule.as_ref(), &now));
+        let rolling = promotion::follow(&ctx, &api, &model, &ns, &regarding).await?;
+        let wait = next_wait(model.status.as_ref(), schedule.as_ref(), &now);
+        return Ok(match (rolling, wait) {
+            (true, wait) => {
+                Action::requeue(wait.map_or(promotion::RECHECK, |w| w.min(promotion::RECHECK)))
+            }
+            (false, Some(wait)) => Action::requeue(wait),
+            (false, None) => Action::await_change(),
+        });
     }
 
     let outcome = match step {
@@ -183,17 +190,22 @@ fn metric_label(e: &ResolveError) -> &'static str {
 /// Requeue exactly at the next cron tick after the last check; no schedule: wait for a
 /// change.
 fn next_tick(status: Option<&LlmModelStatus>, schedule: Option<&Schedule>, now: &Time) -> Action {
-    let last = status.and_then(|s| s.last_update_check.as_ref());
-    match (schedule, last) {
-        (Some(s), Some(last)) => s
-            .wait(last, now)
-            .map_or_else(Action::await_change, Action::requeue),
-        _ => Action::await_change(),
-    }
+    next_wait(status, schedule, now).map_or_else(Action::await_change, Action::requeue)
 }
 
-/// With policy `Rollout`: the deployments of this namespace that use the model and roll out
-/// progressively (they get the candidate as a new variant once the rollout engine exists).
+/// Time until the next cron tick after the last check, if there is a schedule.
+fn next_wait(
+    status: Option<&LlmModelStatus>,
+    schedule: Option<&Schedule>,
+    now: &Time,
+) -> Option<std::time::Duration> {
+    let last = status.and_then(|s| s.last_update_check.as_ref())?;
+    schedule?.wait(last, now)
+}
+
+/// With policy `Rollout`: the deployments of this namespace that serve the model with traffic
+/// and roll out progressively; each gets the candidate as update variants (see
+/// [`crate::update`]).
 async fn rollout_targets(
     ctx: &Context,
     model: &LlmModel,
@@ -204,23 +216,11 @@ async fn rollout_targets(
         return Ok(Vec::new());
     }
     let name = model.metadata.name.as_deref().unwrap_or_default();
-    let api: Api<LlmDeployment> = Api::namespaced(ctx.client.clone(), ns);
-    let list = api.list(&ListParams::default()).await.map_err(|source| {
-        crate::error::DereferenceError::List {
-            kind: "LlmDeployment",
-            source,
-        }
-    })?;
-    let mut names: Vec<String> = list
-        .items
+    let mut names: Vec<String> = promotion::list_deployments(ctx, ns)
+        .await?
         .iter()
-        .filter(|d| d.spec.variants.iter().any(|v| v.model == name))
-        .filter(|d| {
-            d.spec
-                .rollout
-                .as_ref()
-                .is_some_and(|r| r.strategy == RolloutStrategy::Progressive)
-        })
+        .filter(|d| update::progressive(&d.spec))
+        .filter(|d| update::updated_variants(&d.spec, name).next().is_some())
         .filter_map(|d| d.metadata.name.clone())
         .collect();
     names.sort();

@@ -16,6 +16,7 @@ use crate::names;
 use crate::validate::Plan;
 
 pub mod analysis;
+pub mod drain;
 pub mod state;
 pub mod stats;
 pub mod step;
@@ -26,9 +27,25 @@ pub use stats::RouterStatsClient;
 
 use analysis::Verdict;
 
-/// What the rollout decides for one reconcile of `llmd`: reads the router figures only when
-/// a step is due.
+/// What the rollout decides for one reconcile of `llmd`, whose plan (`plan.spec`, with any
+/// update variants) it follows: reads the router figures only when a step is due, or when a
+/// variant left without traffic waits to be scaled down. `leaving`: update variants handing
+/// their weight back (see [`crate::update`]), scaled down like a retired variant.
 pub async fn decide(
+    kube: &Client,
+    routers: Option<&RouterStatsClient>,
+    llmd: &LlmDeployment,
+    plan: &Plan,
+    live: &LiveChildren,
+    leaving: &[String],
+    now: k8s_openapi::jiff::Timestamp,
+) -> Result<Outcome, DereferenceError> {
+    let mut outcome = weights_now(kube, routers, llmd, plan, live, now).await?;
+    drain::settle(kube, routers, plan, live, leaving, &mut outcome, now).await?;
+    Ok(outcome)
+}
+
+async fn weights_now(
     kube: &Client,
     routers: Option<&RouterStatsClient>,
     llmd: &LlmDeployment,
@@ -36,11 +53,12 @@ pub async fn decide(
     live: &LiveChildren,
     now: k8s_openapi::jiff::Timestamp,
 ) -> Result<Outcome, DereferenceError> {
-    let active = match state::resume(&llmd.spec, llmd.metadata.generation, llmd.status.as_ref()) {
+    let spec = &plan.spec;
+    let active = match state::resume(spec, llmd.metadata.generation, llmd.status.as_ref()) {
         Resumed::Settled(outcome) => return Ok(outcome),
         Resumed::Active(active) => active,
     };
-    let rollout = llmd.spec.rollout.clone().unwrap_or_default();
+    let rollout = spec.rollout.clone().unwrap_or_default();
     let ready = candidate_ready(plan, live, &active.candidate);
     let verdict = if !active.wants_verdict(&rollout, now) {
         None
@@ -118,12 +136,11 @@ fn candidate_ready(plan: &Plan, live: &LiveChildren, candidate: &str) -> bool {
 }
 
 /// Puts the decided weights into the plan (so the routing table and status carry them), and
-/// scales the variants a promoted rollout retired to 0 replicas without an autoscaler.
+/// scales the variants the outcome retires to 0 replicas without an autoscaler.
 pub fn apply_to(plan: &mut Plan, outcome: &Outcome) {
-    let retired = state::retired(&plan.spec, outcome.rollout.as_ref());
     for v in &mut plan.variants {
         v.weight = weights::weight_of(&outcome.weights, &v.name);
-        if retired.contains(&v.name) {
+        if outcome.retire.contains(&v.name) {
             v.replicas = Some(0);
             v.retired = true;
         }

@@ -32,7 +32,7 @@ pub struct Notice {
 }
 
 /// What one reconcile does about the rollout.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
     /// Weights in effect, in spec order (routing table and `status.variants[].weight`).
     pub weights: Weights,
@@ -42,6 +42,10 @@ pub struct Outcome {
     pub notice: Option<Notice>,
     /// When the rollout next needs a look, if sooner than the usual resync.
     pub requeue: Option<Duration>,
+    /// Variants to scale to 0 replicas now: left without traffic by a promotion (or an update
+    /// handing its weight back), once every router stopped sending them requests (see
+    /// [`super::drain`]).
+    pub retire: Vec<String>,
 }
 
 /// Where a reconcile finds the rollout.
@@ -109,6 +113,7 @@ pub fn resume(
             rollout,
             notice: None,
             requeue: None,
+            retire: Vec::new(),
         })
     };
     let Some(rollout_spec) = spec
@@ -166,6 +171,7 @@ pub fn resume(
                     rollout: last.clone(),
                     notice: None,
                     requeue: None,
+                    retire: Vec::new(),
                 });
             }
             _ => {}

@@ -57,6 +57,7 @@ impl Active {
             rollout: Some(self.status(phase, decision, reason)),
             notice,
             requeue,
+            retire: Vec::new(),
         }
     }
 

@@ -18,13 +18,15 @@ use axum::http::{HeaderMap, Method, Response, StatusCode, Uri, header};
 #[derive(Clone)]
 pub struct Content {
     pub bytes: Arc<Vec<u8>>,
-    /// Version number: drives the LFS sha256, ETag and commit the server announces.
+    /// Version number: drives the ETag and commit the server announces.
     pub version: u32,
 }
 
 impl Content {
+    /// The real sha256 of the bytes (update variants are named by its first digits).
     pub fn sha256(&self) -> String {
-        format!("{:064x}", 0xabc0_0000u64 + u64::from(self.version))
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(self.bytes.as_slice()))
     }
     pub fn etag(&self) -> String {
         format!("\"etag-v{}\"", self.version)
