@@ -117,12 +117,11 @@ pub struct SecretKeyRef {
     validation = kube::core::Rule::new("self.policy == 'Disabled' || has(self.schedule)").message(crate::rules::MSG_SCHEDULE_REQUIRED).field_path(".schedule")
 )]
 pub struct UpdateSpec {
-    /// Cron expression (five fields, evaluated in UTC) or a macro such as `@weekly`.
+    /// Cron expression (five fields, or six with seconds first; evaluated in UTC) or a macro
+    /// such as `@weekly`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
-        regex(
-            pattern = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|\S+\s+\S+\s+\S+\s+\S+\s+\S+)$"
-        ),
+        regex(pattern = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|\S+(\s+\S+){4,5})$"),
         length(max = 128)
     )]
     pub schedule: Option<String>,

@@ -41,9 +41,8 @@ pub const NAME_MAX_LEN: u32 = 63;
 pub const DNS1123_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// A sha256 digest in lowercase hex.
 pub const SHA256_HEX: &str = "^[0-9a-f]{64}$";
-/// A cron expression: five fields, or one of the `@` macros.
-pub const CRON: &str =
-    r"^(@(yearly|annually|monthly|weekly|daily|hourly)|\S+\s+\S+\s+\S+\s+\S+\s+\S+)$";
+/// A cron expression: five fields (or six, seconds first), or one of the `@` macros.
+pub const CRON: &str = r"^(@(yearly|annually|monthly|weekly|daily|hourly)|\S+(\s+\S+){4,5})$";
 /// A duration such as `30s`, `5m`, `1h`.
 pub const DURATION: &str = "^[0-9]{1,6}(s|m|h)$";
 

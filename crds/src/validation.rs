@@ -133,7 +133,7 @@ fn is_cron(s: &str) -> bool {
         "@daily",
         "@hourly",
     ];
-    MACROS.contains(&s) || s.split_whitespace().count() == 5
+    MACROS.contains(&s) || matches!(s.split_whitespace().count(), 5 | 6)
 }
 
 fn is_duration(s: &str) -> bool {
@@ -173,7 +173,7 @@ impl LlmModelSpec {
                 }
                 Some(s) if !is_cron(s) => e.push(
                     "spec.update.schedule",
-                    format!("{s:?} is not a cron expression (five fields or @daily etc.)"),
+                    format!("{s:?} is not a cron expression (five fields, six with seconds, or @daily etc.)"),
                 ),
                 _ => {}
             }

@@ -9,7 +9,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use llamafleet_crds::routing::RoutingTable;
@@ -253,6 +253,8 @@ pub fn get(base: &str, path: &str) -> (u16, String) {
 /// Clients calling `base` in a loop until dropped: short completions at temperature 0.
 pub struct Load {
     stop: Arc<AtomicBool>,
+    answered: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
 }
 
 impl Drop for Load {
@@ -265,19 +267,36 @@ impl Load {
     /// `clients` threads, each sending one request after another.
     pub fn start(base: &str, clients: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
         for _ in 0..clients {
             let (flag, base) = (stop.clone(), base.to_string());
+            let (answered, failed) = (answered.clone(), failed.clone());
             std::thread::spawn(move || {
                 let body =
                     r#"{"prompt":"The capital of France is","max_tokens":2,"temperature":0}"#;
                 while !flag.load(Ordering::Relaxed) {
                     let (status, _) = request(&base, "POST", "/v1/completions", body);
+                    let counter = if status == 200 { &answered } else { &failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
                     if status == 0 {
                         std::thread::sleep(Duration::from_millis(100));
                     }
                 }
             });
         }
-        Load { stop }
+        Load {
+            stop,
+            answered,
+            failed,
+        }
+    }
+
+    /// Requests answered with 200 so far, and the others (errors, refused connections).
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.answered.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
     }
 }

@@ -116,10 +116,10 @@ fn progressive_rollout_through_a_real_router_promotes_healthy_and_rolls_back_fai
     shift(&c, n, 0, 100);
     c.wait_until("green promoted", CONVERGE_SECONDS, || phase() == "Promoted");
     assert_eq!(weights(), "blue=0,green=100");
-    assert_eq!(
-        c.jsonpath(n, "deployment/canary-blue", "{.spec.replicas}"),
-        "0"
-    );
+    // Blue goes to 0 replicas once the router runs the promoted weights.
+    c.wait_until("blue scaled to 0", 30, || {
+        c.jsonpath(n, "deployment/canary-blue", "{.spec.replicas}") == "0"
+    });
     let reasons = event_reasons(&c, n, &[]);
     for reason in ["RolloutStarted", "RolloutPromoted"] {
         assert!(reasons.contains(reason), "no {reason} Event: {reasons}");

@@ -368,13 +368,23 @@ impl Cluster {
     /// `--no-resolve` where the binary has it: the suite never contacts model sources), its
     /// JSON log going to `log`; killed when the guard drops.
     pub fn spawn_operator(&self, args: &[&str], log: &Path) -> LoggedOperator {
+        self.spawn(args, log, false)
+    }
+
+    /// [`Self::spawn_operator`] that resolves model sources (HEAD and ranged GETs of the
+    /// header), for models whose source is a server on loopback.
+    pub fn spawn_resolving_operator(&self, args: &[&str], log: &Path) -> LoggedOperator {
+        self.spawn(args, log, true)
+    }
+
+    fn spawn(&self, args: &[&str], log: &Path, resolve: bool) -> LoggedOperator {
         let bin = operator_binary();
         let help = Command::new(&bin)
             .arg("--help")
             .output()
             .expect("operator --help");
         let mut all: Vec<&str> = vec!["--no-agent-status", "--listen", "127.0.0.1:0"];
-        if String::from_utf8_lossy(&help.stdout).contains("--no-resolve") {
+        if !resolve && String::from_utf8_lossy(&help.stdout).contains("--no-resolve") {
             all.push("--no-resolve");
         }
         all.extend_from_slice(args);
