@@ -337,6 +337,21 @@ fn the_model_waits_for_every_deployment_and_stops_at_the_first_rollback() {
             promoted_in: vec!["chat".into()]
         }
     );
+    // A deployment with no room for its update variant (it raised UpdateSkipped) is not
+    // waited for.
+    let long = "l".repeat(50);
+    let mut to_long = c.clone();
+    to_long.rollout_to = vec!["chat".into(), long.clone()];
+    assert_eq!(
+        judge(
+            "m",
+            &to_long,
+            &[chat.clone(), deployment(&long, "Progressive", None)]
+        ),
+        Verdict::Promoted {
+            promoted_in: vec!["chat".into()]
+        }
+    );
     assert_eq!(
         judge(
             "m",

@@ -4,6 +4,7 @@
 
 use llamafleet_crds::{Candidate, LlmDeployment, RolloutPhase};
 
+use super::derive::fits;
 use super::{candidate_tag, progressive, updated_variants, variant_name};
 
 /// Where a candidate's rollout stands.
@@ -24,8 +25,8 @@ pub enum Verdict {
 }
 
 /// Judges the candidate of `model` from the deployments of its namespace. A deployment of
-/// `rolloutTo` that is gone, no longer progressive or no longer serves the model is not waited
-/// for.
+/// `rolloutTo` that is gone, no longer progressive, no longer serves the model or has no room
+/// for its update variants is not waited for.
 pub fn judge(model: &str, candidate: &Candidate, deployments: &[LlmDeployment]) -> Verdict {
     let tag = candidate_tag(candidate);
     let mut promoted_in = Vec::new();
@@ -41,7 +42,13 @@ pub fn judge(model: &str, candidate: &Candidate, deployments: &[LlmDeployment]) 
         let updates: Vec<(String, i32)> = updated_variants(&d.spec, model)
             .map(|v| (variant_name(&v.name, &tag), v.weight))
             .collect();
-        if updates.is_empty() {
+        // A deployment that cannot hold its update variants said so (UpdateSkipped) and
+        // does not roll the candidate out: it is not waited for.
+        let room = (0..updates.len()).all(|k| {
+            let (update, _) = &updates[k];
+            fits(name, update, d.spec.variants.len() + k).is_ok()
+        });
+        if updates.is_empty() || !room {
             continue;
         }
         let status = d.status.as_ref();

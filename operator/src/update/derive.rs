@@ -138,8 +138,9 @@ fn handing_back(
     })
 }
 
-/// An update variant needs a valid object name and room in the variant count.
-fn fits(llmd: &str, update: &str, variants: usize) -> Result<(), String> {
+/// An update variant needs a valid object name and room in the variant count (`variants`:
+/// the deployment's count before adding it).
+pub fn fits(llmd: &str, update: &str, variants: usize) -> Result<(), String> {
     let object = names::variant_object(llmd, update);
     if object.len() > names::SERVICE_NAME_MAX {
         return Err(format!(
