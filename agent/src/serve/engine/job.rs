@@ -4,19 +4,18 @@
 use std::time::Instant;
 
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc as tmpsc;
 
 use super::stop::TextStream;
 use super::template::{ChatFormat, render};
-use super::{DEFAULT_MAX_TOKENS, EngineError, Event, Generation};
+use super::{DEFAULT_MAX_TOKENS, EngineError, Event, Generation, Sampler};
 
 pub(super) struct Job {
     pub tokens: Vec<LlamaToken>,
     pub fed: usize,
     pub max_tokens: u32,
-    pub sampler: LlamaSampler,
+    pub sampler: Sampler,
     pub text: TextStream,
     pub next: Option<LlamaToken>,
     pub generated: u32,
@@ -72,7 +71,7 @@ pub(super) fn admit(
         tokens,
         fed: 0,
         max_tokens,
-        sampler: params.sampler(model.n_vocab()),
+        sampler: Sampler::new(&params, model.n_vocab()),
         text: TextStream::new(params.stop),
         next: None,
         generated: 0,

@@ -6,6 +6,7 @@ mod jinja;
 mod job;
 mod load;
 mod params;
+mod sample;
 mod stop;
 mod template;
 mod worker;
@@ -18,6 +19,7 @@ use tokio::sync::{mpsc as tmpsc, oneshot};
 
 pub use load::{EngineConfig, GpuLayers, ModelInfo};
 pub use params::{DEFAULT_MAX_TOKENS, MAX_STOP_STRINGS, SamplingParams};
+pub use sample::Sampler;
 
 use crate::serve::metrics::EngineMetrics;
 

@@ -105,10 +105,7 @@ impl SamplingParams {
     /// then a seeded draw (or greedy at temperature 0, which makes output reproducible).
     pub(crate) fn sampler(&self, n_vocab: i32) -> LlamaSampler {
         let mut chain = Vec::new();
-        if self.repeat_penalty != 1.0
-            || self.presence_penalty != 0.0
-            || self.frequency_penalty != 0.0
-        {
+        if !self.plain_logits() {
             chain.push(LlamaSampler::penalties(
                 n_vocab,
                 PENALTY_LAST_N,
@@ -124,6 +121,20 @@ impl SamplingParams {
         if self.top_k > 0 {
             chain.push(LlamaSampler::top_k(self.top_k));
         }
+        chain.extend(self.after_top_k());
+        LlamaSampler::chain_simple(chain)
+    }
+
+    /// Whether the chain starts from the whole vocabulary's logits as they are: no penalties
+    /// (they rewrite logits of recent tokens first). Then greedy and top-k can be taken
+    /// straight from the logits (see `sample.rs`).
+    pub(crate) fn plain_logits(&self) -> bool {
+        self.repeat_penalty == 1.0 && self.presence_penalty == 0.0 && self.frequency_penalty == 0.0
+    }
+
+    /// The samplers after top-k: top-p, min-p, temperature, the seeded draw.
+    pub(crate) fn after_top_k(&self) -> Vec<LlamaSampler> {
+        let mut chain = Vec::new();
         if self.top_p < 1.0 {
             chain.push(LlamaSampler::top_p(self.top_p, 1));
         }
@@ -132,7 +143,7 @@ impl SamplingParams {
         }
         chain.push(LlamaSampler::temp(self.temperature));
         chain.push(LlamaSampler::dist(self.seed.unwrap_or_else(random_seed)));
-        LlamaSampler::chain_simple(chain)
+        chain
     }
 }
 
