@@ -224,3 +224,25 @@ pub(crate) fn rfc3339_now() -> String {
 pub(crate) fn nanos(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
+
+/// What the generation routes answer when they do not generate (OpenAPI responses shared by
+/// the OpenAI and Ollama routes).
+#[derive(utoipa::IntoResponses)]
+#[expect(dead_code, reason = "only the OpenAPI document uses it")]
+pub(crate) enum GenerationErrors {
+    /// Invalid parameters or prompt + max tokens over the context
+    #[response(status = 400)]
+    BadRequest,
+    /// Missing or wrong API key
+    #[response(status = 401)]
+    Unauthorized,
+    /// Unknown model
+    #[response(status = 404)]
+    UnknownModel,
+    /// Body too large
+    #[response(status = 413)]
+    TooLarge,
+    /// Busy or not ready (Retry-After)
+    #[response(status = 503)]
+    Busy,
+}

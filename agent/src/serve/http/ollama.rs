@@ -117,11 +117,7 @@ pub(crate) struct ChatRequest {
     request_body = GenerateRequest,
     responses(
         (status = 200, description = "NDJSON stream (default) or one JSON object with stream false"),
-        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
-        (status = 401, description = "Missing or wrong API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Body too large"),
-        (status = 503, description = "Busy or not ready (Retry-After)"),
+        generate::GenerationErrors,
     )
 )]
 pub(crate) async fn generate(
@@ -157,11 +153,7 @@ pub(crate) async fn generate(
     request_body = ChatRequest,
     responses(
         (status = 200, description = "NDJSON stream (default) or one JSON object with stream false"),
-        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
-        (status = 401, description = "Missing or wrong API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Body too large"),
-        (status = 503, description = "Busy or not ready (Retry-After)"),
+        generate::GenerationErrors,
     )
 )]
 pub(crate) async fn chat(
@@ -291,11 +283,7 @@ fn entries(state: &AppState, running: bool) -> Vec<Value> {
     tag = "ollama",
     responses(
         (status = 200, description = "The model and its presets"),
-        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
-        (status = 401, description = "Missing or wrong API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Body too large"),
-        (status = 503, description = "Busy or not ready (Retry-After)"),
+        generate::GenerationErrors,
     )
 )]
 pub(crate) async fn tags(State(state): State<AppState>) -> Json<Value> {
@@ -309,11 +297,7 @@ pub(crate) async fn tags(State(state): State<AppState>) -> Json<Value> {
     tag = "ollama",
     responses(
         (status = 200, description = "Loaded models"),
-        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
-        (status = 401, description = "Missing or wrong API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Body too large"),
-        (status = 503, description = "Busy or not ready (Retry-After)"),
+        generate::GenerationErrors,
     )
 )]
 pub(crate) async fn ps(State(state): State<AppState>) -> Json<Value> {
@@ -341,11 +325,7 @@ pub(crate) struct ShowRequest {
     request_body = ShowRequest,
     responses(
         (status = 200, description = "Model details"),
-        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
-        (status = 401, description = "Missing or wrong API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Body too large"),
-        (status = 503, description = "Busy or not ready (Retry-After)"),
+        generate::GenerationErrors,
     )
 )]
 pub(crate) async fn show(
@@ -376,11 +356,7 @@ pub(crate) async fn show(
     tag = "ollama",
     responses(
         (status = 200, description = "Server version"),
-        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
-        (status = 401, description = "Missing or wrong API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Body too large"),
-        (status = 503, description = "Busy or not ready (Retry-After)"),
+        generate::GenerationErrors,
     )
 )]
 pub(crate) async fn version() -> Json<Value> {

@@ -161,11 +161,7 @@ fn messages(raw: Vec<Message>) -> Result<Vec<ChatMessage>, ApiError> {
     request_body = ChatRequest,
     responses(
         (status = 200, description = "Chat completion (JSON), or SSE chunks when stream is true"),
-        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
-        (status = 401, description = "Missing or wrong API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Body too large"),
-        (status = 503, description = "Busy or not ready (Retry-After)"),
+        generate::GenerationErrors,
     )
 )]
 pub(crate) async fn chat(
@@ -189,11 +185,7 @@ pub(crate) async fn chat(
     request_body = CompletionRequest,
     responses(
         (status = 200, description = "Text completion (JSON), or SSE chunks when stream is true"),
-        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
-        (status = 401, description = "Missing or wrong API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Body too large"),
-        (status = 503, description = "Busy or not ready (Retry-After)"),
+        generate::GenerationErrors,
     )
 )]
 pub(crate) async fn completions(
@@ -339,11 +331,7 @@ async fn respond(
     tag = "openai",
     responses(
         (status = 200, description = "The model and its presets"),
-        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
-        (status = 401, description = "Missing or wrong API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Body too large"),
-        (status = 503, description = "Busy or not ready (Retry-After)"),
+        generate::GenerationErrors,
     )
 )]
 pub(crate) async fn models(State(state): State<AppState>) -> Json<Value> {
