@@ -56,11 +56,7 @@ pub(crate) struct OpenAiRequest {
     request_body = OpenAiRequest,
     responses(
         (status = 200, description = "Embeddings"),
-        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
-        (status = 401, description = "Missing or wrong API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Body too large"),
-        (status = 503, description = "Busy or not ready (Retry-After)"),
+        super::generate::GenerationErrors,
     )
 )]
 pub(crate) async fn openai(
@@ -126,11 +122,7 @@ pub(crate) struct EmbedRequest {
     request_body = EmbedRequest,
     responses(
         (status = 200, description = "Embeddings"),
-        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
-        (status = 401, description = "Missing or wrong API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Body too large"),
-        (status = 503, description = "Busy or not ready (Retry-After)"),
+        super::generate::GenerationErrors,
     )
 )]
 pub(crate) async fn ollama_embed(
@@ -163,11 +155,7 @@ pub(crate) struct EmbeddingsRequest {
     request_body = EmbeddingsRequest,
     responses(
         (status = 200, description = "Embedding"),
-        (status = 400, description = "Invalid parameters or prompt + max tokens over the context"),
-        (status = 401, description = "Missing or wrong API key"),
-        (status = 404, description = "Unknown model"),
-        (status = 413, description = "Body too large"),
-        (status = 503, description = "Busy or not ready (Retry-After)"),
+        super::generate::GenerationErrors,
     )
 )]
 pub(crate) async fn ollama_embeddings(

@@ -225,8 +225,8 @@ pub(crate) fn nanos(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// What the generation routes answer when they do not generate (OpenAPI responses shared by
-/// the OpenAI and Ollama routes).
+/// What the generation and embedding routes answer when they fail (OpenAPI responses shared
+/// by the OpenAI and Ollama routes).
 #[derive(utoipa::IntoResponses)]
 #[expect(dead_code, reason = "only the OpenAPI document uses it")]
 pub(crate) enum GenerationErrors {
