@@ -201,3 +201,26 @@ async fn rolled_back_in_a_deployment_the_candidate_is_marked_and_not_tried_again
     let action = reconcile(&m, &clock, calls).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(3600)));
 }
+
+#[tokio::test]
+async fn a_newer_revision_waits_while_the_candidate_is_still_rolling_out() {
+    let (server, m, status, tag) = rolling().await;
+    server.replace(GgufWriter::tiny_llama(3).to_bytes());
+    let clock = FakeClock::at("2026-01-02T05:00:00Z");
+    let midway = json!({"variants": [{"name": "a", "weight": 75}, {"name": format!("a-{tag}"), "weight": 25}],
+                        "rollout": {"phase": "Progressing", "candidate": format!("a-{tag}")}});
+    // The check runs, but the candidate (and the update variants carrying traffic) stay.
+    let mut kept = status.clone();
+    let s = &mut kept["status"];
+    s["lastUpdateCheck"] = json!("2026-01-02T05:00:00Z");
+    s["conditions"][1] = cond(
+        "SourceReachable",
+        "True",
+        "Checked",
+        "update check succeeded; the candidate is still rolling out",
+        NOW,
+    );
+    let calls = vec![deployments(midway), Call::status(STATUS, kept, &m)];
+    let action = reconcile(&m, &clock, calls).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(3600)));
+}

@@ -312,7 +312,8 @@ fn the_model_waits_for_every_deployment_and_stops_at_the_first_rollback() {
             &[chat.clone(), deployment("batch", "Progressive", midway)]
         ),
         Verdict::Pending {
-            promoted_in: vec!["chat".into()]
+            promoted_in: vec!["chat".into()],
+            waiting: vec!["batch".into()],
         }
     );
     assert_eq!(
@@ -365,7 +366,8 @@ fn the_model_waits_for_every_deployment_and_stops_at_the_first_rollback() {
     assert_eq!(
         judge("m", &c, &[]),
         Verdict::Pending {
-            promoted_in: vec![]
+            promoted_in: vec![],
+            waiting: vec![],
         },
         "nobody rolls it out: it waits, like Notify"
     );

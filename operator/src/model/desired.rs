@@ -220,16 +220,30 @@ pub fn changed(old: &ResolvedSource, remote_sha256: Option<&str>, new: &Resolved
         || differs(old.revision.as_deref(), new.revision.as_deref())
 }
 
+/// What a check with policy `Rollout` learnt from the deployments.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Targets {
+    /// The progressive deployments serving the model.
+    pub rollout_to: Vec<String>,
+    /// The current candidate is still rolling out in some of them.
+    pub rolling: bool,
+}
+
 /// A scheduled check succeeded: only `lastUpdateCheck`, the candidate and its condition
-/// change; what deployments serve stays as it is.
-pub fn checked(
-    model: &LlmModel,
-    now: &Time,
-    r: &Resolution,
-    rollout_to: Vec<String>,
-) -> LlmModelStatus {
+/// change; what deployments serve stays as it is. A candidate still rolling out is kept even
+/// when the source moved on again: replacing it would pull its update variants from under the
+/// traffic they carry; the newer revision is found by the first check after it finished.
+pub fn checked(model: &LlmModel, now: &Time, r: &Resolution, targets: Targets) -> LlmModelStatus {
     let remote_sha256 = r.remote_sha256.as_deref();
     let mut status = prev(model);
+    if targets.rolling {
+        status.last_update_check = Some(now.clone());
+        let note = "update check succeeded; the candidate is still rolling out".to_string();
+        let reachable = cond(model, now, SOURCE_REACHABLE, true, "Checked", note);
+        set(&mut status.conditions, reachable);
+        return status;
+    }
+    let rollout_to = targets.rollout_to;
     let old = status.resolved.clone().unwrap_or_default();
     let candidate = changed(&old, remote_sha256, &r.resolved).then(|| {
         let same = |c: &Candidate| {

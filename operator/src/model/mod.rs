@@ -24,6 +24,7 @@ use crate::deployment::key;
 use crate::error::Error;
 use crate::status::{DEGRADED, write_if_changed};
 use crate::update;
+use crate::update::adopt::Verdict;
 use desired::UPDATE_AVAILABLE;
 use resolve::{Outcome, ResolveError};
 use schedule::Schedule;
@@ -142,8 +143,8 @@ pub async fn reconcile(model: Arc<LlmModel>, ctx: Arc<Context>) -> Result<Action
         ),
         (Step::Resolve, Some(Ok(Outcome::Read(r)))) => desired::resolved(&model, &now, r, checking),
         (Step::Check, Some(Ok(Outcome::Read(r)))) => {
-            let rollout_to = rollout_targets(&ctx, &model, &ns, schedule.as_ref()).await?;
-            desired::checked(&model, &now, r, rollout_to)
+            let targets = rollout_targets(&ctx, &model, &ns, schedule.as_ref()).await?;
+            desired::checked(&model, &now, r, targets)
         }
         (Step::Resolve, Some(Err(e))) => desired::failed(&model, &now, e),
         (Step::Check, Some(Err(e))) => desired::check_failed(&model, &now, e),
@@ -204,27 +205,37 @@ fn next_wait(
 }
 
 /// With policy `Rollout`: the deployments of this namespace that serve the model with traffic
-/// and roll out progressively; each gets the candidate as update variants (see
-/// [`crate::update`]).
+/// and roll out progressively (each gets the candidate as update variants, see
+/// [`crate::update`]), and whether the current candidate is still rolling out in some of them.
 async fn rollout_targets(
     ctx: &Context,
     model: &LlmModel,
     ns: &str,
     schedule: Option<&Schedule>,
-) -> Result<Vec<String>, Error> {
+) -> Result<desired::Targets, Error> {
     if schedule.map(|s| s.policy) != Some(UpdatePolicy::Rollout) {
-        return Ok(Vec::new());
+        return Ok(desired::Targets::default());
     }
     let name = model.metadata.name.as_deref().unwrap_or_default();
-    let mut names: Vec<String> = promotion::list_deployments(ctx, ns)
-        .await?
+    let deployments = promotion::list_deployments(ctx, ns).await?;
+    let mut names: Vec<String> = deployments
         .iter()
         .filter(|d| update::progressive(&d.spec))
         .filter(|d| update::updated_variants(&d.spec, name).next().is_some())
         .filter_map(|d| d.metadata.name.clone())
         .collect();
     names.sort();
-    Ok(names)
+    let rolling = model
+        .status
+        .as_ref()
+        .and_then(|s| s.candidate.as_ref())
+        .filter(|c| c.rolled_back.is_none())
+        .map(|c| update::adopt::judge(name, c, &deployments))
+        .is_some_and(|v| matches!(v, Verdict::Pending { waiting, .. } if !waiting.is_empty()));
+    Ok(desired::Targets {
+        rollout_to: names,
+        rolling,
+    })
 }
 
 fn condition_true(status: Option<&LlmModelStatus>, type_: &str) -> Option<(String, String)> {

@@ -109,7 +109,7 @@ pub async fn follow(
     let now = (ctx.clock)();
     let verdict = adopt::judge(&name, candidate, &deployments);
     let desired = match &verdict {
-        Verdict::Pending { promoted_in } => pending(model, promoted_in.clone()),
+        Verdict::Pending { promoted_in, .. } => pending(model, promoted_in.clone()),
         Verdict::Promoted { promoted_in } => promoted(model, &now, promoted_in),
         Verdict::RolledBack(why) => rolled_back(model, &now, why.clone()),
     };

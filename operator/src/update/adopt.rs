@@ -14,6 +14,8 @@ pub enum Verdict {
     Pending {
         /// The deployments that promoted it so far.
         promoted_in: Vec<String>,
+        /// The deployments still rolling it out.
+        waiting: Vec<String>,
     },
     /// Every deployment that rolls it out promoted it.
     Promoted {
@@ -30,7 +32,7 @@ pub enum Verdict {
 pub fn judge(model: &str, candidate: &Candidate, deployments: &[LlmDeployment]) -> Verdict {
     let tag = candidate_tag(candidate);
     let mut promoted_in = Vec::new();
-    let mut pending = false;
+    let mut waiting = Vec::new();
     for name in &candidate.rollout_to {
         let Some(d) = deployments
             .iter()
@@ -77,11 +79,14 @@ pub fn judge(model: &str, candidate: &Candidate, deployments: &[LlmDeployment]) 
         if carried && !moving {
             promoted_in.push(name.clone());
         } else {
-            pending = true;
+            waiting.push(name.clone());
         }
     }
-    if pending || promoted_in.is_empty() {
-        Verdict::Pending { promoted_in }
+    if !waiting.is_empty() || promoted_in.is_empty() {
+        Verdict::Pending {
+            promoted_in,
+            waiting,
+        }
     } else {
         Verdict::Promoted { promoted_in }
     }
