@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod loopback;
+pub mod snippets;
 
 /// A cluster reachable through a kubeconfig.
 pub struct Cluster {
