@@ -304,6 +304,14 @@ fn pause_holds_the_step_and_resume_continues_it() {
         (quiet.notice, quiet.rollout.clone()),
         (None, o.rollout.clone())
     );
+    // Unpaused before the step's interval is over: resumed, and the reason says so rather
+    // than still reading "held".
+    let early = reconcile(&running, 4, &prev, 10, pass());
+    assert_eq!(early.notice.unwrap().reason, "RolloutResumed");
+    let r = early.rollout.unwrap();
+    assert_eq!(r.phase, Some(RolloutPhase::Progressing));
+    let reason = r.reason.unwrap();
+    assert!(reason.contains("resumed at 10%"), "{reason}");
     // Unpaused after the interval: judged at once.
     let o = reconcile(&running, 4, &prev, 10_020, pass());
     assert_eq!(o.weights, w(&[("blue", 75), ("green", 25)]));

@@ -154,15 +154,17 @@ impl Active {
         let remaining = self.remaining(rollout, tick.now);
         match tick.verdict {
             _ if !remaining.is_zero() => {
-                let (decision, n) = match resumed {
-                    Some((d, note)) => (d, notice("RolloutResumed", "resumed", note)),
-                    None => (self.last_decision(), None),
+                let (decision, n, why) = match resumed {
+                    Some((d, note)) => (d, notice("RolloutResumed", "resumed", note.clone()), note),
+                    None => (
+                        self.last_decision(),
+                        None,
+                        self.previous
+                            .as_ref()
+                            .and_then(|p| p.reason.clone())
+                            .unwrap_or_default(),
+                    ),
                 };
-                let why = self
-                    .previous
-                    .as_ref()
-                    .and_then(|p| p.reason.clone())
-                    .unwrap_or_default();
                 self.outcome(RolloutPhase::Progressing, decision, why, n, Some(remaining))
             }
             None | Some(Verdict::Wait(_)) => {
