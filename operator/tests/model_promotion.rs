@@ -14,7 +14,6 @@ use kube::runtime::controller::Action;
 use llamafleet_crds::{LlmModel, UpdatePolicy};
 use llamafleet_gguf::writer::GgufWriter;
 use llamafleet_operator::model::promotion::RECHECK;
-use llamafleet_operator::model::resolve::human_size;
 use model_support::*;
 use serde_json::{Value, json};
 use source_server::{LAST_MODIFIED, SourceServer};
@@ -33,19 +32,9 @@ async fn rolling() -> (SourceServer, LlmModel, Value, String) {
     let mut status = first_status(&server, bytes.len());
     server.replace(GgufWriter::tiny_llama(2).to_bytes());
     let new = server.content();
-    let len = new.bytes.len();
     status["status"]["lastUpdateCheck"] = json!("2026-01-02T04:00:00Z");
-    status["status"]["candidate"] = json!({
-        "sha256": new.sha256(), "revision": new.commit(), "etag": new.etag(),
-        "detectedAt": "2026-01-02T04:00:00Z",
-        "url": format!("http://{}/o/r/resolve/{}/m.gguf", server.hub, new.commit()),
-        "sizeBytes": len, "size": human_size(len as u64), "lastModified": LAST_MODIFIED,
-        "gguf": {"architecture": "llama", "parameters": 184, "quantization": "F32",
-                 "contextLength": 128, "layers": 2, "embeddingLength": 8, "heads": 2,
-                 "kvHeads": 1, "vocabSize": 4},
-        "memory": {"weightsBytes": 736, "kvBytesPerToken": 32, "layerWeightsBytes": 512},
-        "rolloutTo": ["chat"],
-    });
+    status["status"]["candidate"] = candidate(&server, "2026-01-02T04:00:00Z", 2);
+    status["status"]["candidate"]["rolloutTo"] = json!(["chat"]);
     status["status"]["conditions"][3] = cond(
         "UpdateAvailable",
         "True",

@@ -15,10 +15,10 @@ use kube::client::Body;
 use kube::runtime::controller::Action;
 use llamafleet_crds::UpdatePolicy;
 use llamafleet_gguf::writer::GgufWriter;
-use llamafleet_operator::model::{self, fetch::Fetcher, resolve::human_size, schedule::time};
+use llamafleet_operator::model::{self, fetch::Fetcher, schedule::time};
 use model_support::*;
 use serde_json::json;
-use source_server::{LAST_MODIFIED, SourceServer};
+use source_server::SourceServer;
 use support::{Call, NOW, Reply};
 
 #[tokio::test]
@@ -53,18 +53,8 @@ async fn notify_resolves_then_checks_on_the_cron_tick_and_records_a_candidate() 
     let mut checked = first.clone();
     let s = &mut checked["status"];
     s["lastUpdateCheck"] = json!("2026-01-02T04:00:01Z");
-    let new_len = new.bytes.len();
     // The candidate carries its own header's figures (one more vocabulary row here).
-    s["candidate"] = json!({
-        "sha256": new.sha256(), "revision": new.commit(), "etag": new.etag(),
-        "detectedAt": "2026-01-02T04:00:01Z",
-        "url": format!("http://{}/o/r/resolve/{}/m.gguf", server.hub, new.commit()),
-        "sizeBytes": new_len, "size": human_size(new_len as u64), "lastModified": LAST_MODIFIED,
-        "gguf": {"architecture": "llama", "parameters": 176, "quantization": "F32",
-                 "contextLength": 128, "layers": 2, "embeddingLength": 8, "heads": 2,
-                 "kvHeads": 1, "vocabSize": 4},
-        "memory": {"weightsBytes": 704, "kvBytesPerToken": 32, "layerWeightsBytes": 512},
-    });
+    s["candidate"] = candidate(&server, "2026-01-02T04:00:01Z", 1);
     s["conditions"][1] = cond(
         "SourceReachable",
         "True",

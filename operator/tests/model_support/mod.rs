@@ -151,3 +151,22 @@ pub fn first_status(server: &SourceServer, len: usize) -> Value {
         "observedGeneration": 1,
     }))
 }
+
+/// The candidate a check records for what `server` serves now, `tiny_llama(extra_rows)`: the
+/// pinned URL and the new file's own header figures (8 parameters and 32 bytes per extra
+/// vocabulary row).
+pub fn candidate(server: &SourceServer, detected_at: &str, extra_rows: u64) -> Value {
+    let new = server.content();
+    let len = new.bytes.len();
+    json!({
+        "sha256": new.sha256(), "revision": new.commit(), "etag": new.etag(),
+        "detectedAt": detected_at,
+        "url": format!("http://{}/o/r/resolve/{}/m.gguf", server.hub, new.commit()),
+        "sizeBytes": len, "size": human_size(len as u64), "lastModified": LAST_MODIFIED,
+        "gguf": {"architecture": "llama", "parameters": 168 + 8 * extra_rows, "quantization": "F32",
+                 "contextLength": 128, "layers": 2, "embeddingLength": 8, "heads": 2,
+                 "kvHeads": 1, "vocabSize": 4},
+        "memory": {"weightsBytes": 672 + 32 * extra_rows, "kvBytesPerToken": 32,
+                   "layerWeightsBytes": 512},
+    })
+}
