@@ -3,21 +3,20 @@
 
 use std::path::Path;
 
-use llamafleet_gguf::{
-    GgufError, GgufHeader, INITIAL_READ_BYTES, Limits, Summary, next_read_len, parse,
-};
+use llamafleet_gguf::{GgufError, GgufHeader, Limits, Summary};
+use llamafleet_remote::RemoteError;
 use url::Url;
 
-use crate::store::http::{self, Access};
+use crate::store::http::Access;
 use crate::store::{Source, StoreError};
 
 /// Why inspecting failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
-    /// Reaching the source failed.
+    /// Reading a local file failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The header is not valid GGUF.
+    /// A local file's header is not valid GGUF.
     #[error("{source_text}: {error}")]
     Gguf {
         /// The source.
@@ -26,12 +25,9 @@ pub enum InspectError {
         #[source]
         error: GgufError,
     },
-    /// The server did not say how large the file is.
-    #[error("{url}: the server announced no size (needed to bound the header)")]
-    UnknownSize {
-        /// The URL.
-        url: String,
-    },
+    /// Reaching the source failed, or its header is not valid GGUF.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
 }
 
 /// Reads and summarises a source's header.
@@ -64,41 +60,5 @@ pub async fn read_url(
     url: &Url,
     limits: &Limits,
 ) -> Result<(GgufHeader, u64), InspectError> {
-    let (mut buf, total) = http::read_range(
-        access,
-        url,
-        0,
-        INITIAL_READ_BYTES.min(limits.max_header_bytes),
-    )
-    .await?;
-    let file_size = total.ok_or_else(|| InspectError::UnknownSize {
-        url: url.to_string(),
-    })?;
-    loop {
-        match parse(&buf, file_size, limits) {
-            Err(GgufError::NeedMoreBytes { have, needed }) => {
-                let want = next_read_len(have, needed, file_size, limits);
-                let (more, _) = http::read_range(access, url, have, want - have).await?;
-                if more.is_empty() {
-                    return Err(InspectError::Gguf {
-                        source_text: url.to_string(),
-                        error: GgufError::Truncated {
-                            field: "header".into(),
-                            offset: have,
-                            needed: needed - have,
-                            remaining: 0,
-                        },
-                    });
-                }
-                buf.extend_from_slice(&more);
-            }
-            Err(error) => {
-                return Err(InspectError::Gguf {
-                    source_text: url.to_string(),
-                    error,
-                });
-            }
-            Ok(header) => return Ok((header, buf.len() as u64)),
-        }
-    }
+    Ok(llamafleet_remote::read_header(access, url, None, limits).await?)
 }

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 
 use llamafleet_crds::{LlmModel, LlmModelSpec, ModelSource};
 use llamafleet_gguf::writer::GgufWriter;
-use llamafleet_operator::model::fetch::{FetchError, Fetcher};
+use llamafleet_operator::model::fetch::Fetcher;
 use llamafleet_operator::model::resolve::{Outcome, Resolution, ResolveError, resolve};
+use llamafleet_remote::RemoteError;
 use source_server::{LAST_MODIFIED, SourceServer};
 
 pub fn model(url: &str) -> LlmModel {
@@ -125,7 +126,7 @@ async fn http_errors_and_refused_connections_are_reported() {
     let err = resolve(&fetcher, &model(&url), None).await.unwrap_err();
     assert!(matches!(
         err,
-        ResolveError::Fetch(FetchError::Unreachable { .. })
+        ResolveError::Fetch(RemoteError::Unreachable { .. })
     ));
     assert!(
         err.to_string()

@@ -5,6 +5,7 @@ use std::time::Instant;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use llamafleet_crds::routing::PIN_HEADER;
+use llamafleet_remote::error_chain;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -184,18 +185,6 @@ async fn checked_body(response: reqwest::Response) -> Result<String, String> {
     }
     let start: String = body.chars().take(ERROR_BODY_CHARS).collect();
     Err(format!("HTTP {status}: {}", start.trim()))
-}
-
-/// reqwest's message with its causes ("error sending request" alone hides "connection refused").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn millis(since: Instant) -> f64 {

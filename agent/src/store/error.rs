@@ -28,36 +28,16 @@ pub enum StoreError {
         /// The value given.
         value: String,
     },
-    /// Transport-level HTTP failure.
-    #[error("HTTP request to {url} failed: {source}")]
-    Http {
-        /// The URL.
-        url: String,
+    /// Reaching the source failed (no answer, an error status, a bad redirect or
+    /// Content-Range).
+    #[error(transparent)]
+    Remote(#[from] llamafleet_remote::RemoteError),
+    /// The HTTP client could not be built (TLS roots, for one).
+    #[error("building the HTTP client: {source}")]
+    Client {
         /// The cause.
         #[source]
         source: reqwest::Error,
-    },
-    /// An unexpected HTTP status.
-    #[error("{url} answered HTTP {status}")]
-    HttpStatus {
-        /// The URL.
-        url: String,
-        /// The status code.
-        status: u16,
-    },
-    /// Redirect loop or chain too long.
-    #[error("too many redirects starting at {url}")]
-    TooManyRedirects {
-        /// The first URL.
-        url: String,
-    },
-    /// A redirect from https to plain http without the allow flag.
-    #[error("refusing redirect from {from} to plain http {to}")]
-    RedirectDowngrade {
-        /// Where the redirect came from.
-        from: String,
-        /// Where it pointed.
-        to: String,
     },
     /// The server answered 416 to a resume request.
     #[error("{url} answered 416 Range Not Satisfiable to a request for bytes {start}-")]
@@ -84,16 +64,6 @@ pub enum StoreError {
         announced: u64,
         /// Size announced now.
         now: u64,
-    },
-    /// A 206 whose Content-Range does not start where we asked.
-    #[error("{url}: Content-Range {value:?} does not start at byte {expected_start}")]
-    BadContentRange {
-        /// The URL.
-        url: String,
-        /// The header value.
-        value: String,
-        /// Where it should start.
-        expected_start: u64,
     },
     /// The connection ended early; the partial file is kept for a resume.
     #[error("download of {url} interrupted after {received} bytes: {reason}")]
@@ -175,12 +145,7 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         match self {
             StoreError::Interrupted { .. } => true,
-            StoreError::Http { source, .. } => {
-                source.is_connect() || source.is_timeout() || source.is_body()
-            }
-            StoreError::HttpStatus { status, .. } => {
-                matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
-            }
+            StoreError::Remote(e) => e.is_retryable(),
             _ => false,
         }
     }

@@ -126,14 +126,9 @@ impl Store {
 
 /// The client every store request uses: rustls, no automatic redirects (see [`http::send`]).
 pub fn http_client() -> Result<reqwest::Client, StoreError> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    llamafleet_remote::client_builder(concat!("llamafleet-agent/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
-        .user_agent(concat!("llamafleet-agent/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|source| StoreError::Http {
-            url: String::new(),
-            source,
-        })
+        .map_err(|source| StoreError::Client { source })
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use url::Url;
 
 use super::hash::{self, Written};
-use super::http::{self, Access, Attempt, Remote};
+use super::http::{self, Access, Attempt, Head};
 use super::lock::{self, FileLock};
 use super::meta::{self, EntryMeta, ResumeInfo, UrlRecord, Verification};
 use super::source::{Source, normalize_sha256};
@@ -187,7 +187,7 @@ impl Store {
         &self,
         access: Access<'_>,
         url: &Url,
-        remote: &Remote,
+        remote: &Head,
         target: &Target,
     ) -> Result<Written, StoreError> {
         let partial = self.layout.partial(&target.key);

@@ -54,23 +54,11 @@ impl Source {
     }
 }
 
-/// Same scheme, host and port: the only place a bearer token may be sent.
-pub fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host_str() == b.host_str()
-        && a.port_or_known_default() == b.port_or_known_default()
-}
-
 /// Checks and lower-cases a sha256 given by a user or a server.
 pub fn normalize_sha256(value: &str) -> Result<String, StoreError> {
-    let v = value.trim().to_ascii_lowercase();
-    if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(v)
-    } else {
-        Err(StoreError::InvalidSha256 {
-            value: value.to_owned(),
-        })
-    }
+    llamafleet_remote::sha256_hex(value).ok_or_else(|| StoreError::InvalidSha256 {
+        value: value.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -100,17 +88,6 @@ mod tests {
             Some(Source::File("./m.gguf".into()))
         );
         assert!(Source::parse("ftp://h/m", true).is_err());
-    }
-
-    #[test]
-    fn origins() {
-        let u = |s: &str| Url::parse(s).expect("url");
-        assert!(same_origin(&u("https://h/a"), &u("https://h:443/b")));
-        assert!(!same_origin(
-            &u("http://127.0.0.1:1/a"),
-            &u("http://localhost:1/a")
-        ));
-        assert!(!same_origin(&u("http://h:1/a"), &u("http://h:2/a")));
     }
 
     #[test]

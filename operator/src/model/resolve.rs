@@ -10,7 +10,9 @@ use llamafleet_crds::{LlmModel, ResolvedSource};
 use llamafleet_gguf::{GgufError, GgufHeader, Limits, ModelMemory, Summary};
 use url::Url;
 
-use super::fetch::{Access, FetchError, Fetcher, Head, pin_revision};
+use llamafleet_remote::RemoteError;
+
+use super::fetch::{Fetcher, pin_revision};
 
 /// Key of the token in the auth Secret when `authSecretRef.key` is not set.
 pub const DEFAULT_TOKEN_KEY: &str = "token";
@@ -20,7 +22,7 @@ pub const DEFAULT_TOKEN_KEY: &str = "token";
 pub enum ResolveError {
     /// The source could not be read over HTTP (or its header is invalid).
     #[error(transparent)]
-    Fetch(#[from] FetchError),
+    Fetch(#[from] RemoteError),
     /// The URL does not parse.
     #[error("source URL {url:?}: {message}")]
     BadUrl {
@@ -51,7 +53,7 @@ impl ResolveError {
     /// Condition reason and metric label.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Fetch(FetchError::Gguf { .. }) | Self::LocalGguf { .. } => "InvalidGguf",
+            Self::Fetch(RemoteError::Gguf { .. }) | Self::LocalGguf { .. } => "InvalidGguf",
             Self::Fetch(_) => "SourceUnreachable",
             Self::BadUrl { .. } => "InvalidSource",
             Self::AuthSecret { .. } => "AuthSecretUnavailable",
@@ -152,29 +154,28 @@ pub async fn resolve(
     if url.scheme() == "file" {
         return resolve_file(&url, source.sha256.clone()).await;
     }
-    let access = Access {
-        bearer,
-        allow_http: source.allow_insecure_http.unwrap_or(false),
-    };
-    let head: Head = fetcher.head(access, &url).await?;
+    let access = fetcher.access(bearer, source.allow_insecure_http.unwrap_or(false));
+    let head = llamafleet_remote::head(access, &url).await?;
     let pinned = head
+        .linked
         .revision
         .as_deref()
         .and_then(|commit| pin_revision(&url, commit))
         .unwrap_or_else(|| url.clone());
-    let (header, _fetched) = fetcher.read_header(access, &pinned, head.size).await?;
+    let (header, _fetched) =
+        llamafleet_remote::read_header(access, &pinned, head.size, &Limits::default()).await?;
     let size = head.size.unwrap_or(header.file_size);
     let resolved = ResolvedSource {
         // The spec's pin wins; the agent checks the download against it either way.
-        sha256: source.sha256.clone().or(head.sha256.clone()),
+        sha256: source.sha256.clone().or(head.linked.sha256.clone()),
         size_bytes: to_i64(size),
         size: Some(human_size(size)),
         etag: head.etag,
-        revision: head.revision,
+        revision: head.linked.revision,
         url: Some(pinned.to_string()),
         last_modified: head.last_modified,
     };
-    Ok(read(&header, resolved, head.sha256))
+    Ok(read(&header, resolved, head.linked.sha256))
 }
 
 async fn resolve_file(url: &Url, sha256: Option<String>) -> Result<Outcome, ResolveError> {
