@@ -13,12 +13,12 @@ use crate::store::{Source, StoreError};
 /// Why inspecting failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
-    /// Reading a local file failed.
+    /// The blocking read of a local file could not run (panicked or cancelled).
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A local file's header is not valid GGUF.
+    /// A local file's header is not valid GGUF (or the file unreadable).
     #[error("{source_text}: {error}")]
-    Gguf {
+    LocalGguf {
         /// The source.
         source_text: String,
         /// The rule it broke.
@@ -48,7 +48,7 @@ async fn read_path(path: &Path, limits: &Limits) -> Result<GgufHeader, InspectEr
     tokio::task::spawn_blocking(move || llamafleet_gguf::read_file(&p, &l))
         .await
         .map_err(StoreError::from)?
-        .map_err(|error| InspectError::Gguf {
+        .map_err(|error| InspectError::LocalGguf {
             source_text: path.display().to_string(),
             error,
         })
@@ -60,5 +60,5 @@ pub async fn read_url(
     url: &Url,
     limits: &Limits,
 ) -> Result<(GgufHeader, u64), InspectError> {
-    Ok(llamafleet_remote::read_header(access, url, None, limits).await?)
+    Ok(llamafleet_remote::read_gguf_header(access, url, None, limits).await?)
 }

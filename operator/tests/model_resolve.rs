@@ -126,7 +126,7 @@ async fn http_errors_and_refused_connections_are_reported() {
     let err = resolve(&fetcher, &model(&url), None).await.unwrap_err();
     assert!(matches!(
         err,
-        ResolveError::Fetch(RemoteError::Unreachable { .. })
+        ResolveError::Remote(RemoteError::Unreachable { .. })
     ));
     assert!(
         err.to_string()

@@ -89,9 +89,13 @@ fn reason_of(status: u16) -> String {
         .unwrap_or_default()
 }
 
-/// HEAD or GET, for messages.
+/// The method, for messages (sources are only ever read with HEAD and GET).
 pub(crate) fn method_name(m: &Method) -> &'static str {
-    if *m == Method::HEAD { "HEAD" } else { "GET" }
+    match *m {
+        Method::HEAD => "HEAD",
+        Method::GET => "GET",
+        _ => "request",
+    }
 }
 
 /// Error text with its causes (reqwest's own text hides "connection refused").

@@ -9,12 +9,12 @@
 //! origin.
 
 mod error;
-mod header;
+mod headers;
 mod read;
 
 pub use error::{RemoteError, error_chain};
-pub use header::{content_range, header_str, header_u64, sha256_hex};
-pub use read::{read_header, read_range};
+pub use headers::{content_range, header_str, header_u64, parse_sha256};
+pub use read::{read_gguf_header, read_range};
 
 use reqwest::header::HeaderMap;
 use reqwest::{Client, ClientBuilder, Method, Response, StatusCode};
@@ -22,6 +22,7 @@ use url::Url;
 
 /// Enough for Hugging Face (resolve → CDN) with room to spare; loops end here.
 pub const MAX_REDIRECTS: usize = 10;
+
 /// A client that follows no redirect on its own (see [`send`]); callers add their timeouts.
 pub fn client_builder(user_agent: &str) -> ClientBuilder {
     Client::builder()
@@ -64,7 +65,7 @@ impl Linked {
         if self.sha256.is_none() {
             self.sha256 = header_str(headers, "x-linked-etag")
                 .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
-                .and_then(sha256_hex);
+                .and_then(parse_sha256);
         }
         if self.size.is_none() {
             self.size = header_u64(headers, "x-linked-size");
@@ -194,6 +195,39 @@ mod tests {
             &u("http://127.0.0.1:1/a"),
             &u("http://localhost:1/a")
         ));
+    }
+
+    #[test]
+    fn linked_facts_come_from_the_first_answer_that_has_them() {
+        let sha = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+        let headers = |pairs: &[(&'static str, String)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                h.insert(*name, value.parse().unwrap());
+            }
+            h
+        };
+        let mut linked = Linked::default();
+        linked.absorb(&headers(&[
+            ("x-linked-etag", format!("W/\"{}\"", sha.to_uppercase())),
+            ("x-repo-commit", "abc123".into()),
+        ]));
+        linked.absorb(&headers(&[
+            ("x-linked-etag", format!("\"{}\"", "0".repeat(64))),
+            ("x-linked-size", "253113024".into()),
+            ("x-repo-commit", "later".into()),
+        ]));
+        assert_eq!(
+            linked,
+            Linked {
+                sha256: Some(sha.into()),
+                size: Some(253_113_024),
+                revision: Some("abc123".into()),
+            }
+        );
+        let mut not_a_hash = Linked::default();
+        not_a_hash.absorb(&headers(&[("x-linked-etag", "\"abc-123\"".into())]));
+        assert_eq!(not_a_hash.sha256, None);
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub async fn read_range(
 /// Fetches and parses the GGUF header with growing ranged GETs; `size` is the file size when
 /// a HEAD announced it (else the first answer's `Content-Range` must). Returns the header and
 /// the bytes fetched.
-pub async fn read_header(
+pub async fn read_gguf_header(
     access: Access<'_>,
     url: &Url,
     size: Option<u64>,

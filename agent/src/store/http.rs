@@ -1,16 +1,15 @@
-//! The download itself: one ranged GET attempt streamed into a [`Sink`]. Redirects, HEAD and
-//! ranged header reads are `llamafleet_remote`'s (shared with the operator); they are
+//! The download itself: one (ranged, when resuming) GET attempt streamed into a [`Sink`].
+//! Redirects and HEAD are `llamafleet_remote`'s (shared with `inspect` and the operator),
 //! re-exported here so the store has one HTTP module.
 
 use std::path::Path;
-
-use url::Url;
 
 use futures_util::StreamExt;
 pub use llamafleet_remote::{Access, Head, Linked, head, send};
 use llamafleet_remote::{RemoteError, content_range, header_str, header_u64};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
+use url::Url;
 
 use super::StoreError;
 use super::hash::{Sink, Written};
@@ -79,7 +78,7 @@ pub async fn fetch(
                     expected_start: attempt.resume_from,
                 })
             };
-            let (start, total) = content_range(&value).ok_or_else(bad)?;
+            let (start, total) = content_range(&value).ok_or_else(bad).map_err(discard)?;
             if start != attempt.resume_from {
                 return Err(discard(bad()));
             }
@@ -136,7 +135,7 @@ pub async fn fetch(
                 failure = Some(StoreError::Interrupted {
                     url: url.clone(),
                     received,
-                    reason: e.to_string(),
+                    reason: llamafleet_remote::error_chain(&e),
                 });
                 break;
             }

@@ -56,7 +56,7 @@ impl Source {
 
 /// Checks and lower-cases a sha256 given by a user or a server.
 pub fn normalize_sha256(value: &str) -> Result<String, StoreError> {
-    llamafleet_remote::sha256_hex(value).ok_or_else(|| StoreError::InvalidSha256 {
+    llamafleet_remote::parse_sha256(value).ok_or_else(|| StoreError::InvalidSha256 {
         value: value.to_owned(),
     })
 }

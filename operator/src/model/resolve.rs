@@ -22,7 +22,7 @@ pub const DEFAULT_TOKEN_KEY: &str = "token";
 pub enum ResolveError {
     /// The source could not be read over HTTP (or its header is invalid).
     #[error(transparent)]
-    Fetch(#[from] RemoteError),
+    Remote(#[from] RemoteError),
     /// The URL does not parse.
     #[error("source URL {url:?}: {message}")]
     BadUrl {
@@ -53,8 +53,8 @@ impl ResolveError {
     /// Condition reason and metric label.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Fetch(RemoteError::Gguf { .. }) | Self::LocalGguf { .. } => "InvalidGguf",
-            Self::Fetch(_) => "SourceUnreachable",
+            Self::Remote(RemoteError::Gguf { .. }) | Self::LocalGguf { .. } => "InvalidGguf",
+            Self::Remote(_) => "SourceUnreachable",
             Self::BadUrl { .. } => "InvalidSource",
             Self::AuthSecret { .. } => "AuthSecretUnavailable",
         }
@@ -163,7 +163,7 @@ pub async fn resolve(
         .and_then(|commit| pin_revision(&url, commit))
         .unwrap_or_else(|| url.clone());
     let (header, _fetched) =
-        llamafleet_remote::read_header(access, &pinned, head.size, &Limits::default()).await?;
+        llamafleet_remote::read_gguf_header(access, &pinned, head.size, &Limits::default()).await?;
     let size = head.size.unwrap_or(header.file_size);
     let resolved = ResolvedSource {
         // The spec's pin wins; the agent checks the download against it either way.

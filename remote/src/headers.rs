@@ -13,7 +13,7 @@ pub fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
 }
 
 /// `value` lower-cased when it is a sha256 (64 hex digits), else `None`.
-pub fn sha256_hex(value: &str) -> Option<String> {
+pub fn parse_sha256(value: &str) -> Option<String> {
     let v = value.trim().to_ascii_lowercase();
     (v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())).then_some(v)
 }
@@ -46,8 +46,8 @@ mod tests {
     #[test]
     fn a_sha256_is_64_hex_digits() {
         let sha = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
-        assert_eq!(sha256_hex(&sha.to_uppercase()).as_deref(), Some(sha));
-        assert_eq!(sha256_hex("abc-123"), None);
-        assert_eq!(sha256_hex(&sha[1..]), None);
+        assert_eq!(parse_sha256(&sha.to_uppercase()).as_deref(), Some(sha));
+        assert_eq!(parse_sha256("abc-123"), None);
+        assert_eq!(parse_sha256(&sha[1..]), None);
     }
 }
