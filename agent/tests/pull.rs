@@ -13,6 +13,7 @@ use llamafleet_agent::store::{
     gc, meta,
 };
 use llamafleet_gguf::writer::GgufWriter;
+use llamafleet_remote::RemoteError;
 use sha2::{Digest, Sha256};
 use support::{Behaviour, TestServer};
 
@@ -374,6 +375,51 @@ async fn a_416_is_an_error_and_the_partial_is_dropped() {
         "{err}"
     );
     assert!(!tmp.path().join(format!("sha256/{hex}.partial")).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_is_briefly_unavailable_is_asked_again() {
+    let body = model(10_000);
+    let hex = sha(&body);
+    let srv = server(&body).await;
+    srv.with(|b| {
+        b.fail_next = [("HEAD", 503), ("HEAD", 429), ("GET", 502)]
+            .into_iter()
+            .collect();
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let pulled = store(tmp.path())
+        .pull(&request(&srv.url("/m.gguf"), Some(&hex)))
+        .await
+        .unwrap();
+    assert_eq!(pulled.sha256, hex);
+    let methods: Vec<String> = srv.seen().into_iter().map(|s| s.method).collect();
+    assert_eq!(methods, ["HEAD", "HEAD", "HEAD", "GET", "GET"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_source_is_not_asked_again() {
+    let body = model(1_000);
+    let srv = server(&body).await;
+    srv.with(|b| b.fail_next = [("HEAD", 404)].into_iter().collect());
+    let tmp = tempfile::tempdir().unwrap();
+    let err = store(tmp.path())
+        .pull(&request(&srv.url("/m.gguf"), None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            StoreError::Remote(RemoteError::Status { status: 404, .. })
+        ),
+        "{err}"
+    );
+    assert!(!err.is_retryable());
+    assert_eq!(
+        err.to_string(),
+        format!("HEAD {}: HTTP 404 Not Found", srv.url("/m.gguf"))
+    );
+    assert_eq!(srv.seen().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -124,7 +124,7 @@ impl Store {
             bearer,
             allow_http: self.config.allow_http,
         };
-        let remote = http::head(access, url).await?;
+        let remote = self.head(access, url).await?;
         let target = match (pinned, remote.linked.sha256.clone()) {
             (Some(p), linked) => {
                 if linked.as_ref().is_some_and(|l| *l != p) {
@@ -181,6 +181,23 @@ impl Store {
             .download_duration
             .observe(started.elapsed().as_secs_f64());
         Ok(pulled)
+    }
+
+    /// HEAD with the download's retry policy: a source that answers 503 or drops the
+    /// connection once (a CDN hiccup, a rate limit) is asked again, not given up on.
+    async fn head(&self, access: Access<'_>, url: &Url) -> Result<Head, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match http::head(access, url).await {
+                Ok(head) => return Ok(head),
+                Err(e) if e.is_retryable() && attempt < self.config.max_attempts => {
+                    tracing::warn!(%url, attempt, error = %e, "HEAD failed; asking again");
+                    tokio::time::sleep(self.config.retry_backoff * attempt).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     async fn download(

@@ -41,8 +41,9 @@ pub struct Behaviour {
     pub linked_etag: Option<String>,
     /// Answer every request with 302 to this base URL (path appended).
     pub redirect_to: Option<String>,
-    /// Answer GETs with this status and an empty body.
-    pub get_status: Option<u16>,
+    /// (method, status): the next requests of that method, one entry each, are answered with
+    /// the status and an empty body (a CDN that is briefly unavailable, a rate limit).
+    pub fail_next: VecDeque<(&'static str, u16)>,
     /// Answer ranged GETs with 416.
     pub range_416: bool,
     /// Send GET bodies up to this absolute offset, then wait for `resume` before the rest
@@ -151,16 +152,28 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
         if_range: header(&head, "if-range").map(str::to_owned),
         authorization: header(&head, "authorization").map(str::to_owned),
     };
-    let (b, drop_at) = {
+    let (b, drop_at, fail) = {
         let mut s = state.lock().unwrap();
         s.seen.push(seen.clone());
+        let fail = s
+            .behaviour
+            .fail_next
+            .iter()
+            .position(|(m, _)| *m == method)
+            .and_then(|at| s.behaviour.fail_next.remove(at))
+            .map(|(_, status)| status);
         let drop_at = if method == "GET" {
             s.behaviour.drop_at.pop_front()
         } else {
             None
         };
-        (s.behaviour.clone(), drop_at)
+        (s.behaviour.clone(), drop_at, fail)
     };
+    if let Some(status) = fail {
+        let resp =
+            format!("HTTP/1.1 {status} Nope\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return socket.write_all(resp.as_bytes()).await;
+    }
 
     let mut extra = String::new();
     if let Some(etag) = &b.etag {
@@ -181,11 +194,6 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
         let resp = format!(
             "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nAccept-Ranges: bytes\r\n{extra}Connection: close\r\n\r\n"
         );
-        return socket.write_all(resp.as_bytes()).await;
-    }
-    if let Some(status) = b.get_status {
-        let resp =
-            format!("HTTP/1.1 {status} Nope\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         return socket.write_all(resp.as_bytes()).await;
     }
     let range = seen.range.as_deref().and_then(|r| parse_range(r, len));
