@@ -17,7 +17,7 @@ use llamafleet_operator::model::promotion::RECHECK;
 use model_support::*;
 use serde_json::{Value, json};
 use source_server::{LAST_MODIFIED, SourceServer};
-use support::{Call, NOW, Reply};
+use support::{Call, Reply};
 
 const DEPLOYMENTS: &str = "/apis/llamafleet.dev/v1alpha1/namespaces/default/llmdeployments?";
 /// Between the hourly ticks: no check is due, only the rollout is followed.
@@ -114,18 +114,10 @@ async fn promoted_in_every_deployment_the_candidate_becomes_the_resolved_revisio
     // The next check finds the promoted revision: up to date, nothing rolls out.
     let m = with_status(&m, &adopted);
     clock.set("2026-01-02T05:00:00Z");
-    let mut checked = adopted.clone();
-    let s = &mut checked["status"];
-    s["lastUpdateCheck"] = json!("2026-01-02T05:00:00Z");
-    s["conditions"][1] = cond(
-        "SourceReachable",
-        "True",
-        "Checked",
-        "update check succeeded",
-        NOW,
-    );
+    let mut checked = checked_at(&adopted, "2026-01-02T05:00:00Z", "update check succeeded");
     // Still no update available since the promotion: the transition time stays.
-    s["conditions"][3] = cond("UpdateAvailable", "False", "UpToDate", "", BETWEEN_TICKS);
+    checked["status"]["conditions"][3] =
+        cond("UpdateAvailable", "False", "UpToDate", "", BETWEEN_TICKS);
     let calls = vec![empty_list(), Call::status(STATUS, checked, &m)];
     let action = reconcile(&m, &clock, calls).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(3600)));
@@ -170,17 +162,7 @@ async fn rolled_back_in_a_deployment_the_candidate_is_marked_and_not_tried_again
     // The next check finds the same revision: it stays rolled back (the deployments get no
     // update variant for it), and nothing is announced again.
     clock.set("2026-01-02T05:00:00Z");
-    let mut again = marked.clone();
-    let s = &mut again["status"];
-    s["lastUpdateCheck"] = json!("2026-01-02T05:00:00Z");
-    s["conditions"][1] = cond(
-        "SourceReachable",
-        "True",
-        "Checked",
-        "update check succeeded",
-        NOW,
-    );
-    let mut kept = again.clone();
+    let mut kept = checked_at(&marked, "2026-01-02T05:00:00Z", "update check succeeded");
     // No deployment uses the model any more: the list is recomputed (empty, so omitted).
     kept["status"]["candidate"]
         .as_object_mut()
@@ -199,15 +181,10 @@ async fn a_newer_revision_waits_while_the_candidate_is_still_rolling_out() {
     let midway = json!({"variants": [{"name": "a", "weight": 75}, {"name": format!("a-{tag}"), "weight": 25}],
                         "rollout": {"phase": "Progressing", "candidate": format!("a-{tag}")}});
     // The check runs, but the candidate (and the update variants carrying traffic) stay.
-    let mut kept = status.clone();
-    let s = &mut kept["status"];
-    s["lastUpdateCheck"] = json!("2026-01-02T05:00:00Z");
-    s["conditions"][1] = cond(
-        "SourceReachable",
-        "True",
-        "Checked",
+    let kept = checked_at(
+        &status,
+        "2026-01-02T05:00:00Z",
         "update check succeeded; the candidate is still rolling out",
-        NOW,
     );
     let calls = vec![deployments(midway), Call::status(STATUS, kept, &m)];
     let action = reconcile(&m, &clock, calls).await;

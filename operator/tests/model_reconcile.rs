@@ -50,18 +50,10 @@ async fn notify_resolves_then_checks_on_the_cron_tick_and_records_a_candidate() 
     server.replace(GgufWriter::tiny_llama(1).to_bytes());
     let new = server.content();
     clock.set("2026-01-02T04:00:01Z");
-    let mut checked = first.clone();
+    let mut checked = checked_at(&first, "2026-01-02T04:00:01Z", "update check succeeded");
     let s = &mut checked["status"];
-    s["lastUpdateCheck"] = json!("2026-01-02T04:00:01Z");
     // The candidate carries its own header's figures (one more vocabulary row here).
     s["candidate"] = candidate(&server, "2026-01-02T04:00:01Z", 1);
-    s["conditions"][1] = cond(
-        "SourceReachable",
-        "True",
-        "Checked",
-        "update check succeeded",
-        NOW,
-    );
     let changed = format!("source changed: {}", new.sha256());
     s["conditions"][3] = cond(
         "UpdateAvailable",

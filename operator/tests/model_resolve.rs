@@ -7,7 +7,7 @@ mod source_server;
 
 use std::path::PathBuf;
 
-use llamafleet_crds::{LlmModel, LlmModelSpec, ModelSource};
+use llamafleet_crds::LlmModel;
 use llamafleet_gguf::writer::GgufWriter;
 use llamafleet_operator::model::fetch::Fetcher;
 use llamafleet_operator::model::resolve::{Outcome, Resolution, ResolveError, resolve};
@@ -15,23 +15,7 @@ use llamafleet_remote::RemoteError;
 use source_server::{LAST_MODIFIED, SourceServer};
 
 pub fn model(url: &str) -> LlmModel {
-    let mut m = LlmModel::new(
-        "m",
-        LlmModelSpec {
-            source: ModelSource {
-                url: url.into(),
-                sha256: None,
-                auth_secret_ref: None,
-                allow_insecure_http: Some(true),
-            },
-            quantization: None,
-            context_length: None,
-            chat_template: None,
-            update: None,
-        },
-    );
-    m.metadata.namespace = Some("default".into());
-    m
+    source_server::model_at(url)
 }
 
 fn read(outcome: Outcome) -> Resolution {

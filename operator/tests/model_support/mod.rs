@@ -10,9 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
 use kube::client::Body;
 use kube::runtime::controller::Action;
-use llamafleet_crds::{
-    LlmModel, LlmModelSpec, LlmModelStatus, ModelSource, UpdatePolicy, UpdateSpec,
-};
+use llamafleet_crds::{LlmModel, LlmModelStatus, UpdatePolicy, UpdateSpec};
 use llamafleet_operator::agent_status::NoAgentProbe;
 use llamafleet_operator::context::{Context, ModelOptions};
 use llamafleet_operator::metrics::Metrics;
@@ -76,25 +74,12 @@ pub async fn reconcile_with(
 }
 
 pub fn model(url: &str, policy: UpdatePolicy, quantization: Option<&str>) -> LlmModel {
-    let mut m = LlmModel::new(
-        "m",
-        LlmModelSpec {
-            source: ModelSource {
-                url: url.into(),
-                sha256: None,
-                auth_secret_ref: None,
-                allow_insecure_http: Some(true),
-            },
-            quantization: quantization.map(str::to_owned),
-            context_length: None,
-            chat_template: None,
-            update: Some(UpdateSpec {
-                schedule: Some("0 * * * *".into()),
-                policy,
-            }),
-        },
-    );
-    m.metadata.namespace = Some("default".into());
+    let mut m = super::source_server::model_at(url);
+    m.spec.quantization = quantization.map(str::to_owned);
+    m.spec.update = Some(UpdateSpec {
+        schedule: Some("0 * * * *".into()),
+        policy,
+    });
     m.metadata.uid = Some("uid-m".into());
     m.metadata.generation = Some(1);
     m
@@ -103,6 +88,16 @@ pub fn model(url: &str, policy: UpdatePolicy, quantization: Option<&str>) -> Llm
 pub fn cond(type_: &str, status: &str, reason: &str, message: &str, at: &str) -> Value {
     json!({"type": type_, "status": status, "reason": reason, "message": message,
            "observedGeneration": 1, "lastTransitionTime": at})
+}
+
+/// `applied` (a status patch) after a successful scheduled check at `at`: the check time and
+/// the SourceReachable condition (True since the first check) with `message`.
+pub fn checked_at(applied: &Value, at: &str, message: &str) -> Value {
+    let mut checked = applied.clone();
+    let s = &mut checked["status"];
+    s["lastUpdateCheck"] = json!(at);
+    s["conditions"][1] = cond("SourceReachable", "True", "Checked", message, NOW);
+    checked
 }
 
 pub fn patch(status: Value) -> Value {

@@ -13,6 +13,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Response, StatusCode, Uri, header};
+use llamafleet_crds::{LlmModel, LlmModelSpec, ModelSource};
 
 /// The file the source serves now.
 #[derive(Clone)]
@@ -221,4 +222,25 @@ fn serve_bytes(method: &Method, headers: &HeaderMap, content: &Content) -> Respo
             .unwrap(),
         None => base().body(Body::from(content.bytes.to_vec())).unwrap(),
     }
+}
+
+/// An LlmModel in `default` whose source is `url` (plain http allowed), nothing else set.
+pub fn model_at(url: &str) -> LlmModel {
+    let mut m = LlmModel::new(
+        "m",
+        LlmModelSpec {
+            source: ModelSource {
+                url: url.into(),
+                sha256: None,
+                auth_secret_ref: None,
+                allow_insecure_http: Some(true),
+            },
+            quantization: None,
+            context_length: None,
+            chat_template: None,
+            update: None,
+        },
+    );
+    m.metadata.namespace = Some("default".into());
+    m
 }
