@@ -55,8 +55,9 @@ pub struct LlmModelSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 32))]
     pub quantization: Option<String>,
-    /// Context length to serve with, in tokens. Defaults to the model's own training context,
-    /// capped by what the deployment's memory allows.
+    /// Context length to serve with, in tokens per request (each parallel slot gets this
+    /// many). Defaults to the model's own training context; a deployment's
+    /// `serving.contextLength` overrides it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 256, max = 1_048_576))]
     pub context_length: Option<u32>,
@@ -210,6 +211,10 @@ pub struct ResolvedSource {
     /// URL pinned to the revision where the host supports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// `spec.source.url` as it was when this was resolved (`url` may be pinned to a revision):
+    /// a later spec change that keeps it keeps this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
     /// HTTP Last-Modified of the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_modified: Option<String>,

@@ -2,9 +2,11 @@
 //!
 //! Pure arithmetic on the header (no file data, no llama.cpp), so the operator can size pods
 //! before any node has the file. The figures are upper bounds llama.cpp stays below:
-//! - KV cache: f16 (llama.cpp's default `--cache-type-k/v`), every layer holding the whole
-//!   context. Models with sliding-window layers (Gemma 2/3) need less at run time, because
-//!   llama.cpp keeps only the window for those layers; the plan does not count on that.
+//! - KV cache: f16 (llama.cpp's default `--cache-type-k/v`), one stream of cells per slot
+//!   (llama.cpp's default, non-unified cache), each padded to [`KV_CELLS_PAD`], every layer
+//!   holding the slot's whole context. That includes sliding-window layers (Gemma 2/3): the
+//!   agent asks llama.cpp for full-size caches there (`swa_full`), since its prefix reuse cuts
+//!   sequences back, which a window-sized cache cannot undo.
 //! - Weights: the tensor data as stored (quantised blocks are kept as they are).
 
 use serde::Serialize;
@@ -23,6 +25,8 @@ pub const OVERHEAD_SLACK_PERCENT: u64 = 10;
 const LOGIT_BYTES: u64 = 4;
 /// Memory limit above the request: room for compute-buffer peaks before the OOM killer.
 pub const LIMIT_HEADROOM_PERCENT: u64 = 25;
+/// llama.cpp pads each sequence's KV cells to a multiple of this (`GGML_PAD(.., 256)`).
+pub const KV_CELLS_PAD: u64 = 256;
 /// GPU memory per GPU kept free of layers: CUDA context and llama.cpp's GPU compute buffer.
 pub const GPU_RESERVE_BYTES: u64 = 512 << 20;
 
@@ -124,9 +128,10 @@ pub enum GpuLayers {
 /// How a replica serves the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanInput {
-    /// Context length in tokens, shared by all slots (llama.cpp's `n_ctx`).
+    /// Context length in tokens of each slot (the agent's `--ctx`; llama.cpp's `n_ctx` is this
+    /// times `parallel`).
     pub context_length: u64,
-    /// Parallel decoding slots.
+    /// Parallel decoding slots, each with its own KV cells.
     pub parallel: u64,
     /// GPUs per replica; 0 serves on CPU.
     pub gpu_count: u64,
@@ -142,7 +147,7 @@ pub struct PlanInput {
 pub struct MemoryPlan {
     /// Bytes of weights.
     pub weights_bytes: u64,
-    /// Bytes of KV cache for the whole context.
+    /// Bytes of KV cache for every slot's context.
     pub kv_bytes: u64,
     /// Host overhead (see [`OVERHEAD_BASE_BYTES`], [`OVERHEAD_SLACK_PERCENT`]).
     pub overhead_bytes: u64,
@@ -166,9 +171,20 @@ fn round_up_mib(bytes: u64) -> u64 {
     bytes.div_ceil(MIB).saturating_mul(MIB)
 }
 
+/// KV bytes llama.cpp allocates: each slot's context, padded, in every layer.
+pub fn kv_bytes(m: &ModelMemory, input: &PlanInput) -> u64 {
+    let cells = input
+        .context_length
+        .div_ceil(KV_CELLS_PAD)
+        .saturating_mul(KV_CELLS_PAD);
+    m.kv_bytes_per_token
+        .saturating_mul(cells)
+        .saturating_mul(input.parallel.max(1))
+}
+
 /// Plans one replica.
 pub fn plan(m: &ModelMemory, input: &PlanInput) -> MemoryPlan {
-    let kv_bytes = m.kv_bytes_per_token.saturating_mul(input.context_length);
+    let kv_bytes = kv_bytes(m, input);
     let layers = m.layers.max(1);
     // Per offloaded layer: its weights and its share of the KV cache (uniform layers assumed;
     // per-layer KV differences only matter for hybrid models).

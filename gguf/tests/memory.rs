@@ -46,11 +46,11 @@ fn tiny_llama_figures() {
 #[test]
 fn cpu_plan_adds_kv_overhead_and_headroom() {
     let m = memory_of(&GgufWriter::tiny_llama(0)).unwrap();
-    let p = llamafleet_gguf::memory::plan(&m, &cpu(128));
-    assert_eq!(p.kv_bytes, 32 * 128);
-    // 256 MiB + 4 logits x 4 B x 1 slot + 10% of (672 + 4096) rounded down per 100 B.
-    assert_eq!(p.overhead_bytes, OVERHEAD_BASE_BYTES + 16 + 470);
-    assert_eq!(p.host_bytes, 672 + 4096 + OVERHEAD_BASE_BYTES + 16 + 470);
+    let p = llamafleet_gguf::memory::plan(&m, &cpu(256));
+    assert_eq!(p.kv_bytes, 32 * 256);
+    // 256 MiB + 4 logits x 4 B x 1 slot + 10% of (672 + 8192) rounded down per 100 B.
+    assert_eq!(p.overhead_bytes, OVERHEAD_BASE_BYTES + 16 + 880);
+    assert_eq!(p.host_bytes, 672 + 8192 + OVERHEAD_BASE_BYTES + 16 + 880);
     assert_eq!(p.memory_request_bytes, 257 << 20);
     // 257 MiB + 25% = 321.25 MiB, rounded up.
     assert_eq!(p.memory_limit_bytes, 322 << 20);
@@ -58,24 +58,43 @@ fn cpu_plan_adds_kv_overhead_and_headroom() {
 }
 
 #[test]
+fn each_slot_has_its_own_padded_context() {
+    let m = memory_of(&GgufWriter::tiny_llama(0)).unwrap();
+    let slots = |context_length, parallel| {
+        llamafleet_gguf::memory::kv_bytes(
+            &m,
+            &PlanInput {
+                parallel,
+                ..cpu(context_length)
+            },
+        )
+    };
+    // llama.cpp gives each slot its own cells, padded to 256: 3 x 256 x 32 B.
+    assert_eq!(slots(256, 3), 3 * 256 * 32);
+    // 300 tokens take 512 cells per slot.
+    assert_eq!(slots(300, 1), 512 * 32);
+    assert_eq!(slots(300, 2), 2 * 512 * 32);
+}
+
+#[test]
 fn gpu_auto_offloads_what_fits() {
     let m = memory_of(&GgufWriter::tiny_llama(0)).unwrap();
-    // Per layer: 512 / 2 weights + 4096 / 2 KV = 2304 B.
+    // Per layer: 512 / 2 weights + 8192 / 2 KV = 4352 B.
     let with = |spare: u64, count: u64| PlanInput {
         gpu_count: count,
         gpu_memory_bytes: GPU_RESERVE_BYTES + spare,
-        ..cpu(128)
+        ..cpu(256)
     };
-    let all = llamafleet_gguf::memory::plan(&m, &with(5000, 1));
-    assert_eq!((all.gpu_layers, all.gpu_bytes), (2, 4608));
-    assert_eq!(all.host_bytes, 672 + 4096 - 4608 + all.overhead_bytes);
-    let one = llamafleet_gguf::memory::plan(&m, &with(3000, 1));
+    let all = llamafleet_gguf::memory::plan(&m, &with(9000, 1));
+    assert_eq!((all.gpu_layers, all.gpu_bytes), (2, 8704));
+    assert_eq!(all.host_bytes, 672 + 8192 - 8704 + all.overhead_bytes);
+    let one = llamafleet_gguf::memory::plan(&m, &with(5000, 1));
     assert_eq!(one.gpu_layers, 1);
-    let none = llamafleet_gguf::memory::plan(&m, &with(1000, 1));
+    let none = llamafleet_gguf::memory::plan(&m, &with(4000, 1));
     assert_eq!(none.gpu_layers, 0);
     // Two GPUs pool their budgets (llama.cpp splits layers across them).
     assert_eq!(
-        llamafleet_gguf::memory::plan(&m, &with(2304, 2)).gpu_layers,
+        llamafleet_gguf::memory::plan(&m, &with(4352, 2)).gpu_layers,
         2
     );
     let fixed = PlanInput {

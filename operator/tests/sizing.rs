@@ -57,9 +57,10 @@ fn cpu_variant_gets_requests_from_the_plan() {
     let (models, llmd) = quickstart_without_resources();
     let plan = plan_of(&llmd, &models, 16 << 30);
     let v = &plan.variants[0];
-    // ctx 4096 (the model's) x 18,432 B/token = 72 MiB of KV; 4 slots.
+    // 4 slots of ctx 4096 (the model's), each with its own cells: 4 x 4,096 x 18,432 B/token
+    // = 288 MiB of KV.
     let p = v.memory_plan.clone().unwrap();
-    assert_eq!(p.kv_bytes, 75_497_472);
+    assert_eq!(p.kv_bytes, 301_989_888);
     assert_eq!(p.gpu_layers, 0);
     let resources = serde_json::to_value(v.resources.clone().unwrap()).unwrap();
     let request_mib = p.memory_request_bytes >> 20;
@@ -69,14 +70,14 @@ fn cpu_variant_gets_requests_from_the_plan() {
         json!({"requests": {"cpu": "2", "memory": format!("{request_mib}Mi")},
                "limits": {"memory": format!("{limit_mib}Mi")}})
     );
-    // 246,587,904 weights + 75,497,472 KV + 256 MiB + 4 slots x 1 MiB of logits + 10% of
-    // weights and KV = 626,923,666 B → 598 MiB; the limit adds 25% → 748 MiB.
-    assert_eq!((request_mib, limit_mib), (598, 748));
+    // 246,587,904 weights + 301,989,888 KV + 256 MiB + 4 slots x 1 MiB of logits + 10% of
+    // weights and KV = 876,065,322 B → 836 MiB; the limit adds 25% → 1045 MiB.
+    assert_eq!((request_mib, limit_mib), (836, 1045));
     assert_eq!(
         sizing::status(&p, None, false),
         MemoryPlanStatus {
             weights_bytes: Some(246_587_904),
-            kv_bytes: Some(75_497_472),
+            kv_bytes: Some(301_989_888),
             gpu_layers: Some(0),
             layers_total: Some(18),
             memory_request: Some(format!("{request_mib}Mi")),
@@ -115,17 +116,17 @@ fn auto_gpu_layers_become_a_number_that_fits() {
     let args = serve_args(&plan, &plan.variants[0]);
     let at = args.iter().position(|a| a == "--gpu-layers").unwrap();
     assert_eq!(args[at + 1], "18");
-    // Per layer: 68,327,424 / 18 weights + 75,497,472 / 18 KV = 7,990,272 B. A GPU with
-    // 40 MB spare beyond the 512 MiB reserve takes 5 of them.
-    let small = (512 << 20) + 40_000_000;
+    // Per layer: 68,327,424 / 18 weights + 301,989,888 / 18 KV = 20,573,184 B. A GPU with
+    // 100 MB spare beyond the 512 MiB reserve takes 4 of them.
+    let small = (512 << 20) + 100_000_000;
     let plan = plan_of(&llmd, &models, small);
     let v = &plan.variants[0];
-    assert_eq!(v.serving.gpu_layers, "5");
+    assert_eq!(v.serving.gpu_layers, "4");
     let p = v.memory_plan.clone().unwrap();
-    assert_eq!(p.gpu_bytes, 5 * 7_990_272);
+    assert_eq!(p.gpu_bytes, 4 * 20_573_184);
     assert_eq!(
         p.host_bytes,
-        246_587_904 + 75_497_472 - 5 * 7_990_272 + p.overhead_bytes
+        246_587_904 + 301_989_888 - 4 * 20_573_184 + p.overhead_bytes
     );
 }
 
@@ -154,7 +155,7 @@ async fn deployment_status_explains_the_plan() {
         .1;
     assert_eq!(
         deployment_body["spec"]["template"]["spec"]["containers"][0]["resources"],
-        json!({"requests": {"cpu": "2", "memory": "598Mi"}, "limits": {"memory": "748Mi"}})
+        json!({"requests": {"cpu": "2", "memory": "836Mi"}, "limits": {"memory": "1045Mi"}})
     );
     for (path, body) in &children {
         calls.push(Call::apply(path.clone(), body.clone()));
@@ -166,8 +167,8 @@ async fn deployment_status_explains_the_plan() {
             "variants": [{"name": "main", "model": "gemma3-270m",
                 "sha256": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
                 "weight": 100, "replicas": 1, "readyReplicas": 0,
-                "plan": {"weightsBytes": 246_587_904, "kvBytes": 75_497_472, "gpuLayers": 0,
-                         "layersTotal": 18, "memoryRequest": "598Mi", "memoryLimit": "748Mi",
+                "plan": {"weightsBytes": 246_587_904, "kvBytes": 301_989_888, "gpuLayers": 0,
+                         "layersTotal": 18, "memoryRequest": "836Mi", "memoryLimit": "1045Mi",
                          "cpuRequest": "2", "resourcesFrom": "Plan"}}],
             "weights": "main=100", "ready": "0/1", "endpoint": "http://chat.default.svc",
             "conditions": [

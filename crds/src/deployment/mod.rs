@@ -136,7 +136,8 @@ pub struct Variant {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServingSpec {
-    /// Context length in tokens, shared by all slots; defaults to the model's.
+    /// Context length in tokens of each slot: the most one request (prompt and answer) can
+    /// use. The KV cache holds `contextLength` x `parallel` tokens; defaults to the model's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 256, max = 1_048_576))]
     pub context_length: Option<u32>,

@@ -73,7 +73,7 @@ pub struct MemoryPlanStatus {
     /// Bytes of weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights_bytes: Option<i64>,
-    /// Bytes of f16 KV cache for the whole context.
+    /// Bytes of f16 KV cache: every slot's context, all layers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv_bytes: Option<i64>,
     /// Layers offloaded to the GPUs (`--gpu-layers`).

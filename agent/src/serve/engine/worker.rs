@@ -67,6 +67,11 @@ pub(crate) fn run(
         .with_n_batch(BATCH_TOKENS as u32)
         .with_n_ubatch(BATCH_TOKENS as u32)
         .with_n_seq_max(config.parallel)
+        // Full-size caches for sliding-window layers (llama.cpp's default, said here because
+        // it matters): prefix reuse cuts a slot's sequence back to a shared prefix, which a
+        // window-sized cache, having dropped older positions, could not attend from. The
+        // operator's memory plan counts these full-size caches.
+        .with_swa_full(true)
         .with_n_threads(config.threads)
         .with_n_threads_batch(config.threads);
     let ctx = match setup.model.new_context(setup.backend, params) {
