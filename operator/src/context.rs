@@ -75,6 +75,9 @@ pub struct Context {
     /// Node directory of the model cache when a deployment's `spec.cache` names none.
     pub cache_path: String,
     failures: Mutex<HashMap<String, u32>>,
+    /// Per object, the warnings already published for a state that persists (a skipped
+    /// update): said once when it starts, not on every reconcile while it lasts.
+    announced: Mutex<HashMap<String, Vec<String>>>,
 }
 
 /// What every reconcile starts with: the object's namespace and name, and a timer that records
@@ -139,6 +142,7 @@ impl Context {
             routers: None,
             cache_path: CACHE_DIR.into(),
             failures: Mutex::default(),
+            announced: Mutex::default(),
         }
     }
 
@@ -197,6 +201,24 @@ impl Context {
             .min(BACKOFF_MAX);
         *n = n.saturating_add(1);
         delay
+    }
+
+    /// Of `current` (what holds for `key` now), those not announced by the last call; the
+    /// rest were said already. An empty `current` forgets `key`.
+    pub fn newly_announced(&self, key: &str, current: &[String]) -> Vec<String> {
+        let mut announced = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+        let before = if current.is_empty() {
+            announced.remove(key).unwrap_or_default()
+        } else {
+            announced
+                .insert(key.to_string(), current.to_vec())
+                .unwrap_or_default()
+        };
+        current
+            .iter()
+            .filter(|c| !before.contains(c))
+            .cloned()
+            .collect()
     }
 
     /// Forgets the failures of `key` after a successful reconcile.

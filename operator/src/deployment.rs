@@ -85,10 +85,9 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
         }
     };
 
-    for why in &effective.skipped {
+    for why in ctx.newly_announced(&key(llmd.as_ref()), &effective.skipped) {
         tracing::warn!(%ns, %name, %why, "model update not rolled out");
-        ctx.warn(&llmd.object_ref(&()), "UpdateSkipped", why.clone())
-            .await;
+        ctx.warn(&llmd.object_ref(&()), "UpdateSkipped", why).await;
     }
     let leaving: Vec<String> = effective
         .updates

@@ -136,3 +136,24 @@ async fn metrics_and_healthz_are_served() {
     assert_eq!(health.status(), 200);
     server.abort();
 }
+
+#[tokio::test]
+async fn a_lasting_warning_is_announced_once_while_it_holds() {
+    let (ctx, _api) = context();
+    let skipped = vec!["no room for chat-main-u1".to_string()];
+    assert_eq!(ctx.newly_announced("default/chat", &skipped), skipped);
+    // The next reconciles find the same problem: nothing new to say.
+    assert!(ctx.newly_announced("default/chat", &skipped).is_empty());
+    assert!(ctx.newly_announced("default/chat", &skipped).is_empty());
+    // Another deployment has its own.
+    assert_eq!(ctx.newly_announced("default/other", &skipped), skipped);
+    // A second problem is said; the first is not repeated.
+    let both = vec![skipped[0].clone(), "no room for chat-side-u1".to_string()];
+    assert_eq!(
+        ctx.newly_announced("default/chat", &both),
+        vec!["no room for chat-side-u1".to_string()]
+    );
+    // Once it is over, a return is news again.
+    assert!(ctx.newly_announced("default/chat", &[]).is_empty());
+    assert_eq!(ctx.newly_announced("default/chat", &skipped), skipped);
+}
