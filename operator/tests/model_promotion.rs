@@ -95,7 +95,8 @@ async fn promoted_in_every_deployment_the_candidate_becomes_the_resolved_revisio
     let s = &mut adopted["status"];
     s["resolved"] = json!({"sha256": c["sha256"], "sizeBytes": c["sizeBytes"], "size": c["size"],
                            "etag": c["etag"], "revision": c["revision"], "url": c["url"],
-                           "lastModified": LAST_MODIFIED});
+                           // Still resolved from the spec's URL: a later spec edit keeps it.
+                           "sourceUrl": server.hf_url(), "lastModified": LAST_MODIFIED});
     s["gguf"] = c["gguf"].clone();
     s["memory"] = c["memory"].clone();
     s.as_object_mut().unwrap().remove("candidate");

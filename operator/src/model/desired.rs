@@ -197,6 +197,85 @@ pub fn resolved(model: &LlmModel, now: &Time, r: &Resolution, checking: bool) ->
     }
 }
 
+/// Whether the spec still names the source the status resolved (a new generation that only
+/// changed other fields): same URL, and no sha256 pin that the resolved file does not have.
+pub fn same_source(model: &LlmModel) -> bool {
+    let Some(status) = model.status.as_ref() else {
+        return false;
+    };
+    let Some(resolved) = status.resolved.as_ref() else {
+        return false;
+    };
+    let source = &model.spec.source;
+    status.phase == Some(ModelPhase::Ready)
+        && status.gguf.is_some()
+        && resolved.source_url.as_deref() == Some(source.url.as_str())
+        && source
+            .sha256
+            .as_ref()
+            .is_none_or(|pin| resolved.sha256.as_ref() == Some(pin))
+}
+
+/// A new generation over the same source ([`same_source`]): the resolved file stays, since a
+/// spec edit (a schedule, a template) must not swap the served model behind a rollout. With a
+/// checking policy the read counts as a check, so a changed file becomes the candidate; without
+/// one the change is only reported in `SourceReachable`, and a candidate is dropped.
+pub fn kept(
+    model: &LlmModel,
+    now: &Time,
+    r: &Resolution,
+    checking: bool,
+    targets: Targets,
+) -> LlmModelStatus {
+    let mut status = if checking {
+        checked(model, now, r, targets)
+    } else {
+        let mut status = prev(model);
+        status.candidate = None;
+        status.last_update_check = None;
+        status.conditions.retain(|c| c.type_ != UPDATE_AVAILABLE);
+        let old = status.resolved.clone().unwrap_or_default();
+        let note = if changed(&old, r.remote_sha256.as_deref(), &r.resolved) {
+            format!(
+                "the source now serves another file ({}); the resolved one stays: pin \
+                 spec.source.sha256 or set an update policy to take it",
+                r.remote_sha256
+                    .as_deref()
+                    .or(r.resolved.revision.as_deref())
+                    .or(r.resolved.etag.as_deref())
+                    .unwrap_or("changed")
+            )
+        } else {
+            "source unchanged".to_string()
+        };
+        set(
+            &mut status.conditions,
+            cond(model, now, SOURCE_REACHABLE, true, "Resolved", note),
+        );
+        status
+    };
+    let quantization = status.gguf.as_ref().and_then(|g| g.quantization.clone());
+    let ready_note = format!(
+        "resolved {} (kept across the spec change)",
+        status
+            .resolved
+            .as_ref()
+            .and_then(|r| r.url.as_deref())
+            .unwrap_or_default()
+    );
+    set(
+        &mut status.conditions,
+        cond(model, now, READY, true, "Resolved", ready_note),
+    );
+    set(
+        &mut status.conditions,
+        degraded(model, now, quantization.as_deref()),
+    );
+    status.phase = Some(ModelPhase::Ready);
+    status.observed_generation = model.metadata.generation;
+    status
+}
+
 /// First resolution failed: `Failed`, with the error in `Ready` and `SourceReachable`.
 pub fn failed(model: &LlmModel, now: &Time, error: &ResolveError) -> LlmModelStatus {
     let (reason, message) = (error.reason(), error.to_string());

@@ -141,10 +141,19 @@ pub async fn reconcile(model: Arc<LlmModel>, ctx: Arc<Context>) -> Result<Action
                 path.display()
             ),
         ),
+        (Step::Resolve, Some(Ok(Outcome::Read(r)))) if desired::same_source(&model) => {
+            let targets = rollout_targets(&ctx, &model, &ns, schedule.as_ref()).await?;
+            desired::kept(&model, &now, r, checking, targets)
+        }
         (Step::Resolve, Some(Ok(Outcome::Read(r)))) => desired::resolved(&model, &now, r, checking),
         (Step::Check, Some(Ok(Outcome::Read(r)))) => {
             let targets = rollout_targets(&ctx, &model, &ns, schedule.as_ref()).await?;
             desired::checked(&model, &now, r, targets)
+        }
+        // The file already resolved for this source stays usable; the resolve is retried
+        // (the generation is not marked observed until it succeeds).
+        (Step::Resolve, Some(Err(e))) if desired::same_source(&model) => {
+            desired::check_failed(&model, &now, e)
         }
         (Step::Resolve, Some(Err(e))) => desired::failed(&model, &now, e),
         (Step::Check, Some(Err(e))) => desired::check_failed(&model, &now, e),

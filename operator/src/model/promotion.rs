@@ -33,6 +33,7 @@ pub fn promoted(model: &LlmModel, now: &Time, promoted_in: &[String]) -> LlmMode
     let Some(c) = status.candidate.take() else {
         return status;
     };
+    let source_url = status.resolved.as_ref().and_then(|r| r.source_url.clone());
     status.resolved = Some(ResolvedSource {
         sha256: c.sha256.clone(),
         size_bytes: c.size_bytes,
@@ -40,6 +41,7 @@ pub fn promoted(model: &LlmModel, now: &Time, promoted_in: &[String]) -> LlmMode
         etag: c.etag.clone(),
         revision: c.revision.clone(),
         url: c.url.clone(),
+        source_url,
         last_modified: c.last_modified.clone(),
     });
     if c.gguf.is_some() {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
-use llamafleet_crds::{LlmModel, ResolvedSource};
+use llamafleet_crds::{LlmModel, ModelSource, ResolvedSource};
 use llamafleet_gguf::{GgufError, GgufHeader, Limits, ModelMemory, Summary};
 use url::Url;
 
@@ -151,16 +151,33 @@ pub async fn resolve(
         url: source.url.clone(),
         message: e.to_string(),
     })?;
-    if url.scheme() == "file" {
-        return resolve_file(&url, source.sha256.clone()).await;
-    }
+    let outcome = if url.scheme() == "file" {
+        resolve_file(&url, source.sha256.clone()).await
+    } else {
+        resolve_remote(fetcher, source, &url, bearer).await
+    };
+    outcome.map(|o| match o {
+        Outcome::Read(mut r) => {
+            r.resolved.source_url = Some(source.url.clone());
+            Outcome::Read(r)
+        }
+        other => other,
+    })
+}
+
+async fn resolve_remote(
+    fetcher: &Fetcher,
+    source: &ModelSource,
+    url: &Url,
+    bearer: Option<&str>,
+) -> Result<Outcome, ResolveError> {
     let access = fetcher.access(bearer, source.allow_insecure_http.unwrap_or(false));
-    let head = llamafleet_remote::head(access, &url).await?;
+    let head = llamafleet_remote::head(access, url).await?;
     let pinned = head
         .linked
         .revision
         .as_deref()
-        .and_then(|commit| pin_revision(&url, commit))
+        .and_then(|commit| pin_revision(url, commit))
         .unwrap_or_else(|| url.clone());
     let (header, _fetched) =
         llamafleet_remote::read_gguf_header(access, &pinned, head.size, &Limits::default()).await?;
@@ -173,6 +190,8 @@ pub async fn resolve(
         etag: head.etag,
         revision: head.linked.revision,
         url: Some(pinned.to_string()),
+        // Set by `resolve` for every kind of source.
+        source_url: None,
         last_modified: head.last_modified,
     };
     Ok(read(&header, resolved, head.linked.sha256))

@@ -131,7 +131,7 @@ pub fn first_status(server: &SourceServer, len: usize) -> Value {
         "phase": "Ready",
         "resolved": {"sha256": c.sha256(), "sizeBytes": len, "size": human_size(len as u64),
                      "etag": c.etag(), "revision": c.commit(), "url": pinned,
-                     "lastModified": LAST_MODIFIED},
+                     "sourceUrl": server.hf_url(), "lastModified": LAST_MODIFIED},
         "gguf": {"architecture": "llama", "parameters": 168, "quantization": "F32",
                  "contextLength": 128, "layers": 2, "embeddingLength": 8, "heads": 2,
                  "kvHeads": 1, "vocabSize": 4},
