@@ -41,7 +41,7 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum CacheCommand {
-    /// Delete cached models not listed with --keep (never one in use).
+    /// Delete cached models not listed with --keep (never one in use or kept by a server).
     Gc(GcArgs),
 }
 
@@ -72,6 +72,9 @@ struct PullArgs {
     /// Store the file even if its GGUF header does not validate (not recommended).
     #[arg(long)]
     skip_gguf_check: bool,
+    /// When the download does not fit, fail instead of evicting cached models nobody uses.
+    #[arg(long)]
+    no_evict: bool,
     #[command(flatten)]
     access: SourceArgs,
 }
@@ -135,6 +138,14 @@ struct ServeArgs {
     /// Log prompt and answer text in request log lines (off: counts only).
     #[arg(long)]
     log_text: bool,
+    /// YAML list of sha256s of cached models to keep from `cache gc` and eviction while this
+    /// server runs, besides the one it serves; re-read every 5 s (the operator mounts one
+    /// listing both revisions while a model update is under way). Missing or invalid: none.
+    #[arg(long)]
+    keep_file: Option<PathBuf>,
+    /// When the download does not fit, fail instead of evicting cached models nobody uses.
+    #[arg(long)]
+    no_evict: bool,
     #[command(flatten)]
     access: SourceArgs,
 }
@@ -189,6 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.allow_http = args.access.allow_http;
             config.margin_bytes = args.min_free_bytes;
             config.validate_gguf = !args.skip_gguf_check;
+            config.evict = !args.no_evict;
             let store = Store::open(config, StoreMetrics::unregistered()?)?;
             let pulled = store
                 .pull(&PullRequest {
@@ -220,6 +232,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.bearer_token = read_token(args.access.token_file.as_ref())?;
             config.store.allow_http = args.access.allow_http;
             config.store.show_progress = true;
+            config.store.evict = !args.no_evict;
             config.engine.ctx = args.ctx;
             config.engine.parallel = args.parallel.max(1);
             if let Some(threads) = args.threads {
@@ -252,6 +265,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .transpose()?;
             config.preset_file = args.preset;
             config.grace = std::time::Duration::from_secs(args.grace);
+            config.keep_file = args.keep_file;
             serve::run(config).await?;
         }
         Command::Compare(args) => llamafleet_agent::compare::run_cli(args).await?,

@@ -106,6 +106,7 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
     )
     .await?;
     rollout::apply_to(&mut plan, &rollout);
+    plan.keep = update::retain::keep(&observed.models);
 
     let opts = BuildOptions {
         agent_image: ctx.agent_image.clone(),

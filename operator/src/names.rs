@@ -22,6 +22,10 @@ pub const ROUTING_DIR: &str = "/etc/llamafleet/routing";
 pub const PRESETS_DIR: &str = "/etc/llamafleet/presets";
 /// Key of the presets list in the routing ConfigMap (and file name in `PRESETS_DIR`).
 pub const PRESETS_KEY: &str = "presets.yaml";
+/// Where variant pods mount the list of cached models to keep (from the routing ConfigMap).
+pub const KEEP_DIR: &str = "/etc/llamafleet/keep";
+/// Key of that list in the routing ConfigMap (and file name in `KEEP_DIR`).
+pub const KEEP_KEY: &str = "keep.yaml";
 /// Key of the routing table in the ConfigMap (and file name in `ROUTING_DIR`).
 pub const ROUTING_KEY: &str = "routing.yaml";
 /// Directory of the API-key Secret in router pods.

@@ -179,6 +179,9 @@ pub struct Plan {
     pub spec: LlmDeploymentSpec,
     /// Variants in spec order.
     pub variants: Vec<VariantPlan>,
+    /// sha256s of the cached models every serving pod keeps on its node besides the one it
+    /// serves (see [`crate::update::retain`]); empty unless a model update is under way.
+    pub keep: Vec<String>,
 }
 
 /// Checks the spec and the models (`None`: not found) and makes the plan, with the default
@@ -265,6 +268,7 @@ pub fn plan_with_gpu_memory(
         namespace: namespace.into(),
         spec: spec.clone(),
         variants,
+        keep: Vec::new(),
     })
 }
 

@@ -188,6 +188,36 @@ async fn weight_change_updates_only_the_routing_config_map() {
     assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
 }
 
+#[tokio::test]
+async fn a_model_update_under_way_rewrites_only_the_keep_list_and_back() {
+    let (mut models, mut llmd) = fixture("quickstart.yaml");
+    let live = live_from(&built_children(&llmd, &models));
+    let status = quickstart_status(&llmd)["status"].clone();
+    llmd.status = Some(serde_json::from_value::<LlmDeploymentStatus>(status).unwrap());
+    let old = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+    let new = "b".repeat(64);
+    let candidate = json!({"sha256": new, "revision": "r2"});
+    models[0].status.as_mut().unwrap().candidate = Some(serde_json::from_value(candidate).unwrap());
+    // The agents re-read the list: no pod template changes, so no pod restarts.
+    let (path, routing) = built_children(&llmd, &models).swap_remove(0);
+    let mut during = routing.clone();
+    during["data"]["keep.yaml"] = json!(format!("- {old}\n- {new}\n"));
+    let mut calls = dereference_calls(&llmd, &models, &live);
+    calls.push(Call::apply(path.clone(), during.clone()));
+    let (result, _) = run(&llmd, calls).await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
+
+    // Promoted (the candidate is gone): the list empties again, and nothing else changes.
+    models[0].status.as_mut().unwrap().candidate = None;
+    let mut live = live;
+    live[0] = with_server_fields(during);
+    let mut calls = dereference_calls(&llmd, &models, &live);
+    assert_eq!(routing["data"]["keep.yaml"], "[]\n");
+    calls.push(Call::apply(path, routing));
+    let (result, _) = run(&llmd, calls).await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
+}
+
 fn status_of(
     llmd: &LlmDeployment,
     _models: &[llamafleet_crds::LlmModel],

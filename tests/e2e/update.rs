@@ -9,7 +9,8 @@
 //! `main` takes the traffic back on the new file, the update variant is removed. A second
 //! revision behind an upstream that fails every request is rolled back: the model marks it, the
 //! deployment keeps serving the promoted file. At every moment the router's table sends traffic
-//! only to variants with ready replicas, and no client request fails.
+//! only to variants with ready replicas, and no client request fails; while each candidate is
+//! live the routing ConfigMap's keep list names both files, and nothing once it is settled.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, dead_code)]
 
 #[path = "../../operator/tests/source_server/mod.rs"]
@@ -124,6 +125,43 @@ impl GapWatch {
     }
 }
 
+/// Records, until finished, each distinct `keep.yaml` of the routing ConfigMap in order: the
+/// cached models the serving agents keep (both revisions only while a candidate is live).
+struct KeepWatch {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl KeepWatch {
+    fn start(c: &Cluster, ns: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (flag, found) = (stop.clone(), seen.clone());
+        let c = Cluster::with_kubeconfig(c.kubeconfig().to_path_buf());
+        let ns = ns.to_string();
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let path = r"jsonpath={.data.keep\.yaml}";
+                let out = c.kubectl(&["get", "-n", &ns, "configmap/chat-routing", "-o", path]);
+                let keep = out.stdout.trim().to_string();
+                let mut seen = found.lock().unwrap();
+                if out.ok && seen.last() != Some(&keep) {
+                    seen.push(keep);
+                }
+                drop(seen);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        Self { stop, seen }
+    }
+
+    fn finish(self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(500));
+        self.seen.lock().unwrap().clone()
+    }
+}
+
 #[test]
 fn a_new_model_revision_rolls_out_is_promoted_and_a_failing_one_rolls_back() {
     let Some(c) = cluster() else { return };
@@ -158,11 +196,12 @@ fn a_new_model_revision_rolls_out_is_promoted_and_a_failing_one_rolls_back() {
     server.replace(GgufWriter::tiny_llama(1).to_bytes());
     let second = update_variant(&server);
     let second_sha = server.content().sha256();
-    let third = {
+    let third_sha = {
         let mut probe = server.content();
         probe.bytes = Arc::new(GgufWriter::tiny_llama(2).to_bytes());
-        format!("main-{}", &probe.sha256()[..8])
+        probe.sha256()
     };
+    let third = format!("main-{}", &third_sha[..8]);
     let upstreams = BTreeMap::from([
         ("main".to_string(), agent.base.clone()),
         (second.clone(), agent.base.clone()),
@@ -173,6 +212,7 @@ fn a_new_model_revision_rolls_out_is_promoted_and_a_failing_one_rolls_back() {
     let router = loopback::route(&table, router_port);
     let load = Load::start(&router.base, CLIENTS);
     let watch = GapWatch::start(&c, n, &router.base);
+    let keep = KeepWatch::start(&c, n);
 
     // The check finds the second revision; the update variant takes main's traffic, is
     // promoted, the model resolves to it, and main takes the traffic back on the new file.
@@ -258,6 +298,13 @@ fn a_new_model_revision_rolls_out_is_promoted_and_a_failing_one_rolls_back() {
     // Several checks later the same revision is not tried again.
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(weights(), "main=100");
+
+    // The agents kept both files of each update while it was live, and none after.
+    let kept = keep.finish();
+    let both = |a: &str, b: &str| kept.iter().any(|k| k.contains(a) && k.contains(b));
+    assert!(both(&first_sha, &second_sha), "{kept:?}");
+    assert!(both(&second_sha, &third_sha), "{kept:?}");
+    assert_eq!(kept.last().map(String::as_str), Some("[]"), "{kept:?}");
 
     let (gaps, looks) = watch.finish();
     assert!(looks > 10, "the gap watch looked only {looks} times");

@@ -4,6 +4,7 @@
 pub mod engine;
 pub mod gpu;
 pub mod http;
+pub mod keep;
 pub mod metrics;
 pub mod presets;
 mod startup;

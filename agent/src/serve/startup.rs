@@ -11,7 +11,9 @@ use tokio::net::TcpListener;
 use super::engine::{Engine, EngineConfig, GpuLayers, Prompt, SamplingParams};
 use super::metrics::ServeMetrics;
 use super::state::{AppState, Download, Phase, ServeOptions};
-use crate::store::{PullRequest, Store, StoreConfig, crash};
+use crate::store::{
+    Layout, ModelLease, PullRequest, Pulled, Store, StoreConfig, StoreError, crash,
+};
 
 /// How often `/status` copies the download counter while a model downloads.
 const DOWNLOAD_POLL: Duration = Duration::from_millis(500);
@@ -39,6 +41,8 @@ pub struct ServeConfig {
     pub preset_file: Option<PathBuf>,
     /// How long in-flight streams may run after SIGTERM.
     pub grace: Duration,
+    /// Cached models to keep besides the served one (see [`super::keep`]).
+    pub keep_file: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -68,6 +72,7 @@ impl ServeConfig {
             api_key: None,
             preset_file: None,
             grace: Duration::from_secs(30),
+            keep_file: None,
         }
     }
 }
@@ -90,6 +95,10 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         Some(path) => super::presets::load(path, &config.options.model_name)?,
         None => Vec::new(),
     };
+    if let Some(path) = &config.keep_file {
+        let layout = Layout::new(&config.store.cache_dir);
+        super::keep::start(path.clone(), layout).context("starting the keep-file thread")?;
+    }
     let slots = config.engine.parallel as usize;
     let state = AppState::new(
         config.options.clone(),
@@ -166,15 +175,19 @@ async fn start(state: &AppState, mut config: ServeConfig) -> anyhow::Result<()> 
             tokio::time::sleep(DOWNLOAD_POLL).await;
         }
     });
-    let pulled = store
-        .pull(&PullRequest {
+    let leased = pull_and_lease(
+        &store,
+        &PullRequest {
             source: config.source.clone(),
             sha256: config.sha256.clone(),
             bearer_token: config.bearer_token.clone(),
-        })
-        .await;
+        },
+    )
+    .await;
     poller.abort();
-    let pulled = pulled?;
+    // The lease is held for the life of the process: `cache gc` and eviction must not
+    // delete a model being served.
+    let (pulled, lease) = leased?;
     state.update(|s| {
         s.phase = Phase::Verifying;
         s.download = Download {
@@ -183,8 +196,6 @@ async fn start(state: &AppState, mut config: ServeConfig) -> anyhow::Result<()> 
         };
         s.sha256 = pulled.sha256.clone();
     });
-    // Held for the life of the process: `cache gc` must not delete a model being served.
-    let lease = store.lease(&pulled.sha256).await?;
     let path = lease.path.clone();
     let limits = config.store.gguf_limits.clone();
     let header = tokio::task::spawn_blocking(move || llamafleet_gguf::read_file(&path, &limits))
@@ -216,6 +227,24 @@ async fn start(state: &AppState, mut config: ServeConfig) -> anyhow::Result<()> 
     tracing::info!("ready");
     std::mem::forget(lease);
     Ok(())
+}
+
+/// Pulls the model and holds it in use. Until the lease, a cache hit is not held, so another
+/// agent's eviction may delete it in between: a model gone by then is pulled once more.
+async fn pull_and_lease(
+    store: &Store,
+    request: &PullRequest,
+) -> Result<(Pulled, ModelLease), StoreError> {
+    let pulled = store.pull(request).await?;
+    match store.lease(&pulled.sha256).await {
+        Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(sha256 = %pulled.sha256, "the model was evicted before it was leased; pulling it again");
+            let pulled = store.pull(request).await?;
+            let lease = store.lease(&pulled.sha256).await?;
+            Ok((pulled, lease))
+        }
+        leased => Ok((pulled, leased?)),
+    }
 }
 
 /// One short greedy generation: pages the weights in and builds llama.cpp's compute graphs,

@@ -96,9 +96,11 @@ pub enum StoreError {
         #[source]
         source: llamafleet_gguf::GgufError,
     },
-    /// Not enough free space for the download plus the margin.
+    /// Not enough free space for the download plus the margin, even after evicting every
+    /// cached model nobody uses or keeps.
     #[error(
-        "not enough disk space in {dir}: need {needed} bytes ({remaining} to download + {margin} margin), {available} available"
+        "not enough disk space in {dir}: need {needed} bytes ({remaining} to download + {margin} margin), {available} available{}",
+        held_note(.held)
     )]
     InsufficientSpace {
         /// The cache directory.
@@ -111,6 +113,8 @@ pub enum StoreError {
         margin: u64,
         /// Bytes available.
         available: u64,
+        /// Cached models that could not be evicted because a server uses or keeps them.
+        held: Vec<String>,
     },
     /// The model crashed llama.cpp too often.
     #[error(
@@ -160,6 +164,14 @@ impl StoreError {
             path,
             source,
         }
+    }
+}
+
+fn held_note(held: &[String]) -> String {
+    if held.is_empty() {
+        String::new()
+    } else {
+        format!("; not evicted because in use or kept: {}", held.join(", "))
     }
 }
 

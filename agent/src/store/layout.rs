@@ -7,7 +7,8 @@
 //! <cache>/sha256/<key>.resume    what the partial was fetched from (url, etag, size)
 //! <cache>/by-url/<key>.json      url+etag -> hex, for sources without a known hash
 //! <cache>/locks/<key>.download   exclusive while downloading
-//! <cache>/locks/<hex>.use        shared while a server uses the model (gc skips it)
+//! <cache>/locks/<hex>.use        shared while a server uses or keeps the model (gc and
+//!                                eviction skip it); its mtime: last use
 //! <cache>/crash/<hex>/           crash markers
 //! ```
 

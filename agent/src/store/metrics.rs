@@ -1,4 +1,5 @@
-//! Prometheus metrics of the store; `serve` exposes the registry they are registered in.
+//! Prometheus metrics of the store (downloads, cache hits, evictions); `serve` exposes the
+//! registry they are registered in.
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 
@@ -24,6 +25,10 @@ pub struct StoreMetrics {
     pub download_size: IntGauge,
     /// Bytes of the file being downloaded that are written, a resumed prefix included.
     pub download_received: IntGauge,
+    /// Cached models deleted to make room for a download.
+    pub evictions: IntCounter,
+    /// Bytes those evictions freed.
+    pub evicted_bytes: IntCounter,
 }
 
 impl StoreMetrics {
@@ -37,6 +42,8 @@ impl StoreMetrics {
         registry.register(Box::new(m.cache_misses.clone()))?;
         registry.register(Box::new(m.download_size.clone()))?;
         registry.register(Box::new(m.download_received.clone()))?;
+        registry.register(Box::new(m.evictions.clone()))?;
+        registry.register(Box::new(m.evicted_bytes.clone()))?;
         Ok(m)
     }
 
@@ -74,6 +81,14 @@ impl StoreMetrics {
                 "llamafleet_agent_download_received_bytes",
                 "Bytes of the model file being downloaded received so far, resumed part included",
             )?,
+            evictions: IntCounter::new(
+                "llamafleet_agent_cache_evictions_total",
+                "Cached models deleted to make room for a download (neither in use nor kept)",
+            )?,
+            evicted_bytes: IntCounter::new(
+                "llamafleet_agent_cache_evicted_bytes_total",
+                "Bytes freed by evicting cached models",
+            )?,
         })
     }
 }
@@ -96,8 +111,9 @@ mod tests {
             names.contains(&"llamafleet_agent_cache_hits_total".to_owned()),
             "{names:?}"
         );
-        assert_eq!(names.len(), 7);
+        assert_eq!(names.len(), 9);
         assert!(names.contains(&"llamafleet_agent_download_size_bytes".to_owned()));
+        assert!(names.contains(&"llamafleet_agent_cache_evictions_total".to_owned()));
         assert!(
             StoreMetrics::register(&registry).is_err(),
             "double registration is refused"

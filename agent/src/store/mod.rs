@@ -1,13 +1,17 @@
 //! The per-node model store: verified, resumable, content-addressed GGUF downloads.
 //!
-//! `pull` (and later `serve`) go through [`Store::pull`]; `cache gc` through [`gc::collect`];
-//! `serve` wraps llama.cpp loads in [`crash::begin_load`].
+//! `pull` (and later `serve`) go through [`Store::pull`], which evicts unused models when a
+//! download does not fit ([`evict`]); `cache gc` through [`gc::collect`]; `serve --keep-file`
+//! holds listed models through [`keep::Keeper`]; `serve` wraps llama.cpp loads in
+//! [`crash::begin_load`].
 
 pub mod crash;
 mod error;
+pub mod evict;
 pub mod gc;
 pub mod hash;
 pub mod http;
+pub mod keep;
 pub mod layout;
 pub mod lock;
 pub mod meta;
@@ -59,6 +63,8 @@ pub struct StoreConfig {
     pub gguf_limits: llamafleet_gguf::Limits,
     /// Draw progress (bar or log lines).
     pub show_progress: bool,
+    /// When a download does not fit, evict cached models nobody uses or keeps ([`evict`]).
+    pub evict: bool,
 }
 
 impl StoreConfig {
@@ -74,6 +80,7 @@ impl StoreConfig {
             validate_gguf: true,
             gguf_limits: llamafleet_gguf::Limits::default(),
             show_progress: true,
+            evict: true,
         }
     }
 }

@@ -12,7 +12,7 @@ use super::http::{self, Access, Attempt, Head};
 use super::lock::{self, FileLock};
 use super::meta::{self, EntryMeta, ResumeInfo, UrlRecord, Verification};
 use super::source::{Source, normalize_sha256};
-use super::{Store, StoreError, space};
+use super::{Store, StoreError};
 
 /// What to pull.
 #[derive(Debug, Clone, Default)]
@@ -87,6 +87,9 @@ impl Store {
                 std::io::ErrorKind::NotFound.into(),
             ));
         }
+        // Eviction deletes the least recently used first; a failed touch only makes this
+        // model look older.
+        let _ = lock.touch();
         Ok(ModelLease { path, _lock: lock })
     }
 
@@ -238,12 +241,7 @@ impl Store {
                 return tokio::task::spawn_blocking(move || hash::hash_file(&partial)).await?;
             }
             let remaining = remote.size.map_or(0, |s| s - resume_from);
-            space::ensure(
-                &*self.config.disk_space,
-                self.layout.root(),
-                remaining,
-                self.config.margin_bytes,
-            )?;
+            self.ensure_space(remaining)?;
             let result = http::fetch(
                 access,
                 Attempt {
@@ -307,12 +305,7 @@ impl Store {
                 tokio::task::spawn_blocking(move || hash::hash_file(&p)).await??
             }
             Err(_) => {
-                space::ensure(
-                    &*self.config.disk_space,
-                    self.layout.root(),
-                    source_meta.len(),
-                    self.config.margin_bytes,
-                )?;
+                self.ensure_space(source_meta.len())?;
                 let (from, to) = (canonical.clone(), partial.clone());
                 tokio::task::spawn_blocking(move || hash::copy_and_hash(&from, &to)).await??
             }

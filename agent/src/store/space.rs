@@ -24,7 +24,8 @@ impl DiskSpace for FsSpace {
     }
 }
 
-/// Fails when `remaining` bytes plus `margin` do not fit in `dir`.
+/// Fails when `remaining` bytes plus `margin` do not fit in `dir` (the store then evicts,
+/// see [`super::evict`], and asks again).
 pub fn ensure(
     space: &dyn DiskSpace,
     dir: &Path,
@@ -42,6 +43,7 @@ pub fn ensure(
             remaining,
             margin,
             available,
+            held: Vec::new(),
         });
     }
     Ok(())

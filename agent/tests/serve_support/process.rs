@@ -18,7 +18,7 @@ pub struct Server {
     pub child: Child,
     /// `http://127.0.0.1:<port>`.
     pub base: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Server {
@@ -69,7 +69,7 @@ pub fn launch(model: &OsStr, api_key: Option<&str>, extra: &[&str]) -> Server {
     Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
+        dir,
     }
 }
 
@@ -83,6 +83,11 @@ fn defaults_unless_given<'a>(extra: &[&str], defaults: &[(&'a str, &'a str)]) ->
 }
 
 impl Server {
+    /// The server's model cache (`--cache-dir`).
+    pub fn cache_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("cache")
+    }
+
     /// The body of `GET path` (an open route such as `/metrics`).
     pub async fn text(&self, path: &str) -> String {
         reqwest::get(format!("{}{path}", self.base))

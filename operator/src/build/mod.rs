@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::validate::Plan;
 
+pub mod keep;
 mod pod;
 pub mod presets;
 pub mod router;

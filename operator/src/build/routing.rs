@@ -3,7 +3,9 @@
 //! The table's types are the contract with `llamafleet-agent route` and live in
 //! `llamafleet_crds::routing`. Weight changes touch only this
 //! ConfigMap: the router pod template carries no hash of it, so shifting traffic restarts
-//! nothing. API keys are never here; the router reads them from the mounted Secret.
+//! nothing. API keys are never here; the router reads them from the mounted Secret. The same
+//! ConfigMap carries the variant pods' `presets.yaml` ([`super::presets`]) and `keep.yaml`
+//! ([`super::keep`]).
 
 use std::collections::BTreeMap;
 
@@ -11,7 +13,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 pub use llamafleet_crds::routing::{RoutedShadow, RoutedTier, RoutedVariant, RoutingTable};
 
 use super::{BuildOptions, meta};
-use crate::names::{self, KEYS_DIR, PRESETS_KEY, ROUTING_KEY};
+use crate::names::{self, KEEP_KEY, KEYS_DIR, PRESETS_KEY, ROUTING_KEY};
 use crate::validate::Plan;
 
 /// Tiers when the spec gives none (the CRD documents these defaults).
@@ -73,7 +75,10 @@ pub fn config_map(plan: &Plan, opts: &BuildOptions) -> ConfigMap {
     // Serialising plain structs of strings and numbers cannot fail.
     let yaml = serde_norway::to_string(&table(plan)).unwrap_or_default();
     let labels = names::object_labels(&names::router_selector(&plan.name));
-    let mut data = BTreeMap::from([(ROUTING_KEY.into(), yaml)]);
+    let mut data = BTreeMap::from([
+        (ROUTING_KEY.into(), yaml),
+        (KEEP_KEY.into(), super::keep::yaml(plan)),
+    ]);
     if let Some(presets) = super::presets::yaml(plan) {
         data.insert(PRESETS_KEY.into(), presets);
     }

@@ -17,8 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pod::{container_port, http_probe, service_port};
-use super::presets;
-use super::{BuildOptions, VariantObjects, meta};
+use super::{BuildOptions, VariantObjects, keep, meta, presets};
 use crate::names::{self, AGENT_PORT, CACHE_DIR};
 use crate::validate::{Plan, VariantPlan};
 
@@ -69,6 +68,7 @@ pub fn serve_args(plan: &Plan, v: &VariantPlan) -> Vec<String> {
         args.extend(["--sha256".into(), sha.clone()]);
     }
     args.extend(["--cache-dir".into(), CACHE_DIR.into()]);
+    args.extend(keep::serve_args());
     args.extend(["--listen".into(), format!("0.0.0.0:{AGENT_PORT}")]);
     args.extend(["--ctx".into(), s.context_length.to_string()]);
     args.extend(["--parallel".into(), s.parallel.to_string()]);
@@ -147,6 +147,12 @@ pub fn deployment(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> Deployme
         ..Container::default()
     };
     let mut volumes = vec![cache_volume(plan, opts)];
+    let (keep_volume, keep_mount) = keep::volume(plan);
+    volumes.push(keep_volume);
+    container
+        .volume_mounts
+        .get_or_insert_with(Vec::new)
+        .push(keep_mount);
     let mut annotations = None;
     if let (Some((volume, mount)), Some(yaml)) = (presets::volume(plan), presets::yaml(plan)) {
         container

@@ -11,12 +11,13 @@
 //! Then each deployment hands the traffic back to the variant, now on the resolved file (the
 //! new one after a promotion, the old one after a rollback): the variant's replicas start,
 //! it takes its weight back as soon as they are ready, and the update variant is scaled down
-//! and removed only once every router runs the table without it. Until then the old file stays
-//! in the node cache and the old variant's objects stay in place, so a rollback needs no
-//! download.
+//! and removed only once every router runs the table without it. Until then the old variant's
+//! objects stay in place, and every serving pod of every deployment of the model keeps both
+//! files in its node's cache ([`retain`]), so a rollback needs no download.
 
 pub mod adopt;
 pub mod derive;
+pub mod retain;
 
 use llamafleet_crds::{
     Candidate, LlmDeploymentSpec, LlmModel, ResolvedSource, RolloutStrategy, UpdatePolicy, Variant,
