@@ -227,6 +227,9 @@ fn serve_http(addr: SocketAddr, metrics: Arc<Metrics>) -> tokio::task::JoinHandl
     tokio::spawn(async move {
         match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => {
+                // With `--listen …:0` the port is only known here (the e2e suite reads it).
+                let listen = listener.local_addr().map_or(addr, |a| a);
+                tracing::info!(%listen, "serving /metrics and /healthz");
                 if let Err(e) = axum::serve(listener, http::app(metrics)).await {
                     tracing::error!(error = %e, "HTTP server stopped");
                 }
