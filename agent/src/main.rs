@@ -132,6 +132,10 @@ struct ServeArgs {
     /// Seconds in-flight streams may take to finish after SIGTERM.
     #[arg(long, default_value_t = 30)]
     grace: u64,
+    /// Seconds a failed startup (download, verification, load) keeps /metrics and /status
+    /// up before exiting, so the failure is scraped.
+    #[arg(long, default_value_t = serve::FAILURE_LINGER.as_secs())]
+    failure_linger: u64,
     /// Allowed CORS origin (repeatable; `*` for any). None: no CORS headers.
     #[arg(long)]
     cors_origin: Vec<String>,
@@ -266,6 +270,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.preset_file = args.preset;
             config.grace = std::time::Duration::from_secs(args.grace);
             config.keep_file = args.keep_file;
+            config.failure_linger = std::time::Duration::from_secs(args.failure_linger);
             serve::run(config).await?;
         }
         Command::Compare(args) => llamafleet_agent::compare::run_cli(args).await?,

@@ -5,17 +5,10 @@
 
 mod serve_support;
 
-use llamafleet_agent::serve::gpu::GpuCollector;
+use llamafleet_agent::serve::gpu::{FAMILIES, GpuCollector};
 use llamafleet_agent::serve::metrics::ServeMetrics;
 use prometheus::Registry;
 use serve_support::process::gpus_listed_by_nvidia_smi;
-
-const FAMILIES: [&str; 4] = [
-    "llamafleet_agent_gpu_utilization_ratio",
-    "llamafleet_agent_gpu_memory_used_bytes",
-    "llamafleet_agent_gpu_memory_total_bytes",
-    "llamafleet_agent_gpu_temperature_celsius",
-];
 
 #[test]
 fn gpu_metrics_exist_exactly_when_the_driver_lists_gpus() {

@@ -195,6 +195,8 @@ async fn wrong_bytes_are_rejected_and_nothing_is_cached() {
             .all(|f| !f.ends_with(".gguf") && !f.ends_with(".partial"))
     );
     assert_eq!(store.metrics().verify_failures.get(), 1);
+    // Disjoint from fetch errors: the alert adds the two without counting one twice.
+    assert_eq!(store.metrics().download_errors.get(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,13 +390,16 @@ async fn a_source_that_is_briefly_unavailable_is_asked_again() {
             .collect();
     });
     let tmp = tempfile::tempdir().unwrap();
-    let pulled = store(tmp.path())
+    let store = store(tmp.path());
+    let pulled = store
         .pull(&request(&srv.url("/m.gguf"), Some(&hex)))
         .await
         .unwrap();
     assert_eq!(pulled.sha256, hex);
     let methods: Vec<String> = srv.seen().into_iter().map(|s| s.method).collect();
     assert_eq!(methods, ["HEAD", "HEAD", "HEAD", "GET", "GET"]);
+    // Every failed attempt counts, retried or not: a flaky source shows before it fails.
+    assert_eq!(store.metrics().download_errors.get(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -403,10 +408,12 @@ async fn a_missing_source_is_not_asked_again() {
     let srv = server(&body).await;
     srv.with(|b| b.fail_next = [("HEAD", 404)].into_iter().collect());
     let tmp = tempfile::tempdir().unwrap();
-    let err = store(tmp.path())
+    let store = store(tmp.path());
+    let err = store
         .pull(&request(&srv.url("/m.gguf"), None))
         .await
         .unwrap_err();
+    assert_eq!(store.metrics().download_errors.get(), 1);
     assert!(
         matches!(
             &err,

@@ -269,6 +269,8 @@ async fn status_readiness_and_metrics() {
     ] {
         assert!(text.contains(name), "{name} missing");
     }
+    let slots = format!("\nllamafleet_agent_slots {}\n", serve_support::SLOTS);
+    assert!(text.contains(&slots), "{text}");
     let (status, doc) = call(&state, get("/openapi.json")).await;
     assert_eq!(status, StatusCode::OK);
     for path in [

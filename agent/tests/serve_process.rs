@@ -199,3 +199,51 @@ async fn status_shows_download_bytes_of_total_while_pulling() {
     assert_eq!(status["download"]["total"], total);
     assert_eq!(status["sha256"], SHA256);
 }
+
+/// A source that answers 404 fails the startup at once; the agent still answers `/metrics` and
+/// `/status` for `--failure-linger` (so Prometheus scrapes the failed attempt that
+/// `LlamafleetDownloadFailing` watches, and the operator reads why), then exits non-zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_download_is_scraped_before_the_agent_exits() {
+    let origin = TestServer::start(Behaviour::default()).await;
+    origin.with(|b| b.fail_next = [("HEAD", 404)].into_iter().collect());
+    let url = origin.url("/missing.gguf");
+    let mut server = launch(
+        OsStr::new(&url),
+        None,
+        &["--allow-http", "--failure-linger", "5"],
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Ok(r) = reqwest::get(format!("{}/status", server.base)).await {
+            let status = r.json_value().await;
+            if status["phase"] == "failed" {
+                break status;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        status["error"].as_str().unwrap_or("").contains("404"),
+        "{status}"
+    );
+    let metrics = server.text("/metrics").await;
+    assert!(
+        metrics.contains("\nllamafleet_agent_download_errors_total 1\n"),
+        "{metrics}"
+    );
+    let (code, _) = get_json(format!("{}/readyz", server.base)).await;
+    assert_eq!(code, 503);
+    let exit = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "no exit after the linger"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!exit.success(), "{exit:?}");
+}

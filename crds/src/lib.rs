@@ -12,6 +12,7 @@
 
 pub mod crdgen;
 pub mod deployment;
+pub mod metrics;
 pub mod model;
 pub mod reference;
 pub mod routing;

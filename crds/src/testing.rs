@@ -2,6 +2,7 @@
 //! documents, and the `kubernetes-validate` tool. Panics are the point here: they fail a test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -72,4 +73,70 @@ pub fn kubernetes_validate(extra: &[&str], files: &[PathBuf]) -> Option<String> 
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{TOOL} failed:\n{report}");
     Some(report)
+}
+
+/// Chart files whose queries name metrics: the Grafana dashboard and the alert rules.
+pub const CHART_QUERY_FILES: [&str; 2] = [
+    "charts/llamafleet/files/dashboard.json",
+    "charts/llamafleet/templates/prometheusrule.yaml",
+];
+
+/// Every `llamafleet_*` metric name in `text`, histogram suffixes (`_bucket`, `_sum`,
+/// `_count`) stripped to the family name.
+pub fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("llamafleet_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(family_name(&tail[..end]).to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// Every metric the chart's dashboard and alerts query ([`CHART_QUERY_FILES`]).
+pub fn chart_metric_names() -> BTreeSet<String> {
+    CHART_QUERY_FILES
+        .iter()
+        .flat_map(|f| metric_names(&std::fs::read_to_string(repo_root().join(f)).unwrap()))
+        .collect()
+}
+
+fn family_name(series: &str) -> &str {
+    ["_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|s| series.strip_suffix(s))
+        .unwrap_or(series)
+}
+
+/// The families of a Prometheus text exposition with the label names their series carry
+/// (`le` of histogram buckets left out). Label values must not contain `,` or `=` (enough for
+/// test fixtures).
+pub fn exposition_labels(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut families: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let end = line.find(['{', ' ']).unwrap_or(line.len());
+        let labels = families
+            .entry(family_name(&line[..end]).to_string())
+            .or_default();
+        if let Some(inner) = line[end..]
+            .strip_prefix('{')
+            .and_then(|r| r.split('}').next())
+        {
+            let names = inner.split(',').filter_map(|pair| pair.split('=').next());
+            labels.extend(
+                names
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty() && *n != "le")
+                    .map(String::from),
+            );
+        }
+    }
+    families
 }

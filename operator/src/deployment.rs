@@ -130,6 +130,14 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
     let mut desired = status::observed(&llmd, &plan, &live, &agents, &now);
     status::with_rollout(&mut desired, &llmd, rollout.rollout.clone(), &now);
     status::write_if_changed(&api, &name, llmd.status.as_ref(), &desired).await?;
+    // After the routing table and status are written: the gauges show what is in force.
+    let weights: Vec<(&str, i32)> = plan
+        .variants
+        .iter()
+        .map(|v| (v.name.as_str(), v.weight))
+        .collect();
+    let step = rollout.rollout.as_ref().map(|r| r.step.unwrap_or(0));
+    ctx.metrics.set_deployment(&ns, &name, &weights, step);
     if let Some(n) = &rollout.notice {
         ctx.metrics
             .rollout_decisions

@@ -1,5 +1,8 @@
 //! Prometheus metrics of the operator, served on `/metrics`.
 
+use std::collections::{BTreeSet, HashMap};
+
+use prometheus::core::Collector;
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -25,6 +28,12 @@ pub struct Metrics {
     /// `llamafleet_operator_rollbacks_total{namespace,llmdeployment}`: what the
     /// `LlamafleetRolloutRolledBack` alert watches.
     pub rollbacks: IntCounterVec,
+    /// `llamafleet_operator_variant_weight{namespace,llmdeployment,variant}`: percent of the
+    /// traffic the routing table last written gives the variant (mid-rollout, not the spec's).
+    pub variant_weight: IntGaugeVec,
+    /// `llamafleet_operator_rollout_step{namespace,llmdeployment}`: `status.rollout.step` of a
+    /// Progressive deployment (0 while it waits for the candidate); absent for Manual ones.
+    pub rollout_step: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -83,6 +92,22 @@ impl Metrics {
             &["namespace", "llmdeployment"],
         )
         .expect("valid metric");
+        let variant_weight = IntGaugeVec::new(
+            Opts::new(
+                "llamafleet_operator_variant_weight",
+                "Percent of traffic routed to each variant, as last written",
+            ),
+            &["namespace", "llmdeployment", "variant"],
+        )
+        .expect("valid metric");
+        let rollout_step = IntGaugeVec::new(
+            Opts::new(
+                "llamafleet_operator_rollout_step",
+                "Step in force of a progressive rollout (0: waiting for the candidate)",
+            ),
+            &["namespace", "llmdeployment"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errors.clone()),
@@ -90,6 +115,8 @@ impl Metrics {
             Box::new(managed.clone()),
             Box::new(rollout_decisions.clone()),
             Box::new(rollbacks.clone()),
+            Box::new(variant_weight.clone()),
+            Box::new(rollout_step.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -101,6 +128,41 @@ impl Metrics {
             managed,
             rollout_decisions,
             rollbacks,
+            variant_weight,
+            rollout_step,
+        }
+    }
+
+    /// Records what one LlmDeployment's reconcile put in force: each variant's weight (the
+    /// series of variants it no longer has go) and, for a Progressive one, the rollout step.
+    pub fn set_deployment(&self, ns: &str, name: &str, weights: &[(&str, i32)], step: Option<u32>) {
+        let current: BTreeSet<&str> = weights.iter().map(|(v, _)| *v).collect();
+        remove_where(&self.variant_weight, |l| {
+            l["namespace"] == ns && l["llmdeployment"] == name && !current.contains(l["variant"])
+        });
+        for (variant, weight) in weights {
+            self.variant_weight
+                .with_label_values(&[ns, name, *variant])
+                .set(i64::from(*weight));
+        }
+        match step {
+            Some(step) => self
+                .rollout_step
+                .with_label_values(&[ns, name])
+                .set(i64::from(step)),
+            None => {
+                let _ = self.rollout_step.remove_label_values(&[ns, name]);
+            }
+        }
+    }
+
+    /// Drops the per-deployment gauges of LlmDeployments that are gone: a deleted object gets
+    /// no reconcile, so the controller loop calls this with the `(namespace, name)`s it holds.
+    pub fn retain_deployments(&self, live: &BTreeSet<(String, String)>) {
+        for gauge in [&self.variant_weight, &self.rollout_step] {
+            remove_where(gauge, |l| {
+                !live.contains(&(l["namespace"].to_owned(), l["llmdeployment"].to_owned()))
+            });
         }
     }
 
@@ -109,5 +171,65 @@ impl Metrics {
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
+    }
+}
+
+/// Removes the series of `gauge` whose labels (by name) satisfy `drop`.
+fn remove_where(gauge: &IntGaugeVec, drop: impl Fn(&HashMap<&str, &str>) -> bool) {
+    for family in gauge.collect() {
+        for metric in family.get_metric() {
+            let labels: HashMap<&str, &str> = metric
+                .get_label()
+                .iter()
+                .map(|l| (l.name(), l.value()))
+                .collect();
+            if drop(&labels) {
+                let _ = gauge.remove(&labels);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn weight_series(m: &Metrics) -> Vec<String> {
+        m.render()
+            .lines()
+            .filter(|l| l.starts_with("llamafleet_operator_variant_weight{"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn gauges_follow_variants_and_deleted_deployments_go() {
+        let m = Metrics::new();
+        m.set_deployment("a", "chat", &[("blue", 90), ("green", 10)], Some(1));
+        m.set_deployment("b", "chat", &[("main", 100)], None);
+        // green removed from the spec: its series goes, blue's stays.
+        m.set_deployment("a", "chat", &[("blue", 100)], Some(0));
+        assert_eq!(
+            weight_series(&m),
+            [
+                r#"llamafleet_operator_variant_weight{llmdeployment="chat",namespace="a",variant="blue"} 100"#,
+                r#"llamafleet_operator_variant_weight{llmdeployment="chat",namespace="b",variant="main"} 100"#,
+            ]
+        );
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"llamafleet_operator_rollout_step{llmdeployment="chat",namespace="a"} 0"#
+            )
+        );
+        assert!(
+            !text.contains(r#"rollout_step{llmdeployment="chat",namespace="b"}"#),
+            "Manual"
+        );
+
+        m.retain_deployments(&BTreeSet::from([("b".to_owned(), "chat".to_owned())]));
+        assert_eq!(weight_series(&m).len(), 1);
+        assert!(!m.render().contains("llamafleet_operator_rollout_step{"));
     }
 }

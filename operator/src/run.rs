@@ -227,6 +227,9 @@ fn serve_http(addr: SocketAddr, metrics: Arc<Metrics>) -> tokio::task::JoinHandl
     tokio::spawn(async move {
         match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => {
+                // With `--listen …:0` the port is only known here (the e2e suite reads it).
+                let listen = listener.local_addr().map_or(addr, |a| a);
+                tracing::info!(%listen, "serving /metrics and /healthz");
                 if let Err(e) = axum::serve(listener, http::app(metrics)).await {
                     tracing::error!(error = %e, "HTTP server stopped");
                 }
@@ -296,9 +299,15 @@ async fn run_deployments(
             move |m| deployments_using(&store, &m),
         )
         .graceful_shutdown_on(stop)
-        .run(deployment::reconcile, deployment::error_policy, ctx)
+        .run(deployment::reconcile, deployment::error_policy, ctx.clone())
         .for_each(|result| {
-            managed.set(i64::try_from(counted.state().len()).unwrap_or(i64::MAX));
+            let held = counted.state();
+            managed.set(i64::try_from(held.len()).unwrap_or(i64::MAX));
+            // Deleted deployments get no reconcile; their children's deletion gets here.
+            let live = held
+                .iter()
+                .map(|d| (d.namespace().unwrap_or_default(), d.name_any()));
+            ctx.metrics.retain_deployments(&live.collect());
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller event");
             }

@@ -489,6 +489,47 @@ fn progressive_pvc_hpa_scheduling_and_variant_override() {
     assert_eq!(table.sticky_header.as_deref(), Some("x-session-id"));
 }
 
+/// `targetQueueDepth` asks the custom metrics API for the gauge the agent really exports (an
+/// HPA on a name nobody exports reports `FailedGetPodsMetric` and never scales).
+#[test]
+fn queue_depth_hpa_names_the_agents_queue_gauge() {
+    let mut plan = plan_example(&["migration/02-green-10.yaml", "progressive.yaml"]);
+    plan.spec.autoscaling.as_mut().unwrap().target_queue_depth = Some(4);
+    let opts = BuildOptions {
+        agent_image: IMAGE.into(),
+        owner: Some(owner()),
+        cache_path: CACHE_DIR.into(),
+    };
+    let c = build::build(&plan, &opts);
+    let metrics = c.variants[0].hpa.clone().unwrap().spec.unwrap().metrics;
+    let pods = metrics.unwrap()[1].pods.clone().unwrap();
+    assert_eq!(pods.metric.name, "llamafleet_agent_queue_depth");
+    assert_eq!(
+        pods.metric.name,
+        llamafleet_crds::metrics::AGENT_QUEUE_DEPTH
+    );
+    assert_eq!(pods.target.type_, "AverageValue");
+    assert_eq!(pods.target.average_value, Some(Quantity("4".into())));
+}
+
+/// The agents' ServiceMonitor copies `llamafleet.dev/variant` of a Service into the `variant`
+/// label of its series; on the router's Service it must be absent, or the router's own
+/// per-variant series would be renamed `exported_variant` (it does not honour labels).
+#[test]
+fn router_service_carries_no_variant_label() {
+    let c = build_example(&["migration/02-green-10.yaml"]);
+    for labels in [&c.service.metadata.labels, &c.router.metadata.labels] {
+        assert!(
+            !labels
+                .as_ref()
+                .unwrap()
+                .contains_key("llamafleet.dev/variant")
+        );
+    }
+    let variant = c.variants[0].service.metadata.labels.as_ref().unwrap();
+    assert_eq!(variant["llamafleet.dev/variant"], "blue");
+}
+
 #[test]
 fn rollout_weights_go_into_the_table_and_a_retired_variant_scales_to_zero() {
     let mut plan = plan_example(&["migration/02-green-10.yaml", "progressive.yaml"]);

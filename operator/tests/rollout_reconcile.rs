@@ -207,6 +207,22 @@ async fn spec_shift_starts_at_the_first_step() {
         text.contains(r#"llamafleet_operator_rollout_decisions_total{decision="started"} 1"#),
         "{text}"
     );
+    assert_in_force(&text, (90, 10), 1);
+}
+
+/// The operator's gauges (dashboard: weights and step) hold what the reconcile put in force.
+fn assert_in_force(text: &str, (blue, green): (i32, i32), step: u32) {
+    let at = r#"llmdeployment="assistant",namespace="default""#;
+    for series in [
+        format!(r#"llamafleet_operator_variant_weight{{{at},variant="blue"}} {blue}"#),
+        format!(r#"llamafleet_operator_variant_weight{{{at},variant="green"}} {green}"#),
+        format!("llamafleet_operator_rollout_step{{{at}}} {step}"),
+    ] {
+        assert!(
+            text.lines().any(|l| l == series),
+            "{series} missing:\n{text}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -270,6 +286,7 @@ async fn failing_step_rolls_back_with_a_warning() {
     let alerted =
         r#"llamafleet_operator_rollbacks_total{llmdeployment="assistant",namespace="default"} 1"#;
     assert!(text.contains(alerted), "{text}");
+    assert_in_force(&text, BLUE_ONLY, 1);
 
     // The next reconcile of the same generation stays rolled back and writes nothing.
     llmd.status = Some(serde_json::from_value(body["status"].clone()).unwrap());

@@ -1,15 +1,34 @@
 //! The Helm chart, offline: its CRDs are the generated ones, `helm lint` is clean, what it
 //! renders passes `kubernetes-validate --strict`, the operator Deployment is hardened,
 //! `manifests/install.yaml` is exactly the rendered chart, the alert rules pass `promtool`
-//! (syntax, and unit tests in `alerts_test.yaml`), and every metric the rules and the dashboard
-//! use is documented. A missing tool skips its test (and fails under CI).
+//! (syntax, and unit tests in `alerts_test.yaml`), every metric the rules and the dashboard
+//! use is documented and exported (the operator's here, the agent's in
+//! `agent/tests/chart_metrics.rs`), and labels reach Prometheus unrenamed. A missing tool
+//! skips its test (and fails under CI).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::collections::BTreeSet;
+
+use llamafleet_crds::metrics::AGENT_QUEUE_DEPTH;
+use llamafleet_crds::testing::{chart_metric_names, exposition_labels, metric_names};
 use llamafleet_e2e::{helm, repo_root, run_ok, tool, yaml_documents};
+use llamafleet_operator::metrics::Metrics;
 use serde_json::Value;
+
+/// Labels Prometheus Operator gives every series of a ServiceMonitor's targets: a series
+/// carrying one of its own is renamed `exported_<label>` unless the endpoint honours labels.
+const TARGET_LABELS: [&str; 7] = [
+    "namespace",
+    "service",
+    "pod",
+    "container",
+    "endpoint",
+    "job",
+    "instance",
+];
 
 /// Values that turn every optional object on.
 const ALL_ON: [&str; 6] = [
@@ -202,25 +221,6 @@ fn install_yaml_is_the_rendered_chart() {
     );
 }
 
-/// Every `llamafleet_*` metric name in `text`.
-fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
-    let mut names = std::collections::BTreeSet::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("llamafleet_") {
-        let tail = &rest[i..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(tail.len());
-        let name = tail[..end]
-            .trim_end_matches("_bucket")
-            .trim_end_matches("_count")
-            .trim_end_matches("_sum");
-        names.insert(name.to_string());
-        rest = &tail[end..];
-    }
-    names
-}
-
 #[test]
 fn alert_rules_pass_promtool_and_use_documented_metrics() {
     let Some(helm) = helm() else { return };
@@ -296,4 +296,99 @@ fn secret_reads_can_be_turned_off() {
         "never list or watch"
     );
     assert!(secrets_rule(&["--set", "rbac.modelSourceSecrets=false"]).is_none());
+}
+
+/// The operator's `/metrics` with a series in every family (a vector without one renders
+/// nothing): a new family the chart queries needs a line here.
+fn operator_exposition() -> String {
+    let m = Metrics::new();
+    m.reconciles.with_label_values(&["llmdeployment"]).inc();
+    m.errors.with_label_values(&["llmdeployment", "Kube"]).inc();
+    m.duration
+        .with_label_values(&["llmdeployment"])
+        .observe(0.1);
+    m.managed.with_label_values(&["LlmDeployment"]).set(1);
+    m.rollout_decisions.with_label_values(&["started"]).inc();
+    m.rollbacks.with_label_values(&["apps", "chat"]).inc();
+    m.set_deployment("apps", "chat", &[("blue", 90), ("green", 10)], Some(1));
+    m.render()
+}
+
+/// A renamed or dropped series fails here rather than leaving a panel or an alert silent.
+#[test]
+fn chart_queries_only_series_the_operator_exports() {
+    let exported = exposition_labels(&operator_exposition());
+    let used = chart_metric_names();
+    assert!(used.len() >= 20, "{used:?}");
+    for name in &used {
+        assert!(
+            [
+                "llamafleet_operator_",
+                "llamafleet_agent_",
+                "llamafleet_router_"
+            ]
+            .iter()
+            .any(|p| name.starts_with(p)),
+            "{name} has no exporter's prefix, so no test checks that it exists"
+        );
+        if name.starts_with("llamafleet_operator_") {
+            assert!(
+                exported.contains_key(name),
+                "the chart queries {name}, which the operator does not export"
+            );
+        }
+    }
+}
+
+/// The operator's per-LlmDeployment series carry `namespace`: without `honorLabels` the
+/// rollback alert and the rollout panels would name the operator's namespace instead.
+#[test]
+fn operator_labels_reach_prometheus_unrenamed() {
+    let Some(helm) = helm() else { return };
+    let docs = yaml_documents(&template(&helm, &ALL_ON));
+    let monitors = find(&docs, "ServiceMonitor");
+    let endpoint = |suffix: &str| {
+        let monitor = monitors
+            .iter()
+            .find(|m| m["metadata"]["name"].as_str().unwrap().ends_with(suffix))
+            .unwrap();
+        monitor["spec"]["endpoints"][0].clone()
+    };
+    let clashing: BTreeSet<String> = exposition_labels(&operator_exposition())
+        .into_values()
+        .flatten()
+        .filter(|l| TARGET_LABELS.contains(&l.as_str()))
+        .collect();
+    assert!(clashing.contains("namespace"), "{clashing:?}");
+    assert_eq!(
+        endpoint("-operator")["honorLabels"],
+        true,
+        "the operator's {clashing:?} labels would arrive as exported_*"
+    );
+    // Agents run in application namespaces; their series carry no target label
+    // (agent/tests/chart_metrics.rs), and the scrape's labels stay authoritative.
+    assert_eq!(endpoint("-agents")["honorLabels"], Value::Null);
+}
+
+/// The prometheus-adapter rule in docs/metrics.md serves the series the variant HPA asks for.
+#[test]
+fn documented_adapter_rule_serves_the_queue_depth_hpa_metric() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/metrics.md")).unwrap();
+    let section = doc
+        .split("## Autoscaling on queue depth")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let block = section.split("```yaml\n").nth(1).unwrap();
+    let values = &yaml_documents(block.split("```").next().unwrap())[0];
+    let rule = &values["rules"]["custom"][0];
+    let query = rule["seriesQuery"].as_str().unwrap();
+    assert_eq!(
+        metric_names(query),
+        BTreeSet::from([AGENT_QUEUE_DEPTH.to_string()])
+    );
+    assert_eq!(rule["name"]["as"], AGENT_QUEUE_DEPTH);
+    assert_eq!(rule["resources"]["overrides"]["pod"]["resource"], "pod");
 }

@@ -2,7 +2,8 @@
 //! quickstart converges to Ready with owned children; the Saiga → Vistral migration applied
 //! commit by commit moves weights through the routing ConfigMap alone, schedules the GPU
 //! variant only on the GPU node and garbage-collects the removed variant; a missing model is a
-//! condition and an Event; deleting the LlmDeployment removes everything it owned.
+//! condition and an Event; deleting the LlmDeployment removes everything it owned, and its
+//! series from the operator's `/metrics`.
 //! One test function, because one operator process watches every namespace.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -28,12 +29,12 @@ fn operator_drives_quickstart_migration_and_deletion_on_a_real_cluster() {
     c.install_crds();
     let operator = c.start_operator();
 
-    quickstart_becomes_ready_with_owned_children(&c);
+    quickstart_becomes_ready_with_owned_children(&c, &operator);
     migration_steps_follow_git(&c);
     missing_model_is_a_condition_and_an_event(&c, &operator);
 }
 
-fn quickstart_becomes_ready_with_owned_children(c: &Cluster) {
+fn quickstart_becomes_ready_with_owned_children(c: &Cluster, operator: &Operator) {
     let ns = c.namespace("e2e-quickstart");
     apply(c, &ns.name, "quickstart.yaml");
     let ready = "{.status.conditions[?(@.type==\"Ready\")].status}";
@@ -66,12 +67,22 @@ fn quickstart_becomes_ready_with_owned_children(c: &Cluster) {
         "CPU variant requests a GPU"
     );
 
-    // Deleting the LlmDeployment garbage-collects every child.
+    // The dashboard's weight panel: the weight in force, under the LlmDeployment's namespace.
+    let weight = format!(
+        "llamafleet_operator_variant_weight{{llmdeployment=\"chat\",namespace=\"{}\",variant=\"main\"}} 100",
+        ns.name
+    );
+    assert!(operator.metrics().contains(&weight), "{weight} missing");
+
+    // Deleting the LlmDeployment garbage-collects every child, and drops its series.
     c.kubectl_ok(&["delete", "-n", &ns.name, "llmd/chat"]);
     c.wait_until("children garbage-collected", CONVERGE_SECONDS, || {
         !exists(c, &ns.name, "deployment/chat-main")
             && !exists(c, &ns.name, "deployment/chat-router")
             && !exists(c, &ns.name, "configmap/chat-routing")
+    });
+    c.wait_until("its series dropped", CONVERGE_SECONDS, || {
+        !operator.metrics().contains(&weight)
     });
 }
 

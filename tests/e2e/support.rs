@@ -3,6 +3,7 @@
 //! cluster is configured, so `cargo test` on a laptop without one stays green and says so.
 #![forbid(unsafe_code)]
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -214,6 +215,27 @@ impl Operator {
                     && f["name"] == name
             })
             .count()
+    }
+}
+
+impl Operator {
+    /// The operator's `/metrics` text, from the address it logged (it listens on port 0).
+    pub fn metrics(&self) -> String {
+        let text = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+        let listen = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["fields"]["message"] == "serving /metrics and /healthz")
+            .and_then(|v| v["fields"]["listen"].as_str().map(str::to_owned))
+            .expect("the operator logged its listen address");
+        // HTTP/1.0: the server closes the connection after the answer, so read to the end.
+        let mut stream = std::net::TcpStream::connect(&listen).expect("connect to /metrics");
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+            .expect("send the request");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read /metrics");
+        answer
     }
 }
 

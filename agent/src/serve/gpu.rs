@@ -13,7 +13,14 @@ use prometheus::proto::MetricFamily;
 use prometheus::{GaugeVec, Opts};
 
 /// Labels of every GPU series: NVML index, stable UUID, product name.
-const LABELS: &[&str] = &["gpu", "uuid", "name"];
+pub const LABELS: &[&str] = &["gpu", "uuid", "name"];
+/// Names of the GPU series, public so that checks of the chart's dashboard and alerts know
+/// them on machines without a GPU (where the collector does not exist).
+pub const FAMILIES: [&str; 4] = [UTILIZATION, MEMORY_USED, MEMORY_TOTAL, TEMPERATURE];
+const UTILIZATION: &str = "llamafleet_agent_gpu_utilization_ratio";
+const MEMORY_USED: &str = "llamafleet_agent_gpu_memory_used_bytes";
+const MEMORY_TOTAL: &str = "llamafleet_agent_gpu_memory_total_bytes";
+const TEMPERATURE: &str = "llamafleet_agent_gpu_temperature_celsius";
 
 /// Per-GPU utilisation, memory and temperature, read from NVML on each scrape.
 pub struct GpuCollector {
@@ -61,21 +68,12 @@ impl GpuCollector {
         Ok(GpuCollector {
             nvml,
             utilization: gauge(
-                "llamafleet_agent_gpu_utilization_ratio",
+                UTILIZATION,
                 "Fraction of the last NVML sample period in which a kernel ran on the GPU",
             )?,
-            memory_used: gauge(
-                "llamafleet_agent_gpu_memory_used_bytes",
-                "GPU memory allocated",
-            )?,
-            memory_total: gauge(
-                "llamafleet_agent_gpu_memory_total_bytes",
-                "GPU memory installed",
-            )?,
-            temperature: gauge(
-                "llamafleet_agent_gpu_temperature_celsius",
-                "GPU die temperature",
-            )?,
+            memory_used: gauge(MEMORY_USED, "GPU memory allocated")?,
+            memory_total: gauge(MEMORY_TOTAL, "GPU memory installed")?,
+            temperature: gauge(TEMPERATURE, "GPU die temperature")?,
             sweep: Mutex::new(()),
         })
     }

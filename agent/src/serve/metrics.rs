@@ -39,6 +39,8 @@ pub struct EngineMetrics {
     pub queue_depth: IntGauge,
     /// Slots in use.
     pub busy_slots: IntGauge,
+    /// Slots in total (`--parallel`), so dashboards show busy against capacity.
+    pub slots: IntGauge,
     /// KV cache cells holding tokens.
     pub kv_cells_used: IntGauge,
     /// KV cache cells in total.
@@ -111,11 +113,13 @@ impl ServeMetrics {
                 "Generation speed of each request after its first token",
                 TOKENS_PER_SECOND_BUCKETS,
             )?,
+            // The variant HPA names this series (targetQueueDepth): one constant for both.
             queue_depth: IntGauge::new(
-                "llamafleet_agent_queue_depth",
+                llamafleet_crds::metrics::AGENT_QUEUE_DEPTH,
                 "Requests accepted and waiting for a slot",
             )?,
             busy_slots: IntGauge::new("llamafleet_agent_slots_busy", "Slots in use")?,
+            slots: IntGauge::new("llamafleet_agent_slots", "Parallel slots in total")?,
             kv_cells_used: IntGauge::new(
                 "llamafleet_agent_kv_cache_used_cells",
                 "KV cache cells holding tokens (including reusable prefixes of idle slots)",
@@ -140,6 +144,7 @@ impl ServeMetrics {
         registry.register(Box::new(e.tokens_per_second.clone()))?;
         registry.register(Box::new(e.queue_depth.clone()))?;
         registry.register(Box::new(e.busy_slots.clone()))?;
+        registry.register(Box::new(e.slots.clone()))?;
         registry.register(Box::new(e.kv_cells_used.clone()))?;
         registry.register(Box::new(e.kv_cells_total.clone()))?;
         registry.register(Box::new(e.load_seconds.clone()))?;

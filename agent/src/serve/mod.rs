@@ -12,4 +12,4 @@ pub mod state;
 
 pub use http::app;
 pub(crate) use startup::shutdown_signal;
-pub use startup::{ServeConfig, model_name as startup_model_name, run};
+pub use startup::{FAILURE_LINGER, ServeConfig, model_name as startup_model_name, run};

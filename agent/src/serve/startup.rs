@@ -1,5 +1,6 @@
 //! The `serve` lifecycle: bind first (so probes answer while downloading), pull, verify,
-//! load under a crash marker, warm up, serve; on SIGTERM drain within a grace period.
+//! load under a crash marker, warm up, serve; on SIGTERM drain within a grace period. A failed
+//! startup stays observable for [`FAILURE_LINGER`] before it exits.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +18,11 @@ use crate::store::{
 
 /// How often `/status` copies the download counter while a model downloads.
 const DOWNLOAD_POLL: Duration = Duration::from_millis(500);
+/// A failed startup (pull, verification, load) keeps answering `/metrics` and `/status` this
+/// long before it exits: a pod that died at once would never be scraped, so the download
+/// alert and the operator's status would not see why it crash-loops. Two scrapes at the
+/// chart's 30 s interval.
+pub const FAILURE_LINGER: Duration = Duration::from_secs(60);
 
 /// Everything `serve` needs, as parsed from the command line.
 #[derive(Debug, Clone)]
@@ -43,6 +49,8 @@ pub struct ServeConfig {
     pub grace: Duration,
     /// Cached models to keep besides the served one (see [`super::keep`]).
     pub keep_file: Option<PathBuf>,
+    /// How long a failed startup keeps `/metrics` and `/status` up before exiting.
+    pub failure_linger: Duration,
 }
 
 impl ServeConfig {
@@ -73,6 +81,7 @@ impl ServeConfig {
             preset_file: None,
             grace: Duration::from_secs(30),
             keep_file: None,
+            failure_linger: FAILURE_LINGER,
         }
     }
 }
@@ -125,6 +134,11 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         result = start(&state, config.clone()) => {
             if let Err(e) = result {
                 state.update(|s| { s.phase = Phase::Failed; s.error = Some(format!("{e:#}")); });
+                tracing::error!(error = %format!("{e:#}"), linger_seconds = config.failure_linger.as_secs(), "startup failed; exiting after the linger");
+                tokio::select! {
+                    () = tokio::time::sleep(config.failure_linger) => {}
+                    _ = signalled.changed() => {}
+                }
                 return Err(e);
             }
         }

@@ -17,6 +17,9 @@ pub struct StoreMetrics {
     pub download_duration: Histogram,
     /// Downloads whose sha256 did not match.
     pub verify_failures: IntCounter,
+    /// Fetch attempts (HEAD or GET) that failed, retried ones included: what the
+    /// `LlamafleetDownloadFailing` alert watches besides verify failures.
+    pub download_errors: IntCounter,
     /// Pulls answered from the cache.
     pub cache_hits: IntCounter,
     /// Pulls that had to fetch.
@@ -38,6 +41,7 @@ impl StoreMetrics {
         registry.register(Box::new(m.bytes_downloaded.clone()))?;
         registry.register(Box::new(m.download_duration.clone()))?;
         registry.register(Box::new(m.verify_failures.clone()))?;
+        registry.register(Box::new(m.download_errors.clone()))?;
         registry.register(Box::new(m.cache_hits.clone()))?;
         registry.register(Box::new(m.cache_misses.clone()))?;
         registry.register(Box::new(m.download_size.clone()))?;
@@ -64,6 +68,10 @@ impl StoreMetrics {
             verify_failures: IntCounter::new(
                 "llamafleet_agent_verify_failures_total",
                 "Model downloads rejected because their sha256 did not match",
+            )?,
+            download_errors: IntCounter::new(
+                "llamafleet_agent_download_errors_total",
+                "Failed attempts to fetch a model from its source, retried ones included",
             )?,
             cache_hits: IntCounter::new(
                 "llamafleet_agent_cache_hits_total",
@@ -111,7 +119,8 @@ mod tests {
             names.contains(&"llamafleet_agent_cache_hits_total".to_owned()),
             "{names:?}"
         );
-        assert_eq!(names.len(), 9);
+        assert_eq!(names.len(), 10);
+        assert!(names.contains(&"llamafleet_agent_download_errors_total".to_owned()));
         assert!(names.contains(&"llamafleet_agent_download_size_bytes".to_owned()));
         assert!(names.contains(&"llamafleet_agent_cache_evictions_total".to_owned()));
         assert!(

@@ -192,7 +192,11 @@ impl Store {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match http::head(access, url).await {
+            let result = http::head(access, url).await;
+            if result.is_err() {
+                self.metrics.download_errors.inc();
+            }
+            match result {
                 Ok(head) => return Ok(head),
                 Err(e) if e.is_retryable() && attempt < self.config.max_attempts => {
                     tracing::warn!(%url, attempt, error = %e, "HEAD failed; asking again");
@@ -255,6 +259,9 @@ impl Store {
                 &self.metrics,
             )
             .await;
+            if result.is_err() {
+                self.metrics.download_errors.inc();
+            }
             match result {
                 Ok(written) => break Ok(written),
                 Err(e) if e.is_retryable() && attempt < self.config.max_attempts => {

@@ -37,8 +37,9 @@ const READINESS_FAILURE_THRESHOLD: i32 = 3;
 const TERMINATION_GRACE_SECONDS: i64 = 120;
 /// Pods of a variant that may be down at once during voluntary disruptions.
 const PDB_MAX_UNAVAILABLE: i32 = 1;
-/// Pods metric the agent exports for queue-depth autoscaling (needs a custom-metrics adapter).
-pub const QUEUE_DEPTH_METRIC: &str = "llamafleet_queue_depth";
+/// Pods metric of queue-depth autoscaling: the agent's own gauge, served under its Prometheus
+/// name by a custom-metrics adapter (docs/metrics.md has the prometheus-adapter rule).
+pub const QUEUE_DEPTH_METRIC: &str = llamafleet_crds::metrics::AGENT_QUEUE_DEPTH;
 
 /// All objects of one variant.
 pub fn objects(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> VariantObjects {

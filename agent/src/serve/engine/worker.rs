@@ -87,6 +87,7 @@ pub(crate) fn run(
         .metrics
         .kv_cells_total
         .set(i64::from(config.ctx) * i64::from(config.parallel));
+    setup.metrics.slots.set(i64::from(config.parallel));
     let slots = (0..config.parallel)
         .map(|i| Slot {
             seq: i as i32,
