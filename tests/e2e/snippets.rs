@@ -255,4 +255,47 @@ mod tests {
             ]
         );
     }
+
+    /// The languages whose blocks must carry a marker: what a reader would run.
+    const RUNNABLE: &[&str] = &["sh", "python"];
+
+    /// A new `sh` or `python` block in the docs must say whether and where it runs.
+    #[test]
+    fn every_shell_and_python_block_of_the_docs_carries_one_marker() {
+        // At run time, as `llamafleet_crds::testing::repo_root` explains; both crates that
+        // compile this file sit one level below the root.
+        let root = std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+        )
+        .join("..");
+        let mut unmarked = Vec::new();
+        let mut marked = 0;
+        for file in doc_files(&root) {
+            let text = std::fs::read_to_string(root.join(&file)).expect("doc is readable");
+            for b in fenced_blocks(&file, &text) {
+                match &b.mark {
+                    None if RUNNABLE.contains(&b.lang.as_str()) => unmarked.push(b.place),
+                    None => {}
+                    Some(Mark::Checked(runner, lang)) => {
+                        assert!(
+                            runs(*runner, lang),
+                            "{}: no {runner:?} runner for {lang}",
+                            b.place
+                        );
+                        marked += 1;
+                    }
+                    Some(Mark::NotChecked(_)) => marked += 1,
+                }
+            }
+        }
+        assert!(
+            unmarked.is_empty(),
+            "blocks without a marker (<!-- checked: LANG -->, <!-- checked on cluster: LANG --> \
+             or <!-- not checked: REASON --> on the line before the fence): {unmarked:?}"
+        );
+        assert!(
+            marked >= 20,
+            "only {marked} marked blocks: are the docs read?"
+        );
+    }
 }
