@@ -3,9 +3,9 @@
 //! Every block marked `<!-- checked: sh -->` or `<!-- checked: python -->` in `README.md` and
 //! `docs/*.md` (see `tests/e2e/snippets.rs`) runs in document order from the repository root,
 //! with `bash -euo pipefail` or `python3`; only the address `127.0.0.1:8080` is replaced by a
-//! free port of the test's. The test build of `llamafleet-agent` comes first on `PATH` (the
-//! README installs a release build with `cargo install`, which the tests do not run). A block
-//! that runs `llamafleet-agent serve` starts the server the blocks after it call: it is left
+//! free port of the test's, and the docs' `cargo run --release -p llamafleet-agent --` by the
+//! test's own build of that binary (first on `PATH`), which saves a release build of minutes.
+//! A block that runs `llamafleet-agent serve` starts the server the blocks after it call: it is left
 //! running in the background (stopping the one before, which holds the port) until `/readyz`
 //! answers. Every other block must exit 0 and print something (the curl examples use `-f`, so
 //! an HTTP error fails them; the SDKs raise on one), and what [`SHOWS`] lists for it.
@@ -26,6 +26,8 @@ use snippets::{Runner, Snippet, checked_snippets, doc_files, runs};
 
 /// The address the docs' examples call.
 const DOCS_ADDRESS: &str = "127.0.0.1:8080";
+/// How the docs run the agent; the test runs its own build of it instead.
+const DOCS_AGENT: &str = "cargo run --release -p llamafleet-agent --";
 /// Generous "does not hang" bound for one block (a few short generations on 2 shared cores).
 const BLOCK_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a `serve` block may take to answer `/readyz` (loading the model, and copying it
@@ -183,8 +185,9 @@ fn docs_local_examples_run_against_the_real_agent() {
     // The serve blocks, the curl blocks (quick try, Calling the API, CORS), `cache gc`, and
     // the OpenAI and Ollama SDK blocks.
     assert!(count("sh") >= 6 && count("python") >= 2, "{snippets:#?}");
+    let as_run = |s: &Snippet| s.code.replace(DOCS_AGENT, "llamafleet-agent");
     assert!(
-        snippets.first().is_some_and(|s| starts_server(&s.code)),
+        snippets.first().is_some_and(|s| starts_server(&as_run(s))),
         "the first local block must start the server the others call"
     );
     for s in &snippets {
@@ -216,8 +219,11 @@ fn docs_local_examples_run_against_the_real_agent() {
     let mut server: Option<Background> = None;
     for s in &snippets {
         let started = Instant::now();
-        let code = s.code.replace(DOCS_ADDRESS, &address);
-        if starts_server(&s.code) {
+        let code = s
+            .code
+            .replace(DOCS_ADDRESS, &address)
+            .replace(DOCS_AGENT, "llamafleet-agent");
+        if starts_server(&code) {
             drop(server.take());
             server = Some(Background::start(s, &code, &address));
             eprintln!("{}: ready in {:.1?}", s.place, started.elapsed());
