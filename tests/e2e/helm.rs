@@ -89,17 +89,6 @@ fn helm_install_then_uninstall_leaves_only_the_crds() {
     // Kept by design: deleting a CRD deletes every custom resource of its kind.
     for crd in ["llmmodels.llamafleet.dev", "llmdeployments.llamafleet.dev"] {
         c.kubectl_ok(&["get", "crd", crd]);
-        // Helm applied them server-side as field manager `helm`; hand them back to the suite's
-        // `kubectl apply --server-side` so a later CRD change on a long-lived cluster does not
-        // conflict with a manager that is gone. (`[{}]` clears managedFields.)
-        c.kubectl_ok(&[
-            "patch",
-            "crd",
-            crd,
-            "--type=json",
-            "-p",
-            r#"[{"op":"replace","path":"/metadata/managedFields","value":[{}]}]"#,
-        ]);
     }
-    c.install_crds();
+    c.hand_crds_back();
 }

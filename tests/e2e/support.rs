@@ -122,6 +122,23 @@ impl Cluster {
         self.kubectl_eventually(&["get", "llm,llmd", "-A"]);
     }
 
+    /// Gives the CRDs back to [`Self::install_crds`] after `helm install` applied them
+    /// server-side as field manager `helm`, so a later CRD change on a long-lived cluster does
+    /// not conflict with a manager that is gone. (`[{}]` clears managedFields.)
+    pub fn hand_crds_back(&self) {
+        for crd in ["llmmodels.llamafleet.dev", "llmdeployments.llamafleet.dev"] {
+            self.kubectl_ok(&[
+                "patch",
+                "crd",
+                crd,
+                "--type=json",
+                "-p",
+                r#"[{"op":"replace","path":"/metadata/managedFields","value":[{}]}]"#,
+            ]);
+        }
+        self.install_crds();
+    }
+
     /// JSONPath of one object, as kubectl prints it (empty when the field is absent).
     pub fn jsonpath(&self, ns: &str, object: &str, path: &str) -> String {
         let template = format!("jsonpath={path}");
