@@ -133,7 +133,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 30)]
     grace: u64,
     /// Seconds a failed startup (download, verification, load) keeps /metrics and /status
-    /// up before exiting, so the failure is scraped.
+    /// up before exiting, so the failure is scraped (the operator sets 60 in pods).
     #[arg(long, default_value_t = serve::FAILURE_LINGER.as_secs())]
     failure_linger: u64,
     /// Allowed CORS origin (repeatable; `*` for any). None: no CORS headers.

@@ -18,11 +18,11 @@ use crate::store::{
 
 /// How often `/status` copies the download counter while a model downloads.
 const DOWNLOAD_POLL: Duration = Duration::from_millis(500);
-/// A failed startup (pull, verification, load) keeps answering `/metrics` and `/status` this
-/// long before it exits: a pod that died at once would never be scraped, so the download
-/// alert and the operator's status would not see why it crash-loops. Two scrapes at the
-/// chart's 30 s interval.
-pub const FAILURE_LINGER: Duration = Duration::from_secs(60);
+/// How long a failed startup (pull, verification, load) keeps answering `/metrics` and
+/// `/status` before it exits, unless `--failure-linger` says otherwise. At once by default:
+/// someone at a terminal wants the error, not a wait. In pods the operator asks for a minute,
+/// since a pod that died at once would never be scraped.
+pub const FAILURE_LINGER: Duration = Duration::ZERO;
 
 /// Everything `serve` needs, as parsed from the command line.
 #[derive(Debug, Clone)]

@@ -28,6 +28,10 @@ pub const CACHE_VOLUME: &str = "model-cache";
 /// Liveness starts late and tolerates two minutes of silence: the agent answers `/healthz`
 /// while it downloads, but a node under a multi-GB download can be slow to schedule it.
 const LIVENESS_INITIAL_DELAY_SECONDS: i32 = 60;
+/// Seconds a variant pod whose startup failed (download, verification, load) keeps /metrics
+/// and /status up before exiting: two scrapes at the chart's 30 s interval, so the download
+/// alert and the status see why it crash-loops instead of a pod that died unobserved.
+const FAILURE_LINGER_SECONDS: &str = "60";
 const LIVENESS_PERIOD_SECONDS: i32 = 20;
 const LIVENESS_FAILURE_THRESHOLD: i32 = 6;
 /// Readiness is checked often (it gates traffic) and may fail forever while downloading.
@@ -70,6 +74,7 @@ pub fn serve_args(plan: &Plan, v: &VariantPlan) -> Vec<String> {
     }
     args.extend(["--cache-dir".into(), CACHE_DIR.into()]);
     args.extend(keep::serve_args());
+    args.extend(["--failure-linger".into(), FAILURE_LINGER_SECONDS.into()]);
     args.extend(["--listen".into(), format!("0.0.0.0:{AGENT_PORT}")]);
     args.extend(["--ctx".into(), s.context_length.to_string()]);
     args.extend(["--parallel".into(), s.parallel.to_string()]);
