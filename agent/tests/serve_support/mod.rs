@@ -7,6 +7,8 @@ pub mod process;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, Response};
@@ -41,10 +43,30 @@ pub fn model_path() -> Option<PathBuf> {
 static METRICS: OnceLock<ServeMetrics> = OnceLock::new();
 static ENGINE: OnceLock<Engine> = OnceLock::new();
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// How long a finished test waits for generations it cancelled (dropped streams) to leave the
+/// engine: one decode step of four slots, with room for a loaded machine.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// One test's turn at the shared engine; see [`serial`].
+pub struct Serial(#[allow(dead_code)] tokio::sync::MutexGuard<'static, ()>);
+
+impl Drop for Serial {
+    /// Waits until the engine holds no generation (the test's streams are dropped by now:
+    /// `_g` is its first local), so the next test starts on an idle engine and the last one
+    /// does not let the process exit under a decode, where llama.cpp's static destructors
+    /// crashed the test binary once (SIGSEGV after every test had passed).
+    fn drop(&mut self) {
+        let Some(engine) = ENGINE.get() else { return };
+        let started = Instant::now();
+        while engine.stats().busy_slots.load(Ordering::Relaxed) != 0 && started.elapsed() < SETTLE {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
 
 /// Tests that read slot counts must not overlap; the others are slow on 2 cores anyway.
-pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().await
+pub async fn serial() -> Serial {
+    Serial(SERIAL.lock().await)
 }
 
 pub fn metrics() -> ServeMetrics {
