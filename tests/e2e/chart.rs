@@ -13,22 +13,11 @@ use std::process::Command;
 use std::collections::BTreeSet;
 
 use llamafleet_crds::metrics::AGENT_QUEUE_DEPTH;
+use llamafleet_crds::metrics::PROMETHEUS_TARGET_LABELS;
 use llamafleet_crds::testing::{chart_metric_names, exposition_labels, metric_names};
 use llamafleet_e2e::{helm, repo_root, run_ok, tool, yaml_documents};
 use llamafleet_operator::metrics::Metrics;
 use serde_json::Value;
-
-/// Labels Prometheus Operator gives every series of a ServiceMonitor's targets: a series
-/// carrying one of its own is renamed `exported_<label>` unless the endpoint honours labels.
-const TARGET_LABELS: [&str; 7] = [
-    "namespace",
-    "service",
-    "pod",
-    "container",
-    "endpoint",
-    "job",
-    "instance",
-];
 
 /// Values that turn every optional object on.
 const ALL_ON: [&str; 6] = [
@@ -357,7 +346,7 @@ fn operator_labels_reach_prometheus_unrenamed() {
     let clashing: BTreeSet<String> = exposition_labels(&operator_exposition())
         .into_values()
         .flatten()
-        .filter(|l| TARGET_LABELS.contains(&l.as_str()))
+        .filter(|l| PROMETHEUS_TARGET_LABELS.contains(&l.as_str()))
         .collect();
     assert!(clashing.contains("namespace"), "{clashing:?}");
     assert_eq!(
