@@ -10,9 +10,10 @@
 //! be removed from the cluster. The mount is optional so a missing key can never keep a pod
 //! from starting; the agent reads a missing file as an empty list.
 
-use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, KeyToPath, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 
-use crate::names::{self, KEEP_DIR, KEEP_KEY};
+use super::routing;
+use crate::names::{KEEP_DIR, KEEP_KEY};
 use crate::validate::Plan;
 
 /// Name of the keep-list volume in variant pods.
@@ -31,25 +32,5 @@ pub fn serve_args() -> Vec<String> {
 
 /// The volume (only `keep.yaml` of the routing ConfigMap, optional) and its mount.
 pub fn volume(plan: &Plan) -> (Volume, VolumeMount) {
-    let volume = Volume {
-        name: KEEP_VOLUME.into(),
-        config_map: Some(ConfigMapVolumeSource {
-            name: names::routing_config(&plan.name),
-            items: Some(vec![KeyToPath {
-                key: KEEP_KEY.into(),
-                path: KEEP_KEY.into(),
-                mode: None,
-            }]),
-            optional: Some(true),
-            ..ConfigMapVolumeSource::default()
-        }),
-        ..Volume::default()
-    };
-    let mount = VolumeMount {
-        name: KEEP_VOLUME.into(),
-        mount_path: KEEP_DIR.into(),
-        read_only: Some(true),
-        ..VolumeMount::default()
-    };
-    (volume, mount)
+    routing::key_volume(plan, KEEP_VOLUME, KEEP_KEY, KEEP_DIR, Some(true))
 }

@@ -5,10 +5,11 @@
 //! mounted into the variant pods; a hash of it on the pod template restarts the agents when
 //! presets change (they read the file once, at start).
 
-use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, KeyToPath, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 use sha2::{Digest, Sha256};
 
-use crate::names::{self, PRESETS_DIR, PRESETS_KEY};
+use super::routing;
+use crate::names::{PRESETS_DIR, PRESETS_KEY};
 use crate::validate::Plan;
 
 /// Name of the presets volume in variant pods.
@@ -51,24 +52,11 @@ pub fn volume(plan: &Plan) -> Option<(Volume, VolumeMount)> {
     if plan.spec.presets.is_empty() {
         return None;
     }
-    let volume = Volume {
-        name: PRESETS_VOLUME.into(),
-        config_map: Some(ConfigMapVolumeSource {
-            name: names::routing_config(&plan.name),
-            items: Some(vec![KeyToPath {
-                key: PRESETS_KEY.into(),
-                path: PRESETS_KEY.into(),
-                mode: None,
-            }]),
-            ..ConfigMapVolumeSource::default()
-        }),
-        ..Volume::default()
-    };
-    let mount = VolumeMount {
-        name: PRESETS_VOLUME.into(),
-        mount_path: PRESETS_DIR.into(),
-        read_only: Some(true),
-        ..VolumeMount::default()
-    };
-    Some((volume, mount))
+    Some(routing::key_volume(
+        plan,
+        PRESETS_VOLUME,
+        PRESETS_KEY,
+        PRESETS_DIR,
+        None,
+    ))
 }

@@ -9,7 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, KeyToPath, Volume, VolumeMount,
+};
 pub use llamafleet_crds::routing::{RoutedShadow, RoutedTier, RoutedVariant, RoutingTable};
 
 use super::{BuildOptions, meta};
@@ -87,4 +89,37 @@ pub fn config_map(plan: &Plan, opts: &BuildOptions) -> ConfigMap {
         data: Some(data),
         ..ConfigMap::default()
     }
+}
+
+/// A volume of one key of the routing ConfigMap (`key`, mounted read-only under `dir`), the
+/// way variant pods read their presets and keep list; `optional` lets a pod start without it.
+pub fn key_volume(
+    plan: &Plan,
+    volume: &str,
+    key: &str,
+    dir: &str,
+    optional: Option<bool>,
+) -> (Volume, VolumeMount) {
+    let source = ConfigMapVolumeSource {
+        name: names::routing_config(&plan.name),
+        items: Some(vec![KeyToPath {
+            key: key.into(),
+            path: key.into(),
+            mode: None,
+        }]),
+        optional,
+        ..ConfigMapVolumeSource::default()
+    };
+    let mount = VolumeMount {
+        name: volume.into(),
+        mount_path: dir.into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    };
+    let volume = Volume {
+        name: volume.into(),
+        config_map: Some(source),
+        ..Volume::default()
+    };
+    (volume, mount)
 }
