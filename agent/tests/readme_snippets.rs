@@ -1,14 +1,20 @@
-//! The docs' local examples, run as written against the real `llamafleet-agent serve`.
+//! The docs' local examples, run as written against the real `llamafleet-agent serve`, and
+//! the README's two commands checked against what the scripts and CI run.
 //!
 //! Every block marked `<!-- checked: sh -->` or `<!-- checked: python -->` in `README.md` and
 //! `docs/*.md` (see `tests/e2e/snippets.rs`) runs in document order from the repository root,
 //! with `bash -euo pipefail` or `python3`; only the address `127.0.0.1:8080` is replaced by a
-//! free port of the test's, and the docs' `cargo run --release -p llamafleet-agent --` by the
-//! test's own build of that binary (first on `PATH`), which saves a release build of minutes.
-//! A block that runs `llamafleet-agent serve` starts the server the blocks after it call: it is left
-//! running in the background (stopping the one before, which holds the port) until `/readyz`
-//! answers. Every other block must exit 0 and print something (the curl examples use `-f`, so
-//! an HTTP error fails them; the SDKs raise on one), and what [`SHOWS`] lists for it.
+//! free port of the test's (passed to `scripts/serve-local.sh` as `--listen`, in place of its
+//! default), and the agent is the test's own build of that binary: first on `PATH` for the
+//! docs' `cargo run --release -p llamafleet-agent --`, and in `LLAMAFLEET_AGENT_BIN` for
+//! `scripts/serve-local.sh`, which then runs it instead of `cargo run --release` (a release
+//! build, llama.cpp included, would add many minutes to every CI run). So CI, from its clean
+//! clone, runs the README's first command as written (set-up, model, serve) and calls the
+//! agent it starts. A block that runs `scripts/serve-local.sh` or `llamafleet-agent serve`
+//! starts the server the blocks after it call: it is left running in the background (stopping
+//! the one before, which holds the port) until `/readyz` answers. Every other block must exit
+//! 0 and print something (the curl examples use `-f`, so an HTTP error fails them; the SDKs
+//! raise on one), and what [`SHOWS`] lists for it.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod serve_support;
@@ -22,12 +28,16 @@ use std::time::{Duration, Instant};
 
 use serve_support::python_clients_installed;
 use serve_support::{free_port, model_path};
-use snippets::{Runner, Snippet, checked_snippets, doc_files, runs};
+use snippets::{Block, Mark, Runner, Snippet, checked_snippets, doc_files, fenced_blocks, runs};
 
 /// The address the docs' examples call.
 const DOCS_ADDRESS: &str = "127.0.0.1:8080";
 /// How the docs run the agent; the test runs its own build of it instead.
 const DOCS_AGENT: &str = "cargo run --release -p llamafleet-agent --";
+/// The README's first command: serves the test model on [`DOCS_ADDRESS`].
+const SERVE_COMMAND: &str = "bash scripts/serve-local.sh";
+/// The README's second command, the one CI runs (`.ci/run`).
+const TEST_COMMAND: &str = "bash scripts/test.sh";
 /// Generous "does not hang" bound for one block (a few short generations on 2 shared cores).
 const BLOCK_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a `serve` block may take to answer `/readyz` (loading the model, and copying it
@@ -43,10 +53,30 @@ const SHOWS: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// A `llamafleet-agent serve` block: a server left running for the blocks after it.
+/// A block (as run) that starts a server left running for the blocks after it:
+/// `scripts/serve-local.sh` or `llamafleet-agent serve`.
 fn starts_server(code: &str) -> bool {
-    code.lines()
-        .any(|l| l.trim_start().starts_with("llamafleet-agent serve "))
+    code.lines().map(str::trim_start).any(|l| {
+        l.starts_with("llamafleet-agent serve ")
+            || l.strip_prefix(SERVE_COMMAND)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+    })
+}
+
+/// A block as the test runs it: `address` for the docs' [`DOCS_ADDRESS`] (given to
+/// `scripts/serve-local.sh` as `--listen` when the block names no address), and the test's
+/// build for the docs' `cargo run`.
+fn as_run(code: &str, address: &str) -> String {
+    let code = if code.contains(DOCS_ADDRESS) {
+        code.to_owned()
+    } else {
+        code.replace(
+            SERVE_COMMAND,
+            &format!("{SERVE_COMMAND} --listen {DOCS_ADDRESS}"),
+        )
+    };
+    code.replace(DOCS_ADDRESS, address)
+        .replace(DOCS_AGENT, "llamafleet-agent")
 }
 
 /// The repository root, read at run time (see `llamafleet_crds::testing::repo_root`).
@@ -75,13 +105,20 @@ fn interpreter(snippet: &Snippet) -> &'static [&'static str] {
 }
 
 /// `program args...` as the docs' blocks run: from the repository root, with the test build
-/// first on `PATH` and no API key in the environment.
+/// first on `PATH` and named by `LLAMAFLEET_AGENT_BIN` (see the module docs), and neither an
+/// API key nor another cache directory (the docs' `cache gc` block names its own) in the
+/// environment.
 fn command(program: &str, args: &[&str]) -> Command {
     let mut c = Command::new(program);
     c.args(args)
         .current_dir(repo_root())
         .env("PATH", path_with_agent())
-        .env_remove("LLAMAFLEET_API_KEY");
+        .env(
+            "LLAMAFLEET_AGENT_BIN",
+            env!("CARGO_BIN_EXE_llamafleet-agent"),
+        )
+        .env_remove("LLAMAFLEET_API_KEY")
+        .env_remove("LLAMAFLEET_CACHE_DIR");
     c
 }
 
@@ -185,9 +222,10 @@ fn docs_local_examples_run_against_the_real_agent() {
     // The serve blocks, the curl blocks (quick try, Calling the API, CORS), `cache gc`, and
     // the OpenAI and Ollama SDK blocks.
     assert!(count("sh") >= 6 && count("python") >= 2, "{snippets:#?}");
-    let as_run = |s: &Snippet| s.code.replace(DOCS_AGENT, "llamafleet-agent");
     assert!(
-        snippets.first().is_some_and(|s| starts_server(&as_run(s))),
+        snippets
+            .first()
+            .is_some_and(|s| starts_server(&as_run(&s.code, DOCS_ADDRESS))),
         "the first local block must start the server the others call"
     );
     for s in &snippets {
@@ -219,10 +257,7 @@ fn docs_local_examples_run_against_the_real_agent() {
     let mut server: Option<Background> = None;
     for s in &snippets {
         let started = Instant::now();
-        let code = s
-            .code
-            .replace(DOCS_ADDRESS, &address)
-            .replace(DOCS_AGENT, "llamafleet-agent");
+        let code = as_run(&s.code, &address);
         if starts_server(&code) {
             drop(server.take());
             server = Some(Background::start(s, &code, &address));
@@ -243,4 +278,137 @@ fn docs_local_examples_run_against_the_real_agent() {
             );
         }
     }
+}
+
+/// The `sh` blocks of the README's "Two commands" section, in order.
+fn two_commands_blocks(readme: &str) -> Vec<Block> {
+    let start = readme
+        .find("\n## Two commands\n")
+        .expect("README.md has a \"## Two commands\" section");
+    let end = readme[start + 1..]
+        .find("\n## ")
+        .map_or(readme.len(), |i| start + 1 + i);
+    // The 1-based lines from the section's heading to its last.
+    let line_at = |byte: usize| readme[..byte].matches('\n').count() + 1;
+    let lines = line_at(start + 1)..=line_at(end);
+    fenced_blocks("README.md", readme)
+        .into_iter()
+        .filter(|b| {
+            let line = b
+                .place
+                .rsplit_once(':')
+                .and_then(|(_, n)| n.parse::<usize>().ok());
+            line.is_some_and(|n| lines.contains(&n)) && b.lang == "sh"
+        })
+        .collect()
+}
+
+/// The commands of a script: its lines less blank ones, comments and the opening every script
+/// here shares (`set -euo pipefail`, `cd` to the root, `export`s of settings).
+fn script_commands(path: &str) -> Vec<String> {
+    let text =
+        std::fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| !["set -", "cd ", "export "].iter().any(|p| l.starts_with(p)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The README promises two commands: one serves the test model, one runs the tests, each
+/// setting up what it needs. They must be the commands the scripts, the docs' runner above and
+/// CI actually run.
+#[test]
+fn the_readme_two_commands_are_what_the_scripts_and_ci_run() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let blocks = two_commands_blocks(&readme);
+    let (Some(serve), Some(test)) = (blocks.first(), blocks.last()) else {
+        panic!("no sh blocks under \"## Two commands\"");
+    };
+
+    // The first: `scripts/serve-local.sh`, as written, is the first block the runner runs,
+    // and the server it starts is the one the README's examples call.
+    assert_eq!(serve.code, SERVE_COMMAND, "{}", serve.place);
+    assert_eq!(
+        serve.mark,
+        Some(Mark::Checked(Runner::Agent, "sh".into())),
+        "{}: the serve command must be run by the docs' runner",
+        serve.place
+    );
+    let first_run = checked_snippets("README.md", &readme)
+        .into_iter()
+        .find(|s| s.runner == Runner::Agent)
+        .expect("checked blocks in README.md");
+    assert_eq!(
+        (first_run.code.as_str(), first_run.place.as_str()),
+        (SERVE_COMMAND, serve.place.as_str()),
+        "the docs' runner must start with the README's serve command"
+    );
+    let serve_local = std::fs::read_to_string(repo_root().join("scripts/serve-local.sh"))
+        .expect("scripts/serve-local.sh");
+    let builds_and_serves = format!("{DOCS_AGENT} serve");
+    for part in [
+        "bash scripts/setup.sh serve",
+        "bash scripts/fetch-test-model.sh",
+        DOCS_ADDRESS,
+        "LLAMAFLEET_AGENT_BIN",
+        builds_and_serves.as_str(),
+    ] {
+        assert!(
+            serve_local.contains(part),
+            "scripts/serve-local.sh lacks {part:?}"
+        );
+    }
+
+    // The second: exactly what CI runs, and it sets up the suite's tools first.
+    assert_eq!(test.code, TEST_COMMAND, "{}", test.place);
+    assert_eq!(
+        script_commands(".ci/run"),
+        [format!("exec {TEST_COMMAND}")],
+        ".ci/run must run the README's test command and nothing else"
+    );
+    assert_eq!(
+        script_commands("scripts/test.sh")
+            .first()
+            .map(String::as_str),
+        Some("bash scripts/setup.sh test"),
+        "scripts/test.sh must set up what the suite needs before anything else"
+    );
+}
+
+/// Flags given to `scripts/serve-local.sh` reach `serve` in place of its defaults: clap
+/// refuses a flag given twice, so a default must not be passed beside the caller's.
+#[test]
+fn serve_local_passes_flags_in_place_of_its_defaults() {
+    let out = command(
+        "bash",
+        &[
+            "scripts/serve-local.sh",
+            "--model",
+            "some.gguf",
+            "--listen=127.0.0.1:9000",
+            "--ctx",
+            "512",
+        ],
+    )
+    // `echo` in place of the agent prints the arguments it would get (and needs no model).
+    .env("LLAMAFLEET_AGENT_BIN", "echo")
+    .output()
+    .expect("run scripts/serve-local.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let home = std::env::var("HOME").expect("HOME");
+    assert_eq!(
+        stdout.trim(),
+        format!(
+            "serve --cache-dir {home}/.cache/llamafleet/agent --parallel 2 \
+             --model some.gguf --listen=127.0.0.1:9000 --ctx 512"
+        )
+    );
 }

@@ -147,11 +147,11 @@ async fn the_chat_page_streams_an_answer_in_headless_chromium() {
     if !tool_available(
         Command::new("chromedriver").arg("--version"),
         "chromedriver",
-        "apt-get install chromium chromium-driver",
+        "bash scripts/setup.sh test",
     ) || !tool_available(
         Command::new("chromium").arg("--version"),
         "chromium",
-        "apt-get install chromium chromium-driver",
+        "bash scripts/setup.sh test",
     ) {
         return;
     }

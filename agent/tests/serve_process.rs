@@ -114,7 +114,7 @@ async fn metrics_pass_promtool_and_the_official_python_clients_work() {
         Err(_) => {
             assert!(
                 std::env::var_os("CI").is_none(),
-                "promtool is missing (apt-get install prometheus)"
+                "promtool is missing (bash scripts/setup.sh test)"
             );
             eprintln!("skipped promtool: not installed");
         }

@@ -14,7 +14,7 @@ async fn schemathesis_finds_no_server_error_in_any_documented_operation() {
     if !tool_available(
         Command::new("schemathesis").arg("--version"),
         "schemathesis",
-        "pip install -r scripts/requirements-test.txt",
+        "bash scripts/setup.sh test",
     ) {
         return;
     }

@@ -194,7 +194,7 @@ pub fn python_clients_installed() -> bool {
     process::tool_available(
         std::process::Command::new("python3").args(["-c", "import openai, ollama"]),
         "python openai/ollama",
-        "pip install -r scripts/requirements-test.txt",
+        "bash scripts/setup.sh test",
     )
 }
 

@@ -117,7 +117,8 @@ impl Server {
 }
 
 /// Whether an external tool is usable (`probe` exits 0). When it is not, the test skips with
-/// a note, except under CI, where `.ci/run` installs it and its absence is a failure.
+/// a note, except under CI, where `scripts/setup.sh test` installs it and its absence is a
+/// failure.
 pub fn tool_available(probe: &mut Command, what: &str, install: &str) -> bool {
     let ok = probe
         .stdout(Stdio::null())
