@@ -6,6 +6,7 @@
   report.py operator LOG         # bench/operator-scale.sh text -> JSON on stdout
   report.py plot RESULTS OUTDIR  # SVG bar charts from results.json (needs matplotlib)
   report.py table RESULTS        # Markdown tables of results.json (medians over rounds)
+  report.py serve-table JSONL    # the serve table of bench/serve.sh's JSON lines (bench/gpu.sh)
 
 The benches print text for people; the parsers read exactly the lines they print and fail
 loudly when a line is missing, so a changed bench cannot turn into an empty chart.
@@ -140,23 +141,27 @@ def plot(results_path, outdir):
     print("\n".join(written))
 
 
+def print_serve_table(rows):
+    t = serve_table(rows)
+    rounds = len({r["round"] for r in rows})
+    print(f"Serve, median of {rounds} round(s); ratio = agent / llama-server.\n")
+    print("| streams | metric | agent | llama-server | ratio |\n| --- | --- | --- | --- | --- |")
+    for s in sorted({s for _, s in t}):
+        for m, name in [("gen_tok_s_per_stream_p50", "tok/s per stream (p50)"),
+                        ("aggregate_tok_s", "aggregate tok/s"),
+                        ("ttft_p50_ms", "TTFT p50 (ms)"), ("rss_mb", "RSS (MB)")]:
+            a = t.get(("agent", s), {}).get(m)
+            b = t.get(("llama-server", s), {}).get(m)
+            ratio = f"{a / b:.2f}x" if a is not None and b else "-"
+            fmt = lambda v: "-" if v is None else f"{v:.1f}"
+            print(f"| {s} | {name} | {fmt(a)} | {fmt(b)} | {ratio} |")
+    print()
+
+
 def table(results_path):
     results = json.load(open(results_path))
     if results.get("serve"):
-        t = serve_table(results["serve"])
-        rounds = len({r["round"] for r in results["serve"]})
-        print(f"Serve, median of {rounds} round(s); ratio = agent / llama-server.\n")
-        print("| streams | metric | agent | llama-server | ratio |\n| --- | --- | --- | --- | --- |")
-        for s in sorted({s for _, s in t}):
-            for m, name in [("gen_tok_s_per_stream_p50", "tok/s per stream (p50)"),
-                            ("aggregate_tok_s", "aggregate tok/s"),
-                            ("ttft_p50_ms", "TTFT p50 (ms)"), ("rss_mb", "RSS (MB)")]:
-                a = t.get(("agent", s), {}).get(m)
-                b = t.get(("llama-server", s), {}).get(m)
-                ratio = f"{a / b:.2f}x" if a is not None and b else "-"
-                fmt = lambda v: "-" if v is None else f"{v:.1f}"
-                print(f"| {s} | {name} | {fmt(a)} | {fmt(b)} | {ratio} |")
-        print()
+        print_serve_table(results["serve"])
     if results.get("route"):
         r = results["route"]
         print(f"Route, {r['rate_per_s']} req/s for {r['seconds']} s.\n")
@@ -192,6 +197,9 @@ def main():
         return
     if cmd == "table":
         table(sys.argv[2])
+        return
+    if cmd == "serve-table":
+        print_serve_table([json.loads(line) for line in open(sys.argv[2]) if line.strip()])
         return
     parsers = {"route": parse_route, "download": parse_download, "operator": parse_operator}
     if cmd not in parsers:

@@ -1,9 +1,39 @@
 #!/usr/bin/env bash
-# The project's one test command (README and CI run exactly this): formatting, lints, then
-# every test in the workspace: unit and mock-API tests, tests against the real test model, and
-# the real-cluster suite against a control plane built from upstream Kubernetes sources.
+# The project's one test command (README and CI run exactly this): what the suite needs on this
+# machine (scripts/setup.sh test), formatting, lints, then every test in the workspace: unit
+# and mock-API tests, tests against the real test model, and the real-cluster suite against a
+# control plane built from upstream Kubernetes sources; beside them, the CUDA build of the agent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Apt packages, Python tools, rustfmt and clippy: installed when missing (apt as root), or a
+# stop with the command to run; a fraction of a second when all are present.
+bash scripts/setup.sh test
+
+# Stopped on the way out: the CUDA build when the suite fails first, the control plane.
+cuda_pid=""
+e2e_state=""
+on_exit() {
+  [[ -n "$cuda_pid" ]] && kill -- "-$cuda_pid" 2>/dev/null
+  [[ -n "$e2e_state" ]] && bash tests/cluster/down.sh "$e2e_state"
+  return 0
+}
+trap on_exit EXIT
+
+# The CUDA build (no GPU here: compiled, its GPU tests run by bench/gpu.sh on a GPU machine) is
+# a step of its own with its own cached target dir. Cold it takes about 35 minutes on 2 cores,
+# so it starts now at the lowest priority and uses the CPU the suite leaves idle (waits on
+# servers, the cluster, the model); warm it takes seconds. Its log is printed if it fails.
+cuda_log="$(mktemp)"
+if [[ "${LLAMAFLEET_SKIP_CUDA_BUILD:-}" == 1 && -z "${CI:-}" ]]; then
+  echo "cuda build: SKIPPED (LLAMAFLEET_SKIP_CUDA_BUILD=1; CI never skips it)"
+else
+  cuda_started=$SECONDS
+  # Its own process group (setsid), so a failing suite stops cargo and nvcc with it.
+  setsid nice -n 19 bash scripts/cuda-build.sh --bin llamafleet-agent --test gpu_offload \
+    --test gpu_metrics >"$cuda_log" 2>&1 &
+  cuda_pid=$!
+fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -19,7 +49,7 @@ if [ -n "${KUBECONFIG:-}" ]; then
   export LLAMAFLEET_E2E=required
 elif command -v go >/dev/null 2>&1; then
   e2e_state="$(mktemp -d)"
-  trap 'bash tests/cluster/down.sh "$e2e_state"' EXIT
+
   KUBECONFIG="$(bash tests/cluster/up.sh "$e2e_state")"
   export KUBECONFIG LLAMAFLEET_E2E=required
 else
@@ -27,3 +57,15 @@ else
 fi
 
 cargo test --workspace --locked
+
+if [[ -n "$cuda_pid" ]]; then
+  cuda_status=0
+  wait "$cuda_pid" || cuda_status=$?
+  cuda_pid=""
+  if [[ "$cuda_status" != 0 ]]; then
+    tail -n 60 "$cuda_log"
+    echo "cuda build: FAILED (log above)"
+    exit 1
+  fi
+  echo "cuda build: ok, $((SECONDS - cuda_started)) s after it started ($(grep -m1 '^cuda-build:' "$cuda_log"))"
+fi

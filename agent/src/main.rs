@@ -102,7 +102,8 @@ struct ServeArgs {
     /// CPU threads (default: all cores).
     #[arg(long)]
     threads: Option<i32>,
-    /// Layers to offload to the GPU: auto (all, if built with a GPU backend) or a number.
+    /// Layers to offload to the GPU: auto (as many as fit the GPUs' free memory with the
+    /// context, leaving 1 GiB per GPU; none without a GPU backend or device) or a number.
     #[arg(long, default_value = "auto")]
     gpu_layers: GpuLayers,
     /// File holding the API key clients must send (Bearer or x-api-key).

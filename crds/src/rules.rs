@@ -18,6 +18,9 @@ pub const REPLICAS_MAX: i32 = 100;
 pub const GPU_COUNT_MAX: u32 = 8;
 /// Layer count for `gpu.layers`; no GGUF model has more transformer blocks than this.
 pub const GPU_LAYERS_MAX: i64 = 1024;
+/// Memory of one GPU in GiB for `gpu.memoryGiB` (the chart's `operator.gpuMemoryGiB` has the
+/// same bound); the largest GPUs today have 288 GB, so more than 1 TiB is a typo.
+pub const GPU_MEMORY_GIB_MAX: u32 = 1024;
 /// Variants per deployment: a stable one, a candidate, and room for an A/B pair.
 pub const VARIANTS_MAX: u32 = 4;
 /// Requests per hour for an API-key tier.
@@ -67,9 +70,13 @@ pub const MSG_MIN_LE_MAX: &str = "minReplicas must not exceed maxReplicas";
 pub const MSG_CACHE_ONE_OF: &str = "set at most one of hostPath and pvc";
 /// Message for a `gpu.layers` that is neither `auto` nor a layer count.
 pub const MSG_GPU_LAYERS: &str = "layers must be 'auto' or a number from 0 to 1024";
+/// Message for `gpu.vendor` or `gpu.memoryGiB` on a replica without GPUs, which would serve on
+/// CPU and silently ignore them.
+pub const MSG_GPU_NEEDS_COUNT: &str =
+    "vendor and memoryGiB need a count of 1 or more (count 0 serves on CPU)";
 
 /// Every message a CEL rule of the CRDs carries (the API server reports these words as is).
-pub const CEL_MESSAGES: [&str; 10] = [
+pub const CEL_MESSAGES: [&str; 11] = [
     MSG_WEIGHTS_SUM,
     MSG_VARIANT_NAMES_UNIQUE,
     MSG_PRESET_NAMES_UNIQUE,
@@ -80,4 +87,5 @@ pub const CEL_MESSAGES: [&str; 10] = [
     MSG_MIN_LE_MAX,
     MSG_CACHE_ONE_OF,
     MSG_GPU_LAYERS,
+    MSG_GPU_NEEDS_COUNT,
 ];

@@ -267,6 +267,15 @@ fn validate_gpu(e: &mut Errors, at: &str, gpu: &GpuSpec) {
     if !layers_ok {
         e.push(format!("{at}.layers"), MSG_GPU_LAYERS);
     }
+    if gpu.count == 0 && (gpu.vendor.is_some() || gpu.memory_gib.is_some()) {
+        e.push(format!("{at}.count"), MSG_GPU_NEEDS_COUNT);
+    }
+    e.range(
+        format!("{at}.memoryGiB"),
+        gpu.memory_gib,
+        1,
+        GPU_MEMORY_GIB_MAX,
+    );
 }
 
 fn validate_presets(e: &mut Errors, presets: &[Preset]) {

@@ -12,6 +12,7 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use crate::agent_status::AgentProbe;
+use crate::build::gpu::AgentImages;
 use crate::metrics::Metrics;
 use crate::model::fetch::Fetcher;
 use crate::names::{CACHE_DIR, FIELD_MANAGER};
@@ -22,7 +23,7 @@ pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
 /// Longest retry delay: five minutes keeps a broken object visible without load.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
-/// GPU memory assumed per GPU when planning layer offload (the spec has no field for it):
+/// GPU memory assumed per GPU when planning layer offload where `gpu.memoryGiB` names none:
 /// 16 GiB is the smallest common data-centre GPU (T4, V100-16GB).
 pub const DEFAULT_GPU_MEMORY_BYTES: u64 = 16 << 30;
 
@@ -62,8 +63,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Metrics served on `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// Agent image of the pods.
-    pub agent_image: String,
+    /// Agent images of the pods, per backend.
+    pub images: AgentImages,
     /// Where agent status comes from.
     pub agents: Arc<dyn AgentProbe>,
     /// Time of condition transitions.
@@ -118,7 +119,10 @@ impl Context {
         Ok(ReconcileStart { ns, name, timer })
     }
 
-    /// A context; `instance` names this operator replica in Events (its pod name).
+    /// A context; `instance` names this operator replica in Events (its pod name). The GPU
+    /// images are derived from `agent_image` ([`AgentImages::derived`]); where it has no tag to
+    /// derive them from, every backend runs `agent_image` until [`Context::with_agent_images`]
+    /// says otherwise (the binary always does: it refuses to start without them).
     pub fn new(
         client: Client,
         instance: Option<String>,
@@ -135,7 +139,11 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
-            agent_image,
+            images: AgentImages::derived(&agent_image).unwrap_or_else(|_| AgentImages {
+                cpu: agent_image.clone(),
+                cuda: agent_image.clone(),
+                vulkan: agent_image,
+            }),
             agents,
             clock,
             models: ModelOptions::default(),
@@ -144,6 +152,12 @@ impl Context {
             failures: Mutex::default(),
             announced: Mutex::default(),
         }
+    }
+
+    /// The same context with these agent images.
+    pub fn with_agent_images(mut self, images: AgentImages) -> Self {
+        self.images = images;
+        self
     }
 
     /// The same context with this default node cache directory.

@@ -109,7 +109,7 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
     plan.keep = update::retain::keep(&observed.models);
 
     let opts = BuildOptions {
-        agent_image: ctx.agent_image.clone(),
+        images: ctx.images.clone(),
         owner: Some(owner.clone()),
         cache_path: ctx.cache_path.clone(),
     };

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use llamafleet_operator::build::gpu::AgentImages;
 use llamafleet_operator::names::{CACHE_DIR, DEFAULT_AGENT_IMAGE};
 use llamafleet_operator::render::{self, DEFAULT_NAMESPACE};
 use llamafleet_operator::run::{self, Settings};
@@ -23,9 +24,17 @@ struct Cli {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Agent image of serve and route pods.
+    /// Agent image of route pods and of serve pods without GPUs (the CPU build).
     #[arg(long, env = "LLAMAFLEET_AGENT_IMAGE", default_value = DEFAULT_AGENT_IMAGE, global = true)]
     agent_image: String,
+    /// Agent image of serve pods on NVIDIA GPUs (the CUDA build) [default: --agent-image with
+    /// `-cuda13` appended to its tag].
+    #[arg(long, env = "LLAMAFLEET_AGENT_IMAGE_CUDA", global = true)]
+    agent_image_cuda: Option<String>,
+    /// Agent image of serve pods on AMD and Intel GPUs (the Vulkan build) [default:
+    /// --agent-image with `-vulkan` appended to its tag].
+    #[arg(long, env = "LLAMAFLEET_AGENT_IMAGE_VULKAN", global = true)]
+    agent_image_vulkan: Option<String>,
     /// Node directory of the model cache (a hostPath) for deployments whose `spec.cache`
     /// names none.
     #[arg(long, env = "LLAMAFLEET_CACHE_PATH", default_value = CACHE_DIR, global = true)]
@@ -49,8 +58,9 @@ struct RunArgs {
     /// GGUF header, memory figures or update checks (air-gapped clusters, tests).
     #[arg(long, env = "LLAMAFLEET_NO_RESOLVE")]
     no_resolve: bool,
-    /// GPU memory per GPU in GiB, for the layer split of `gpu.layers: auto` (the spec has
-    /// no field for it; set it to the smallest GPU the serving pods may land on).
+    /// GPU memory per GPU in GiB, for the layer split of `gpu.layers: auto` where a
+    /// deployment's `gpu.memoryGiB` names none (set it to the smallest GPU the serving pods
+    /// may land on).
     #[arg(long, env = "LLAMAFLEET_GPU_MEMORY_GIB", default_value_t = 16)]
     gpu_memory_gib: u64,
     /// Base URL of a router whose /router/stats progressive rollouts read, instead of
@@ -79,10 +89,21 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let images = match AgentImages::new(
+        &cli.run.agent_image,
+        cli.run.agent_image_cuda.as_deref(),
+        cli.run.agent_image_vulkan.as_deref(),
+    ) {
+        Ok(images) => images,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match cli.command {
         Some(Command::Render { files, namespace }) => {
             let result = render::read_inputs(&files, &namespace).and_then(|inputs| {
-                render::render(&inputs, &cli.run.agent_image, &cli.run.cache_path)
+                render::render_with_images(&inputs, &images, &cli.run.cache_path)
             });
             match result {
                 Ok(yaml) => {
@@ -95,17 +116,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        None => operate(cli.run),
+        None => operate(cli.run, images),
     }
 }
 
-fn operate(args: RunArgs) -> ExitCode {
+fn operate(args: RunArgs, images: AgentImages) -> ExitCode {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let settings = Settings {
-        agent_image: args.agent_image,
+        images,
         listen: args.listen,
         leader_election: !args.no_leader_election,
         lease_namespace: args.lease_namespace,

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use llamafleet_crds::{LlmDeployment, LlmModel};
 use serde::Deserialize;
 
+use crate::build::gpu::{AgentImages, ImageError};
 use crate::build::{self, BuildOptions};
 use crate::validate::{self, ResolvedModel, ValidateError};
 
@@ -64,6 +65,9 @@ pub enum RenderError {
     /// Serialising the output failed.
     #[error("writing YAML: {0}")]
     Yaml(#[from] serde_norway::Error),
+    /// The GPU agent images cannot be derived from the agent image.
+    #[error(transparent)]
+    Images(#[from] ImageError),
 }
 
 /// Documents read from the files.
@@ -134,10 +138,21 @@ fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> St
 }
 
 /// Multi-document YAML of every object the deployments in `inputs` would get, with the agent
-/// image and default node cache directory the operator would use.
+/// image and default node cache directory the operator would use; the GPU images are derived
+/// from `agent_image` as the operator's defaults are ([`AgentImages::derived`]).
 pub fn render(inputs: &Inputs, agent_image: &str, cache_path: &str) -> Result<String, RenderError> {
+    let images = AgentImages::derived(agent_image)?;
+    render_with_images(inputs, &images, cache_path)
+}
+
+/// [`render`] with these agent images.
+pub fn render_with_images(
+    inputs: &Inputs,
+    images: &AgentImages,
+    cache_path: &str,
+) -> Result<String, RenderError> {
     let opts = BuildOptions {
-        agent_image: agent_image.into(),
+        images: images.clone(),
         owner: None,
         cache_path: cache_path.into(),
     };

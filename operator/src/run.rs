@@ -19,6 +19,7 @@ use llamafleet_crds::{LlmDeployment, LlmModel};
 use tokio::sync::watch;
 
 use crate::agent_status::{AgentProbe, HttpAgentProbe, NoAgentProbe};
+use crate::build::gpu::AgentImages;
 use crate::context::{Context, ModelOptions, system_clock};
 use crate::metrics::Metrics;
 use crate::model::fetch::Fetcher;
@@ -37,8 +38,8 @@ const LEASE_GRACE_SECONDS: u64 = 5;
 /// Operator settings from flags and environment.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Agent image of the pods.
-    pub agent_image: String,
+    /// Agent images of the pods, per backend.
+    pub images: AgentImages,
     /// Address of `/metrics` and `/healthz`.
     pub listen: SocketAddr,
     /// Compete for the Lease before reconciling.
@@ -165,10 +166,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             client.clone(),
             Some(settings.identity.clone()),
             metrics.clone(),
-            settings.agent_image,
+            settings.images.cpu.clone(),
             agents,
             system_clock(),
         )
+        .with_agent_images(settings.images)
         .with_model_options(ModelOptions {
             fetcher: if settings.resolve {
                 Some(Fetcher::new().context("building the source HTTP client")?)

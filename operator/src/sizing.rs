@@ -9,6 +9,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use llamafleet_crds::{GgufSummary, LlmModel, MemoryEstimate, MemoryPlanStatus};
 use llamafleet_gguf::{GpuLayers, MemoryPlan, ModelMemory, PlanInput};
 
+use crate::validate::EffectiveServing;
+
 /// CPU request when `serving.threads` is not set: two cores keep one slot's decode and the
 /// HTTP side from starving each other. No CPU limit is set: CFS throttling of llama.cpp's
 /// busy-waiting threads costs far more latency than it saves.
@@ -62,6 +64,16 @@ fn mebibytes(bytes: u64) -> Quantity {
     Quantity(format!("{}Mi", bytes.div_ceil(1 << 20)))
 }
 
+/// Memory of each GPU the plan split layers for, as a quantity (`16Gi`, or `Mi` when not whole
+/// GiB); `None` without GPUs.
+pub fn gpu_memory(serving: &EffectiveServing) -> Option<String> {
+    let bytes = serving.gpu_memory_bytes;
+    (serving.gpu_count > 0).then(|| match bytes % (1 << 30) {
+        0 => format!("{}Gi", bytes >> 30),
+        _ => mebibytes(bytes).0,
+    })
+}
+
 /// Requests (CPU, memory) and the memory limit of a plan.
 pub fn resources(plan: &MemoryPlan, threads: Option<u32>) -> ResourceRequirements {
     let cpu = Quantity(threads.unwrap_or(DEFAULT_CPU_REQUEST).to_string());
@@ -78,7 +90,8 @@ pub fn resources(plan: &MemoryPlan, threads: Option<u32>) -> ResourceRequirement
     }
 }
 
-/// The plan as `VariantStatus.plan`; `from_spec` when the spec's resources were used.
+/// The plan as `VariantStatus.plan`; `from_spec` when the spec's resources were used. The
+/// GPU memory it assumed is the caller's to add ([`gpu_memory`]).
 pub fn status(plan: &MemoryPlan, threads: Option<u32>, from_spec: bool) -> MemoryPlanStatus {
     let i64_of = |v: u64| i64::try_from(v).ok();
     let i32_of = |v: u64| i32::try_from(v).ok();
@@ -90,6 +103,7 @@ pub fn status(plan: &MemoryPlan, threads: Option<u32>, from_spec: bool) -> Memor
         weights_bytes: i64_of(plan.weights_bytes),
         kv_bytes: i64_of(plan.kv_bytes),
         gpu_layers: i32_of(plan.gpu_layers),
+        gpu_memory: None,
         layers_total: i32_of(plan.layers),
         memory_request: get(&computed.requests, "memory"),
         memory_limit: get(&computed.limits, "memory"),

@@ -8,7 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource};
 use llamafleet_crds::{
-    LlmDeployment, LlmDeploymentStatus, RolloutPhase, RolloutStatus, VariantStatus,
+    LlmDeployment, LlmDeploymentStatus, MemoryPlanStatus, RolloutPhase, RolloutStatus,
+    VariantStatus,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -131,10 +132,10 @@ pub fn observed(
             ready_replicas: Some(ready),
             acceleration: agent.and_then(AgentStatus::acceleration),
             download: agent.and_then(AgentStatus::download_progress),
-            plan: v
-                .memory_plan
-                .as_ref()
-                .map(|p| crate::sizing::status(p, v.serving.threads, v.resources_from_spec)),
+            plan: v.memory_plan.as_ref().map(|p| MemoryPlanStatus {
+                gpu_memory: crate::sizing::gpu_memory(&v.serving),
+                ..crate::sizing::status(p, v.serving.threads, v.resources_from_spec)
+            }),
         });
     }
     let (router_desired, router_ready) =

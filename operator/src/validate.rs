@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use llamafleet_crds::{
-    Candidate, InvalidSpec, LlmDeploymentSpec, LlmModel, ModelPhase, ServingSpec,
+    Candidate, GpuVendor, InvalidSpec, LlmDeploymentSpec, LlmModel, ModelPhase, ServingSpec,
 };
 
 use crate::context::DEFAULT_GPU_MEMORY_BYTES;
@@ -139,10 +139,14 @@ pub struct EffectiveServing {
     pub parallel: u32,
     /// `--threads`, when set.
     pub threads: Option<u32>,
-    /// `nvidia.com/gpu` per replica.
+    /// GPUs per replica (of `gpu_vendor`'s device plugin resource).
     pub gpu_count: u32,
     /// `--gpu-layers`: `auto` or a number.
     pub gpu_layers: String,
+    /// Maker of the GPUs (NVIDIA when the spec names none).
+    pub gpu_vendor: GpuVendor,
+    /// Memory of each GPU the layer split assumes: `gpu.memoryGiB`, else the operator's.
+    pub gpu_memory_bytes: u64,
 }
 
 /// One variant, ready to build.
@@ -195,7 +199,8 @@ pub fn plan(
     plan_with_gpu_memory(name, namespace, spec, models, DEFAULT_GPU_MEMORY_BYTES)
 }
 
-/// [`plan`] with the memory of each GPU for `gpu.layers: auto`.
+/// [`plan`] with the memory of each GPU for `gpu.layers: auto` where `gpu.memoryGiB` names
+/// none.
 pub fn plan_with_gpu_memory(
     name: &str,
     namespace: &str,
@@ -223,7 +228,12 @@ pub fn plan_with_gpu_memory(
             Some(Err(e)) => return Err(e.clone()),
             None => return Err(ValidateError::ModelNotFound(v.model.clone())),
         };
-        let mut serving = effective_serving(spec.serving.as_ref(), v.serving.as_ref(), &model);
+        let mut serving = effective_serving(
+            spec.serving.as_ref(),
+            v.serving.as_ref(),
+            &model,
+            gpu_memory_bytes,
+        );
         let memory_plan = model.memory.as_ref().map(|m| {
             sizing::plan(
                 m,
@@ -231,7 +241,7 @@ pub fn plan_with_gpu_memory(
                 serving.parallel,
                 serving.gpu_count,
                 &serving.gpu_layers,
-                gpu_memory_bytes,
+                serving.gpu_memory_bytes,
             )
         });
         if let Some(p) = &memory_plan
@@ -272,17 +282,24 @@ pub fn plan_with_gpu_memory(
     })
 }
 
-/// Variant fields win over deployment fields; `gpu` is one unit (count and layers together).
+/// Variant fields win over deployment fields; `gpu` is one unit (count, layers, vendor and
+/// memory together).
 fn effective_serving(
     base: Option<&ServingSpec>,
     over: Option<&ServingSpec>,
     model: &ResolvedModel,
+    default_gpu_memory_bytes: u64,
 ) -> EffectiveServing {
     let pick = |f: fn(&ServingSpec) -> Option<u32>| over.and_then(f).or_else(|| base.and_then(f));
     let gpu = over
         .and_then(|s| s.gpu.clone())
         .or_else(|| base.and_then(|s| s.gpu.clone()));
     let gpu_count = gpu.as_ref().map_or(0, |g| g.count);
+    let gpu_vendor = gpu.as_ref().and_then(|g| g.vendor).unwrap_or_default();
+    let gpu_memory_bytes = gpu
+        .as_ref()
+        .and_then(|g| g.memory_gib)
+        .map_or(default_gpu_memory_bytes, |gib| u64::from(gib) << 30);
     let gpu_layers = match gpu.and_then(|g| g.layers) {
         Some(IntOrString::Int(n)) => n.to_string(),
         Some(IntOrString::String(s)) => s,
@@ -297,5 +314,7 @@ fn effective_serving(
         threads: pick(|s| s.threads),
         gpu_count,
         gpu_layers,
+        gpu_vendor,
+        gpu_memory_bytes,
     }
 }

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use llamafleet_crds::{RolloutPhase, RolloutStatus};
+use llamafleet_operator::build::gpu::AgentImages;
 use llamafleet_operator::build::routing::RoutingTable;
 use llamafleet_operator::build::{self, BuildOptions, Child, Children};
 use llamafleet_operator::names::CACHE_DIR;
@@ -45,7 +46,7 @@ fn build_example_with_cache(files: &[&str], cache_path: &str) -> Children {
     build::build(
         &plan_example(files),
         &BuildOptions {
-            agent_image: IMAGE.into(),
+            images: AgentImages::derived(IMAGE).unwrap(),
             owner: Some(owner()),
             cache_path: cache_path.into(),
         },
@@ -500,7 +501,7 @@ fn queue_depth_hpa_names_the_agents_queue_gauge() {
     let mut plan = plan_example(&["migration/02-green-10.yaml", "progressive.yaml"]);
     plan.spec.autoscaling.as_mut().unwrap().target_queue_depth = Some(4);
     let opts = BuildOptions {
-        agent_image: IMAGE.into(),
+        images: AgentImages::derived(IMAGE).unwrap(),
         owner: Some(owner()),
         cache_path: CACHE_DIR.into(),
     };
@@ -553,7 +554,7 @@ fn rollout_weights_go_into_the_table_and_a_retired_variant_scales_to_zero() {
     let mut midway = plan.clone();
     rollout::apply_to(&mut plan, &promoted);
     let opts = BuildOptions {
-        agent_image: IMAGE.into(),
+        images: AgentImages::derived(IMAGE).unwrap(),
         owner: Some(owner()),
         cache_path: CACHE_DIR.into(),
     };

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, KeyToPath, Volume, VolumeMount};
 use llamafleet_crds::{LlmDeployment, LlmModel};
+use llamafleet_operator::build::gpu::AgentImages;
 use llamafleet_operator::build::{self, BuildOptions, Children};
 use llamafleet_operator::deployment::resolve_models;
 use llamafleet_operator::names::CACHE_DIR;
@@ -75,7 +76,7 @@ fn plan(models: &BTreeMap<String, Option<LlmModel>>) -> validate::Plan {
 
 fn build_plan(plan: &validate::Plan) -> Children {
     let opts = BuildOptions {
-        agent_image: "agent:test".into(),
+        images: AgentImages::derived("agent:test").unwrap(),
         owner: None,
         cache_path: CACHE_DIR.into(),
     };

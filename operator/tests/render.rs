@@ -46,7 +46,7 @@ fn quickstart_renders_six_objects_without_owner_references() {
 }
 
 /// Every good example, alone or with the file that defines its models.
-const GOOD_CASES: [&[&str]; 7] = [
+const GOOD_CASES: [&[&str]; 8] = [
     &["quickstart.yaml"],
     &["migration/01-blue-only.yaml"],
     &["migration/02-green-10.yaml"],
@@ -54,6 +54,7 @@ const GOOD_CASES: [&[&str]; 7] = [
     &["migration/04-green-100.yaml"],
     &["migration/05-blue-removed.yaml"],
     &["migration/02-green-10.yaml", "progressive.yaml"],
+    &["gpu-vendors.yaml"],
 ];
 
 #[test]
@@ -65,6 +66,16 @@ fn every_good_example_renders() {
     // Only the deployment of progressive.yaml and of 02 are rendered; models resolve across files.
     assert!(out.contains("name: assistant-progressive-candidate"));
     assert!(out.contains("kind: HorizontalPodAutoscaler"));
+    // GPU images derive from the agent image given (`img:1`), per vendor.
+    let out = render_files(&["gpu-vendors.yaml"]).unwrap();
+    let images: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("image: "))
+        .collect();
+    assert_eq!(
+        images,
+        ["img:1-cuda13", "img:1-vulkan", "img:1-vulkan", "img:1"]
+    );
 }
 
 #[test]

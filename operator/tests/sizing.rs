@@ -79,6 +79,7 @@ fn cpu_variant_gets_requests_from_the_plan() {
             weights_bytes: Some(246_587_904),
             kv_bytes: Some(301_989_888),
             gpu_layers: Some(0),
+            gpu_memory: None,
             layers_total: Some(18),
             memory_request: Some(format!("{request_mib}Mi")),
             memory_limit: Some(format!("{limit_mib}Mi")),
@@ -110,6 +111,7 @@ fn auto_gpu_layers_become_a_number_that_fits() {
     serving.gpu = Some(GpuSpec {
         count: 1,
         layers: Some(IntOrString::String("auto".into())),
+        ..GpuSpec::default()
     });
     // 16 GiB: all 18 layers fit.
     let plan = plan_of(&llmd, &models, 16 << 30);

@@ -17,6 +17,7 @@ use llamafleet_crds::metrics::PROMETHEUS_TARGET_LABELS;
 use llamafleet_crds::testing::{chart_metric_names, exposition_labels, metric_names};
 use llamafleet_e2e::{helm, repo_root, run_ok, tool, yaml_documents};
 use llamafleet_operator::metrics::Metrics;
+use llamafleet_operator::names::DEFAULT_AGENT_IMAGE;
 use serde_json::Value;
 
 /// Values that turn every optional object on.
@@ -147,6 +148,19 @@ fn operator_deployment_is_hardened_and_elects_a_leader() {
             .map(|e| e["value"].clone())
     };
     assert_eq!(value("LLAMAFLEET_GPU_MEMORY_GIB"), Some("16".into()));
+    // The chart's default images are the operator's own defaults, spelled out.
+    assert_eq!(
+        value("LLAMAFLEET_AGENT_IMAGE"),
+        Some(DEFAULT_AGENT_IMAGE.into())
+    );
+    assert_eq!(
+        value("LLAMAFLEET_AGENT_IMAGE_CUDA"),
+        Some(format!("{DEFAULT_AGENT_IMAGE}-cuda13").into())
+    );
+    assert_eq!(
+        value("LLAMAFLEET_AGENT_IMAGE_VULKAN"),
+        Some(format!("{DEFAULT_AGENT_IMAGE}-vulkan").into())
+    );
     assert_eq!(
         value("LLAMAFLEET_NO_RESOLVE"),
         None,
@@ -263,6 +277,46 @@ fn alert_rules_pass_promtool_and_use_documented_metrics() {
     std::fs::copy(repo_root().join("tests/e2e/alerts_test.yaml"), &unit).unwrap();
     let out = run_ok(&promtool, &["test", "rules", unit.to_str().unwrap()]);
     assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[test]
+fn gpu_agent_images_follow_the_agent_tag_unless_set() {
+    let Some(helm) = helm() else { return };
+    let images = |extra: &[&str]| {
+        let docs = yaml_documents(&template(&helm, extra));
+        let env = find(&docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+            .clone();
+        ["", "_CUDA", "_VULKAN"].map(|suffix| {
+            let name = format!("LLAMAFLEET_AGENT_IMAGE{suffix}");
+            let e = env.as_array().unwrap().iter().find(|e| e["name"] == name);
+            e.unwrap()["value"].as_str().unwrap().to_string()
+        })
+    };
+    assert_eq!(
+        images(&["--set", "agent.image.tag=1.2.3"]),
+        [
+            "ghcr.io/llamafleet/agent:1.2.3",
+            "ghcr.io/llamafleet/agent:1.2.3-cuda13",
+            "ghcr.io/llamafleet/agent:1.2.3-vulkan",
+        ]
+    );
+    let mirror = [
+        "--set",
+        "agent.image.repository=mirror.local/agent",
+        "--set",
+        "agent.vulkanImage.repository=mirror.local/agent-vulkan",
+        "--set",
+        "agent.vulkanImage.tag=b7",
+    ];
+    let [cpu, cuda, vulkan] = images(&mirror);
+    assert_eq!(
+        (cpu.as_str(), cuda.as_str(), vulkan.as_str()),
+        (
+            format!("mirror.local/agent:{}", env!("CARGO_PKG_VERSION")).as_str(),
+            format!("mirror.local/agent:{}-cuda13", env!("CARGO_PKG_VERSION")).as_str(),
+            "mirror.local/agent-vulkan:b7",
+        )
+    );
 }
 
 #[test]

@@ -117,7 +117,9 @@ const IMAGES: &[Shows] = &[
         "kubectl set env",
         &[
             "ghcr.io/llamafleet/operator:0.1.0",
-            "LLAMAFLEET_AGENT_IMAGE=ghcr.io/llamafleet/agent:0.1.0-cuda12",
+            "LLAMAFLEET_AGENT_IMAGE=ghcr.io/llamafleet/agent:0.1.0",
+            "LLAMAFLEET_AGENT_IMAGE_CUDA=ghcr.io/llamafleet/agent:0.1.0-cuda13",
+            "LLAMAFLEET_AGENT_IMAGE_VULKAN=ghcr.io/llamafleet/agent:0.1.0-vulkan",
         ],
     ),
 ];

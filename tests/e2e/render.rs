@@ -12,10 +12,11 @@ fn rendered_examples_pass_a_server_side_dry_run() {
     let Some(c) = cluster() else { return };
     let ns = c.namespace("e2e-render");
     let examples = repo_root().join("manifests/examples");
-    let cases: [&[&str]; 3] = [
+    let cases: [&[&str]; 4] = [
         &["quickstart.yaml"],
         &["migration/02-green-10.yaml"],
         &["migration/02-green-10.yaml", "progressive.yaml"],
+        &["gpu-vendors.yaml"],
     ];
     let dir = tempfile::tempdir().unwrap();
     for case in cases {

@@ -30,6 +30,26 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- printf "%s:%s" .Values.operator.image.repository (default .Chart.AppVersion .Values.operator.image.tag) -}}
 {{- end -}}
 
+{{- define "llamafleet.agentTag" -}}
+{{- default .Chart.AppVersion .Values.agent.image.tag -}}
+{{- end -}}
+
 {{- define "llamafleet.agentImage" -}}
-{{- printf "%s:%s" .Values.agent.image.repository (default .Chart.AppVersion .Values.agent.image.tag) -}}
+{{- printf "%s:%s" .Values.agent.image.repository (include "llamafleet.agentTag" .) -}}
+{{- end -}}
+
+{{/* A GPU build: its own repository and tag, else agent.image's with the tag suffix given. */}}
+{{- define "llamafleet.gpuAgentImage" -}}
+{{- $image := .image | default dict -}}
+{{- $repository := default .root.Values.agent.image.repository $image.repository -}}
+{{- $tag := default (printf "%s%s" (include "llamafleet.agentTag" .root) .suffix) $image.tag -}}
+{{- printf "%s:%s" $repository $tag -}}
+{{- end -}}
+
+{{- define "llamafleet.agentImageCuda" -}}
+{{- include "llamafleet.gpuAgentImage" (dict "root" . "image" .Values.agent.cudaImage "suffix" "-cuda13") -}}
+{{- end -}}
+
+{{- define "llamafleet.agentImageVulkan" -}}
+{{- include "llamafleet.gpuAgentImage" (dict "root" . "image" .Values.agent.vulkanImage "suffix" "-vulkan") -}}
 {{- end -}}

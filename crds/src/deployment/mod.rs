@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod access;
@@ -149,25 +150,54 @@ pub struct ServingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 256))]
     pub threads: Option<u32>,
-    /// GPUs per replica and how many layers to offload to them.
+    /// GPUs per replica: how many, of which vendor, and how many layers to offload to them.
+    /// A variant's `gpu` replaces the deployment's whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<GpuSpec>,
 }
 
-/// GPU use of a replica.
+/// GPU use of a replica. It is one unit: a variant's `serving.gpu` replaces the deployment's
+/// whole (count, layers, vendor and memory together).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = kube::core::Rule::new("!has(self.layers) || string(self.layers) == 'auto' || (string(self.layers).matches('^[0-9]{1,4}$') && int(string(self.layers)) <= 1024)").message(crate::rules::MSG_GPU_LAYERS).field_path(".layers")
+    validation = kube::core::Rule::new("!has(self.layers) || string(self.layers) == 'auto' || (string(self.layers).matches('^[0-9]{1,4}$') && int(string(self.layers)) <= 1024)").message(crate::rules::MSG_GPU_LAYERS).field_path(".layers"),
+    validation = kube::core::Rule::new("(has(self.count) && self.count > 0) || (!has(self.vendor) && !has(self.memoryGiB))").message(crate::rules::MSG_GPU_NEEDS_COUNT).field_path(".count")
 )]
 pub struct GpuSpec {
-    /// GPUs (`nvidia.com/gpu`) per replica; 0 serves on CPU.
+    /// GPUs per replica, requested as the extended resource of `vendor`'s device plugin
+    /// (`nvidia.com/gpu`, `amd.com/gpu` or `gpu.intel.com/i915`); 0 serves on CPU.
     #[serde(default)]
     #[schemars(range(min = 0, max = 8))]
     pub count: u32,
     /// Layers to offload: `auto` (as many as fit, from the memory plan) or a number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers: Option<IntOrString>,
+    /// Maker of the GPUs; picks the device plugin's resource and the agent image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<GpuVendor>,
+    /// Memory of one of these GPUs in GiB, for the layer split of `layers: auto`; defaults to
+    /// the operator's `--gpu-memory-gib` (chart value `operator.gpuMemoryGiB`, 16). Set it to
+    /// the smallest GPU of this kind the pods may land on; for an integrated GPU, to the share
+    /// of system memory it may use.
+    #[serde(default, rename = "memoryGiB", skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1024))]
+    pub memory_gib: Option<u32>,
+}
+
+/// Maker of the GPUs: `nvidia` (the default) runs the CUDA agent image with `nvidia.com/gpu`;
+/// `amd` runs the Vulkan image with `amd.com/gpu`; `intel` runs the Vulkan image with
+/// `gpu.intel.com/i915`. Nodes need the vendor's device plugin.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuVendor {
+    /// NVIDIA GPUs through CUDA (NVIDIA's device plugin or GPU operator).
+    #[default]
+    Nvidia,
+    /// AMD GPUs through Vulkan (Mesa's RADV), with AMD's device plugin.
+    Amd,
+    /// Intel GPUs through Vulkan (Mesa's ANV), with Intel's GPU device plugin.
+    Intel,
 }
 
 /// Horizontal autoscaling of each variant.

@@ -79,6 +79,10 @@ pub struct MemoryPlanStatus {
     /// Layers offloaded to the GPUs (`--gpu-layers`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_layers: Option<i32>,
+    /// Memory of each GPU the layer split assumed, as a quantity (`16Gi`): the variant's
+    /// `gpu.memoryGiB`, else the operator's `--gpu-memory-gib`. Absent without GPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_memory: Option<String>,
     /// Layers of the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers_total: Option<i32>,

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::validate::Plan;
 
+pub mod gpu;
 pub mod keep;
 mod pod;
 pub mod presets;
@@ -24,8 +25,8 @@ pub mod variant;
 /// Options of the build that come from the operator, not the spec.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildOptions {
-    /// Agent image for serve and route pods.
-    pub agent_image: String,
+    /// Agent images: the CPU build for routers and CPU variants, a GPU build per backend.
+    pub images: gpu::AgentImages,
     /// Controller owner reference to the LlmDeployment; `None` in `render` (no uid offline).
     pub owner: Option<OwnerReference>,
     /// Node directory of the model cache (a hostPath) when `spec.cache` names none.

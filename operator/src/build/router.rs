@@ -95,7 +95,7 @@ pub fn deployment(plan: &Plan, opts: &BuildOptions) -> Deployment {
     }
     let container = Container {
         name: "router".into(),
-        image: Some(opts.agent_image.clone()),
+        image: Some(opts.images.cpu.clone()),
         command: Some(vec!["llamafleet-agent".into()]),
         args: Some(route_args()),
         ports: Some(vec![container_port()]),

@@ -9,20 +9,19 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use k8s_openapi::api::core::v1::{
     Container, HostPathVolumeSource, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec,
-    ResourceRequirements, Service, ServiceSpec, Volume, VolumeMount,
+    ResourceRequirements, SecurityContext, Service, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::gpu::{self, Backend};
 use super::pod::{container_port, http_probe, service_port};
 use super::{BuildOptions, VariantObjects, keep, meta, presets};
 use crate::names::{self, AGENT_PORT, CACHE_DIR};
 use crate::validate::{Plan, VariantPlan};
 
-/// Extended resource of NVIDIA's device plugin.
-pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 /// Name of the model-cache volume.
 pub const CACHE_VOLUME: &str = "model-cache";
 /// Liveness starts late and tolerates two minutes of silence: the agent answers `/healthz`
@@ -86,7 +85,8 @@ pub fn serve_args(plan: &Plan, v: &VariantPlan) -> Vec<String> {
     args
 }
 
-/// Requests and limits from the spec, plus the GPU limit when the variant uses GPUs.
+/// Requests and limits from the spec, plus the GPU limit (the vendor's device plugin
+/// resource) when the variant uses GPUs.
 fn resources(v: &VariantPlan) -> Option<ResourceRequirements> {
     let mut res = v.resources.clone();
     if v.serving.gpu_count > 0 {
@@ -94,9 +94,21 @@ fn resources(v: &VariantPlan) -> Option<ResourceRequirements> {
         let gpus = Quantity(v.serving.gpu_count.to_string());
         r.limits
             .get_or_insert_with(BTreeMap::new)
-            .insert(GPU_RESOURCE.into(), gpus);
+            .insert(gpu::resource(v.serving.gpu_vendor).into(), gpus);
     }
     res
+}
+
+/// Vulkan pods name the image's user and group in their security context: with containerd's
+/// or CRI-O's `device_ownership_from_security_context`, the runtime then gives them the render
+/// node the device plugin mounts (NVIDIA's device nodes are world-accessible; CPU pods open
+/// none).
+fn security_context(backend: Backend) -> Option<SecurityContext> {
+    (backend == Backend::Vulkan).then(|| SecurityContext {
+        run_as_user: Some(gpu::AGENT_USER),
+        run_as_group: Some(gpu::AGENT_USER),
+        ..SecurityContext::default()
+    })
 }
 
 fn cache_volume(plan: &Plan, opts: &BuildOptions) -> Volume {
@@ -126,9 +138,10 @@ fn cache_volume(plan: &Plan, opts: &BuildOptions) -> Volume {
 /// Deployment of the variant's serving pods.
 pub fn deployment(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> Deployment {
     let selector = selector(plan, v);
+    let backend = Backend::of(v.serving.gpu_count, v.serving.gpu_vendor);
     let mut container = Container {
         name: "agent".into(),
-        image: Some(opts.agent_image.clone()),
+        image: Some(opts.images.image(backend).to_string()),
         command: Some(vec!["llamafleet-agent".into()]),
         args: Some(serve_args(plan, v)),
         ports: Some(vec![container_port()]),
@@ -145,6 +158,7 @@ pub fn deployment(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> Deployme
             LIVENESS_FAILURE_THRESHOLD,
         )),
         resources: resources(v),
+        security_context: security_context(backend),
         volume_mounts: Some(vec![VolumeMount {
             name: CACHE_VOLUME.into(),
             mount_path: CACHE_DIR.into(),

@@ -14,6 +14,7 @@ use kube::client::Body;
 use kube::{Client, Resource};
 use llamafleet_crds::{LlmDeployment, LlmModel};
 use llamafleet_operator::agent_status::NoAgentProbe;
+use llamafleet_operator::build::gpu::AgentImages;
 use llamafleet_operator::build::{self, BuildOptions};
 use llamafleet_operator::context::Context;
 use llamafleet_operator::metrics::Metrics;
@@ -305,7 +306,7 @@ pub fn built_children(llmd: &LlmDeployment, models: &[LlmModel]) -> Vec<(String,
     let plan = validate::plan(&name, &ns, &llmd.spec, &resolved).unwrap();
     let owner = llmd.controller_owner_ref(&()).unwrap();
     let opts = BuildOptions {
-        agent_image: IMAGE.into(),
+        images: AgentImages::derived(IMAGE).unwrap(),
         owner: Some(owner),
         cache_path: CACHE_DIR.into(),
     };

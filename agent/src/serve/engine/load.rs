@@ -2,15 +2,20 @@
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock, mpsc};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
+use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use serde::Serialize;
 
+use super::offload::{self, GpuDevice};
 use super::template::choose_template;
+use super::worker::BATCH_TOKENS;
 use super::{Command, EngineError, EngineStats, worker};
 use crate::serve::metrics::EngineMetrics;
 
@@ -20,7 +25,8 @@ static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
 /// How many layers go to the GPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GpuLayers {
-    /// All of them when the build has a GPU backend, none otherwise.
+    /// As many as fit the GPUs' free memory with the context (all of them when the model
+    /// fits); none on a CPU build or a machine without a GPU.
     Auto,
     /// Exactly this many (capped by the model).
     Count(u32),
@@ -70,8 +76,13 @@ pub struct ModelInfo {
     pub layers_total: u32,
     /// Blocks on the GPU.
     pub layers_offloaded: u32,
-    /// `cpu` or `cuda`.
+    /// `cpu`, or the GPUs the layers went to by product name (`NVIDIA H200`), comma-separated.
     pub device: String,
+    /// The GPUs the layers went to (empty when none did).
+    pub gpus: Vec<GpuDevice>,
+    /// Device memory the engine took on those GPUs (weights, KV cache, compute buffers):
+    /// their free memory before loading less after creating the context.
+    pub gpu_memory_bytes: u64,
     /// Embedding width.
     pub embedding_length: u32,
     /// Parameters.
@@ -97,18 +108,18 @@ pub(crate) fn backend() -> Result<&'static LlamaBackend, EngineError> {
         .map_err(|e| EngineError::Internal(format!("llama.cpp backend: {e}")))
 }
 
-/// Loads the model on a new thread and returns once it is loaded (or failed); the thread
-/// then serves `rx` until every [`super::Engine`] handle is dropped.
+/// Loads the model on a new thread and returns once it is loaded (or failed), with the thread's
+/// handle; the thread then serves `rx` until every [`super::Engine`] handle is dropped.
 pub(crate) fn spawn(
     config: EngineConfig,
     metrics: EngineMetrics,
     rx: mpsc::Receiver<Command>,
     stats: Arc<EngineStats>,
     started: Instant,
-) -> Result<ModelInfo, EngineError> {
+) -> Result<(ModelInfo, JoinHandle<()>), EngineError> {
     let backend = backend()?;
     let (ready_tx, ready_rx) = mpsc::sync_channel(1);
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("llama-engine".into())
         .spawn(move || {
             let t0 = Instant::now();
@@ -150,28 +161,37 @@ pub(crate) fn spawn(
             worker::run(setup, rx, ready_tx, info);
         })
         .map_err(|e| EngineError::Internal(format!("spawning the engine thread: {e}")))?;
-    ready_rx.recv().map_err(|_| EngineError::Stopped)?
+    // A failed load frees what it had loaded before the caller goes on (or exits).
+    let error = match ready_rx.recv() {
+        Ok(Ok(info)) => return Ok((info, thread)),
+        Ok(Err(e)) => e,
+        Err(_) => EngineError::Stopped,
+    };
+    let _ = thread.join();
+    Err(error)
+}
+
+/// The context every engine creates: one KV cache of `ctx` cells per slot, decoded in steps of
+/// at most [`BATCH_TOKENS`]. `--gpu-layers auto` fits the model together with this context.
+pub(super) fn context_params(config: &EngineConfig) -> LlamaContextParams {
+    LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(config.ctx.saturating_mul(config.parallel)))
+        .with_n_batch(BATCH_TOKENS as u32)
+        .with_n_ubatch(BATCH_TOKENS as u32)
+        .with_n_seq_max(config.parallel)
+        // Full-size caches for sliding-window layers (llama.cpp's default, said here because
+        // it matters): prefix reuse cuts a slot's sequence back to a shared prefix, which a
+        // window-sized cache, having dropped older positions, could not attend from. The
+        // operator's memory plan counts these full-size caches.
+        .with_swa_full(true)
+        .with_n_threads(config.threads)
+        .with_n_threads_batch(config.threads)
 }
 
 fn load_model(
     backend: &LlamaBackend,
     config: &EngineConfig,
 ) -> Result<(LlamaModel, ModelInfo), EngineError> {
-    let gpu = backend.supports_gpu_offload();
-    let requested = match (config.gpu_layers, gpu) {
-        (_, false) => 0,
-        (GpuLayers::Auto, true) => u32::MAX,
-        (GpuLayers::Count(n), true) => n,
-    };
-    let params = LlamaModelParams::default().with_n_gpu_layers(requested.min(i32::MAX as u32));
-    let model = LlamaModel::load_from_file(backend, &config.model_path, &params)
-        .map_err(|e| EngineError::Internal(format!("loading the model: {e}")))?;
-    let architecture = model
-        .meta_val_str("general.architecture")
-        .unwrap_or_default();
-    let layers_total = model.n_layer();
-    let layers_offloaded = requested.min(layers_total);
-    let ctx_train = model.n_ctx_train();
     if config.ctx == 0 || config.parallel == 0 {
         return Err(EngineError::Internal(
             "ctx and parallel must be positive".into(),
@@ -179,6 +199,46 @@ fn load_model(
     }
     NonZeroU32::new(config.ctx.saturating_mul(config.parallel))
         .ok_or_else(|| EngineError::Internal("ctx * parallel overflows".into()))?;
+    let gpus = if backend.supports_gpu_offload() {
+        offload::gpu_devices()
+    } else {
+        Vec::new()
+    };
+    let mut params = LlamaModelParams::default();
+    let requested = match (config.gpu_layers, gpus.is_empty()) {
+        (_, true) => {
+            params = params.with_n_gpu_layers(0);
+            0
+        }
+        (GpuLayers::Count(n), false) => {
+            params = params.with_n_gpu_layers(n);
+            n
+        }
+        // The fit leaves its choice (layers, and a split over several GPUs) in `params`.
+        (GpuLayers::Auto, false) => {
+            offload::fit_layers(Pin::new(&mut params), config, context_params(config))?
+        }
+    };
+    let model = LlamaModel::load_from_file(backend, &config.model_path, &params)
+        .map_err(|e| EngineError::Internal(format!("loading the model: {e}")))?;
+    let architecture = model
+        .meta_val_str("general.architecture")
+        .unwrap_or_default();
+    let layers_total = model.n_layer();
+    // llama.cpp offloads the last n blocks (and the output layer once n exceeds them).
+    let layers_offloaded = requested.min(layers_total);
+    let ctx_train = model.n_ctx_train();
+    let gpus = if layers_offloaded > 0 {
+        gpus
+    } else {
+        Vec::new()
+    };
+    let device = if gpus.is_empty() {
+        "cpu".to_owned()
+    } else {
+        let names: Vec<&str> = gpus.iter().map(|g| g.description.as_str()).collect();
+        names.join(", ")
+    };
     let info = ModelInfo {
         architecture,
         ctx_per_slot: config.ctx,
@@ -186,7 +246,9 @@ fn load_model(
         slots: config.parallel,
         layers_total,
         layers_offloaded,
-        device: if layers_offloaded > 0 { "cuda" } else { "cpu" }.into(),
+        device,
+        gpus,
+        gpu_memory_bytes: 0,
         embedding_length: u32::try_from(model.n_embd()).unwrap_or(0),
         parameters: model.n_params(),
         size_bytes: model.size(),

@@ -5,6 +5,7 @@ mod embed;
 mod jinja;
 mod job;
 mod load;
+mod offload;
 mod params;
 mod sample;
 mod stop;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
 pub use load::{EngineConfig, GpuLayers, ModelInfo};
+pub use offload::{GpuDevice, gpu_devices};
 pub use params::{DEFAULT_MAX_TOKENS, MAX_STOP_STRINGS, SamplingParams};
 pub use sample::Sampler;
 
@@ -179,13 +181,32 @@ pub struct EngineStats {
     pub last_progress_ms: AtomicU64,
 }
 
-/// A handle to the engine thread; cheap to clone.
+/// A handle to the engine thread; cheap to clone. Dropping the last one waits for the thread
+/// to finish its streams and free the context and model.
 #[derive(Clone)]
 pub struct Engine {
+    // Declared first, so dropped first: the last sender gone is what ends the thread's loop.
     tx: mpsc::Sender<Command>,
     info: Arc<ModelInfo>,
     stats: Arc<EngineStats>,
     started: Instant,
+    /// Held for its `Drop` only (declared last, so dropped after `tx`).
+    _thread: Arc<EngineThread>,
+}
+
+/// Joins the engine thread when the last [`Engine`] goes. Without it the thread would free the
+/// llama.cpp context on its own while the process exits: on a GPU that races the CUDA runtime's
+/// teardown and aborts the process (seen on an H200 at the end of a test binary).
+struct EngineThread(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for EngineThread {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take()
+            && handle.join().is_err()
+        {
+            tracing::error!("the engine thread panicked");
+        }
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -200,12 +221,13 @@ impl Engine {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(EngineStats::default());
         let started = Instant::now();
-        let info = load::spawn(config, metrics, rx, stats.clone(), started)?;
+        let (info, thread) = load::spawn(config, metrics, rx, stats.clone(), started)?;
         Ok(Engine {
             tx,
             info: Arc::new(info),
             stats,
             started,
+            _thread: Arc::new(EngineThread(Some(thread))),
         })
     }
 

@@ -2,20 +2,19 @@
 //! step over every busy slot (generation tokens first, then prompt chunks), sampling.
 
 use std::collections::VecDeque;
-use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::LlamaContext;
-use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
 use super::job::{self, Job};
-use super::load::{EngineConfig, ModelInfo};
+use super::load::{EngineConfig, ModelInfo, context_params};
+use super::offload;
 use super::stop::Delta;
 use super::template::ChatFormat;
 use super::{Command, EngineError, EngineStats, Event, FinishReason, Generation, Usage, embed};
@@ -61,19 +60,7 @@ pub(crate) fn run(
     info: ModelInfo,
 ) {
     let config = setup.config;
-    let n_ctx = NonZeroU32::new(config.ctx.saturating_mul(config.parallel));
-    let params = LlamaContextParams::default()
-        .with_n_ctx(n_ctx)
-        .with_n_batch(BATCH_TOKENS as u32)
-        .with_n_ubatch(BATCH_TOKENS as u32)
-        .with_n_seq_max(config.parallel)
-        // Full-size caches for sliding-window layers (llama.cpp's default, said here because
-        // it matters): prefix reuse cuts a slot's sequence back to a shared prefix, which a
-        // window-sized cache, having dropped older positions, could not attend from. The
-        // operator's memory plan counts these full-size caches.
-        .with_swa_full(true)
-        .with_n_threads(config.threads)
-        .with_n_threads_batch(config.threads);
+    let params = context_params(config);
     let ctx = match setup.model.new_context(setup.backend, params) {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -104,6 +91,8 @@ pub(crate) fn run(
         batch: LlamaBatch::new(BATCH_TOKENS, 1),
         closed: false,
     };
+    let mut info = info;
+    info.gpu_memory_bytes = offload::memory_taken(&info.gpus);
     if ready.send(Ok(info)).is_err() {
         return;
     }

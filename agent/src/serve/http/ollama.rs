@@ -267,7 +267,9 @@ fn entries(state: &AppState, running: bool) -> Vec<Value> {
                 "digest": snap.sha256, "details": details(state)});
             if running {
                 v["expires_at"] = json!("9999-12-31T23:59:59Z");
-                v["size_vram"] = json!(0);
+                // What the engine took on its GPUs (0 on the CPU), as Ollama reports it.
+                let vram = state.engine.get().map_or(0, |e| e.info().gpu_memory_bytes);
+                v["size_vram"] = json!(vram);
             } else {
                 v["modified_at"] = json!(rfc3339_now());
             }
