@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -16,7 +16,11 @@ use llamafleet_operator::names::CACHE_DIR;
 use llamafleet_operator::render::{self, DEFAULT_NAMESPACE};
 use llamafleet_operator::rollout::{self, Outcome};
 use llamafleet_operator::validate::{self, ResolvedModel};
+use pods::pod_spec;
 use sha2::Digest;
+
+#[path = "support/pods.rs"]
+mod pods;
 
 const IMAGE: &str = "ghcr.io/llamafleet/agent:test";
 const SHA: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
@@ -81,17 +85,6 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_string()).collect()
-}
-
-fn pod_spec(children: &Children, variant: usize) -> PodSpec {
-    children.variants[variant]
-        .deployment
-        .spec
-        .clone()
-        .unwrap()
-        .template
-        .spec
-        .unwrap()
 }
 
 fn container(children: &Children, variant: usize) -> Container {

@@ -15,6 +15,9 @@ use llamafleet_operator::render::{self, DEFAULT_NAMESPACE};
 use llamafleet_operator::sizing;
 use llamafleet_operator::validate::{self, Plan, ResolvedModel};
 
+#[path = "support/pods.rs"]
+mod pods;
+
 const IMAGE: &str = "ghcr.io/llamafleet/agent:test";
 const GIB: u64 = 1 << 30;
 
@@ -66,15 +69,7 @@ fn build(plan: &Plan) -> Children {
 }
 
 fn container(children: &Children, variant: usize) -> Container {
-    let pod = children.variants[variant]
-        .deployment
-        .spec
-        .clone()
-        .unwrap()
-        .template
-        .spec
-        .unwrap();
-    pod.containers[0].clone()
+    pods::pod_spec(children, variant).containers[0].clone()
 }
 
 fn gpu_layers_arg(c: &Container) -> String {
