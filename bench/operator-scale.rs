@@ -56,6 +56,12 @@ fn answer(cluster: &Mutex<Cluster>, method: &str, uri: &str, body: Value) -> Val
     let path = uri.split('?').next().unwrap_or_default().to_string();
     match method {
         "GET" if path.contains("/llmmodels/") => model(),
+        // The namespace's node-cache claim, already bound (operator/src/node_cache.rs).
+        "GET" if path.ends_with("/persistentvolumeclaims/llamafleet-model-cache") => json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "llamafleet-model-cache", "namespace": "default"},
+            "status": {"phase": "Bound"}
+        }),
         "GET" => {
             // LIST by instance label: labelSelector=app.kubernetes.io%2Finstance%3D<name>%2C...
             let instance = uri

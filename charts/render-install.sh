@@ -18,5 +18,8 @@ metadata:
   name: $namespace
   labels:
     app.kubernetes.io/name: llamafleet
+    # The node-cache DaemonSet mounts the node's cache directory (hostPath) and prepares it as
+    # root; application namespaces can enforce restricted (docs/install.md, "Pod Security").
+    pod-security.kubernetes.io/enforce: privileged
 HEADER
 "$helm" template llamafleet charts/llamafleet --namespace "$namespace" --include-crds

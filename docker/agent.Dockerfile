@@ -3,6 +3,9 @@
 # Build from the repository root:
 #   docker build -f docker/agent.Dockerfile -t ghcr.io/llamafleet/agent:0.1.0 .
 # The GPU build is docker/agent-cuda.Dockerfile.
+# Without a container engine, `bash scripts/build-images.sh OUT_DIR` builds the same image:
+# it carries out the runtime stage below instruction by instruction, with the binary built on
+# this machine, and refuses what it does not understand (tests/e2e/images.rs).
 ARG RUST_VERSION=1.95
 ARG DEBIAN=bookworm
 

@@ -2,6 +2,9 @@
 # llamafleet-operator: a static-TLS (rustls) Rust binary on distroless, non-root.
 # Build from the repository root:
 #   docker build -f docker/operator.Dockerfile -t ghcr.io/llamafleet/operator:0.1.0 .
+# Without a container engine, `bash scripts/build-images.sh OUT_DIR` builds the same image:
+# it carries out the runtime stage below instruction by instruction, with the binary built on
+# this machine, and refuses what it does not understand (tests/e2e/images.rs).
 ARG RUST_VERSION=1.95
 ARG DEBIAN=bookworm
 

@@ -18,7 +18,13 @@ cd "$(dirname "$0")/.."
 SERVE_APT=(cmake make g++ clang libclang-dev)
 # promtool (Debian's prometheus) checks the agent's /metrics; headless Chromium driven by
 # chromedriver tries the agent's chat page.
-TEST_APT=(prometheus chromium chromium-driver)
+# The test cluster's real node (tests/cluster/node.sh) runs containers with containerd, runc
+# and the CNI plugins, kube-proxy writes iptables rules and conntrack entries; the images it
+# runs are built by scripts/build-images.sh with mmdebstrap and umoci, the pause image with a
+# static libc (libc6-dev).
+TEST_APT=(prometheus chromium chromium-driver
+  containerd runc containernetworking-plugins iptables conntrack
+  mmdebstrap umoci libc6-dev)
 # The Python tools the tests drive (kubernetes-validate, the openai/ollama clients,
 # schemathesis), pinned there with `==`.
 TEST_PIP_REQUIREMENTS=scripts/requirements-test.txt

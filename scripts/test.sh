@@ -2,7 +2,8 @@
 # The project's one test command (README and CI run exactly this): what the suite needs on this
 # machine (scripts/setup.sh test), formatting, lints, then every test in the workspace: unit
 # and mock-API tests, tests against the real test model, and the real-cluster suite against a
-# control plane built from upstream Kubernetes sources; beside them, the CUDA build of the agent.
+# control plane built from upstream Kubernetes sources, with a real node that runs the images
+# scripts/build-images.sh builds; beside them, the CUDA build of the agent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,9 @@ cuda_pid=""
 e2e_state=""
 on_exit() {
   [[ -n "$cuda_pid" ]] && kill -- "-$cuda_pid" 2>/dev/null
-  [[ -n "$e2e_state" ]] && bash tests/cluster/down.sh "$e2e_state"
+  if [[ -n "$e2e_state" ]]; then
+    bash tests/cluster/down.sh "$e2e_state" || echo "e2e: tests/cluster/down.sh $e2e_state failed"
+  fi
   return 0
 }
 trap on_exit EXIT
@@ -48,8 +51,16 @@ if [ -n "${KUBECONFIG:-}" ]; then
   echo "e2e: using the cluster in KUBECONFIG=$KUBECONFIG"
   export LLAMAFLEET_E2E=required
 elif command -v go >/dev/null 2>&1; then
-  e2e_state="$(mktemp -d)"
+  # The images the real node runs are built from the binaries the tests use (debug profile,
+  # llama.cpp optimised): the test build comes first, then the images (seconds when their
+  # inputs have not changed), then the cluster, which imports them.
+  cargo test --workspace --locked --no-run
+  LLAMAFLEET_E2E_IMAGES="${LLAMAFLEET_CACHE:-$HOME/.cache/llamafleet}/images/e2e"
+  LLAMAFLEET_IMAGE_PROFILE=debug bash scripts/build-images.sh "$LLAMAFLEET_E2E_IMAGES" \
+    agent operator pause e2e-client
+  export LLAMAFLEET_E2E_IMAGES LLAMAFLEET_IMAGES_DIR="$LLAMAFLEET_E2E_IMAGES"
 
+  e2e_state="$(mktemp -d)"
   KUBECONFIG="$(bash tests/cluster/up.sh "$e2e_state")"
   export KUBECONFIG LLAMAFLEET_E2E=required
 else

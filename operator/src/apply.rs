@@ -99,21 +99,27 @@ fn name_of<K: Resource>(o: &K) -> String {
     o.meta().name.clone().unwrap_or_default()
 }
 
+/// True when `live` holds `obj` as built (see [`is_subset`]): applying it would write nothing.
+pub fn is_current<K: Resource + Serialize>(obj: &K, live: &[K]) -> bool {
+    let name = name_of(obj);
+    live.iter().find(|l| name_of(*l) == name).is_some_and(|l| {
+        let want = serde_json::to_value(obj).unwrap_or_default();
+        let have = serde_json::to_value(l).unwrap_or_default();
+        is_subset(&want, &have)
+    })
+}
+
 async fn apply_one<K: Kind>(
     client: &Client,
     namespace: &str,
     obj: K,
     live: &mut Vec<K>,
 ) -> Result<Option<String>, ApplyError> {
+    if is_current(&obj, live) {
+        return Ok(None);
+    }
     let name = name_of(&obj);
     let position = live.iter().position(|l| name_of(l) == name);
-    if let Some(i) = position {
-        let want = serde_json::to_value(&obj).unwrap_or_default();
-        let have = serde_json::to_value(&live[i]).unwrap_or_default();
-        if is_subset(&want, &have) {
-            return Ok(None);
-        }
-    }
     let kind = <K as k8s_openapi::Resource>::KIND;
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams::apply(FIELD_MANAGER).force();

@@ -73,7 +73,8 @@ pub struct Context {
     pub models: ModelOptions,
     /// Where progressive rollouts read router figures; `None` leaves every due step waiting.
     pub routers: Option<RouterStatsClient>,
-    /// Node directory of the model cache when a deployment's `spec.cache` names none.
+    /// Node directory of the node cache (the model cache of deployments whose `spec.cache`
+    /// names none): the path of its PersistentVolumes.
     pub cache_path: String,
     failures: Mutex<HashMap<String, u32>>,
     /// Per object, the warnings already published for a state that persists (a skipped

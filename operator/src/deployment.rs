@@ -12,7 +12,7 @@ use crate::build::{self, BuildOptions};
 use crate::context::{Context, ReconcileStart};
 use crate::error::Error;
 use crate::validate::{self, ResolvedModel, ValidateError};
-use crate::{apply, dereference, names, rollout, status, update};
+use crate::{apply, dereference, names, node_cache, rollout, status, update};
 
 /// Controller label of the metrics.
 pub const CONTROLLER: &str = "llmdeployment";
@@ -113,8 +113,21 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
         owner: Some(owner.clone()),
         cache_path: ctx.cache_path.clone(),
     };
-    let children = build::build(&plan, &opts).into_ordered();
+    let built = build::build(&plan, &opts);
     let mut live = observed.children;
+    // Only when serving pods are about to be created or changed (see node_cache.rs); a
+    // variant scaled to zero has none.
+    let pods_change = built.variants.iter().any(|v| {
+        let replicas = v.deployment.spec.as_ref().and_then(|s| s.replicas);
+        replicas != Some(0) && !apply::is_current(&v.deployment, &live.deployments)
+    });
+    if pods_change && build::node_cache::uses_node_cache(&plan.spec) {
+        let written = node_cache::ensure(&ctx.client, &ns, &ctx.cache_path).await?;
+        if !written.is_empty() {
+            tracing::info!(%ns, %name, ?written, "node cache claim made");
+        }
+    }
+    let children = built.into_ordered();
     let outcome = apply::apply(&ctx.client, &ns, &owner.uid, children, &mut live).await?;
     if !outcome.applied.is_empty() || !outcome.deleted.is_empty() {
         tracing::info!(%ns, %name, applied = ?outcome.applied, deleted = ?outcome.deleted, "children updated");

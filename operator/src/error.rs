@@ -51,6 +51,31 @@ pub enum ApplyError {
     },
 }
 
+/// Reading or creating the node cache's volume and claim failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeCacheError {
+    /// Reading the claim or the volume failed (a 404 is not an error: it is created).
+    #[error("reading {kind} {name}: {source}")]
+    Read {
+        /// The kind.
+        kind: &'static str,
+        /// The object.
+        name: String,
+        /// The cause.
+        source: kube::Error,
+    },
+    /// Creating the claim or the volume, or freeing a released volume, was refused.
+    #[error("writing {kind} {name}: {source}")]
+    Write {
+        /// The kind.
+        kind: &'static str,
+        /// The object.
+        name: String,
+        /// The cause.
+        source: kube::Error,
+    },
+}
+
 /// Writing the status failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -65,6 +90,9 @@ pub enum Error {
     /// Dereference step.
     #[error(transparent)]
     Dereference(#[from] DereferenceError),
+    /// Node-cache step.
+    #[error(transparent)]
+    NodeCache(#[from] NodeCacheError),
     /// Apply step.
     #[error(transparent)]
     Apply(#[from] ApplyError),
@@ -82,6 +110,7 @@ impl Error {
         match self {
             Self::Dereference(DereferenceError::Model { .. }) => "get_model",
             Self::Dereference(DereferenceError::List { .. }) => "list_children",
+            Self::NodeCache(_) => "node_cache",
             Self::Apply(ApplyError::Apply { .. }) => "apply",
             Self::Apply(ApplyError::Delete { .. }) => "delete",
             Self::Status(_) => "status",

@@ -4,8 +4,9 @@
 //! scheduled update checks) in [`model`].
 //!
 //! A reconcile is a short run of steps, each its own module: [`dereference`] (reads the
-//! cluster) → [`validate`] (pure) → [`build`] (pure, cannot fail) → [`apply`] (writes) →
-//! [`status`]. Between validate and build, [`rollout`] decides which weights are in effect
+//! cluster) → [`validate`] (pure) → [`build`] (pure, cannot fail) → [`node_cache`] (the
+//! namespace's model-cache claim, when serving pods are about to change) → [`apply`] (writes)
+//! → [`status`]. Between validate and build, [`rollout`] decides which weights are in effect
 //! (a progressive rollout's step, or the spec's).
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod names;
+pub mod node_cache;
 pub mod render;
 pub mod rollout;
 pub mod run;

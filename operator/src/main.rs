@@ -35,8 +35,9 @@ struct RunArgs {
     /// --agent-image with `-vulkan` appended to its tag].
     #[arg(long, env = "LLAMAFLEET_AGENT_IMAGE_VULKAN", global = true)]
     agent_image_vulkan: Option<String>,
-    /// Node directory of the model cache (a hostPath) for deployments whose `spec.cache`
-    /// names none.
+    /// Node directory of the node cache, the model cache of deployments whose `spec.cache`
+    /// names none: the path of the hostPath PersistentVolume the operator makes per namespace.
+    /// It must exist on every node, owned by 65532 (the chart's node-cache DaemonSet makes it).
     #[arg(long, env = "LLAMAFLEET_CACHE_PATH", default_value = CACHE_DIR, global = true)]
     cache_path: String,
     /// Address of /metrics and /healthz.

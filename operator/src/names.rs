@@ -31,6 +31,13 @@ pub const ROUTING_KEY: &str = "routing.yaml";
 /// Directory of the API-key Secret in router pods.
 pub const KEYS_DIR: &str = "/etc/llamafleet/keys";
 
+/// The PersistentVolumeClaim of the node cache in each namespace that uses it.
+pub const NODE_CACHE_CLAIM: &str = "llamafleet-model-cache";
+/// `llamafleet.dev/cache`: on the node cache's PersistentVolumes and claims.
+pub const LABEL_CACHE: &str = "llamafleet.dev/cache";
+/// Value of `llamafleet.dev/cache` for the node cache.
+pub const CACHE_NODE: &str = "node";
+
 /// `app.kubernetes.io/name`: the product.
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 /// `app.kubernetes.io/instance`: the LlmDeployment.
@@ -64,6 +71,12 @@ pub fn router_deployment(llmd: &str) -> String {
 /// `<llmd>-routing`: the routing ConfigMap.
 pub fn routing_config(llmd: &str) -> String {
     format!("{llmd}-routing")
+}
+
+/// `llamafleet-cache-<namespace>`: the PersistentVolume (cluster-scoped, so named after the
+/// one namespace whose claim it is reserved for) of the node cache.
+pub fn node_cache_volume(namespace: &str) -> String {
+    format!("llamafleet-cache-{namespace}")
 }
 
 /// In-cluster URL of a variant's Service.

@@ -4,15 +4,17 @@
 //! Models count as their spec says (the state the minimal model controller pins them in).
 //! Owner references are left out: they need the live LlmDeployment's uid, and a made-up uid
 //! would make the garbage collector delete the objects if someone applied the output.
+//! Deployments on the node cache also get its PersistentVolume and claim, once per namespace,
+//! as the operator would create them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use llamafleet_crds::{LlmDeployment, LlmModel};
 use serde::Deserialize;
 
 use crate::build::gpu::{AgentImages, ImageError};
-use crate::build::{self, BuildOptions};
+use crate::build::{self, BuildOptions, node_cache};
 use crate::validate::{self, ResolvedModel, ValidateError};
 
 /// Namespace of documents that name none (what `kubectl apply` without `-n` would use).
@@ -159,6 +161,7 @@ pub fn render_with_images(
     let mut out = String::from(
         "# Rendered by llamafleet-operator; ownerReferences are added at apply time.\n",
     );
+    let mut node_caches = BTreeSet::new();
     for d in &inputs.deployments {
         let namespace = d
             .metadata
@@ -196,6 +199,16 @@ pub fn render_with_images(
                     source,
                 },
             })?;
+        // The node cache's volume and claim, once per namespace, before the pods that mount it.
+        if node_cache::uses_node_cache(&plan.spec) && node_caches.insert(plan.namespace.clone()) {
+            let pv = node_cache::persistent_volume(&plan.namespace, cache_path);
+            out.push_str("---\n");
+            out.push_str(&serde_norway::to_string(&pv)?);
+            out.push_str("---\n");
+            out.push_str(&serde_norway::to_string(&node_cache::claim(
+                &plan.namespace,
+            ))?);
+        }
         for child in build::build(&plan, &opts).into_ordered() {
             out.push_str("---\n");
             out.push_str(&serde_norway::to_string(&child)?);

@@ -60,7 +60,7 @@ pub struct Settings {
     /// Base URLs of routers whose `/router/stats` progressive rollouts read, instead of
     /// the router pods of each deployment (development outside the cluster, tests).
     pub router_urls: Vec<String>,
-    /// Node directory of the model cache when `spec.cache` names none.
+    /// Node directory of the node cache (the model cache when `spec.cache` names none).
     pub cache_path: String,
 }
 

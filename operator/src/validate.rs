@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use llamafleet_crds::{
-    Candidate, GpuVendor, InvalidSpec, LlmDeploymentSpec, LlmModel, ModelPhase, ServingSpec,
+    Candidate, GpuVendor, InvalidSpec, LlmDeploymentSpec, LlmModel, ModelPhase, SecretKeyRef,
+    ServingSpec,
 };
 
 use crate::context::DEFAULT_GPU_MEMORY_BYTES;
@@ -63,6 +64,12 @@ pub struct ResolvedModel {
     pub url: String,
     /// Pinned sha256, when known.
     pub sha256: Option<String>,
+    /// The LlmModel allows plain http (`spec.source.allowInsecureHttp`): the agent is told so
+    /// (`--allow-http`), or it refuses the URL the operator resolved.
+    pub allow_insecure_http: bool,
+    /// The Secret key holding the source's bearer token (`spec.source.authSecretRef`): the
+    /// agents download the file too, so they get it as well (`build::source_token`).
+    pub auth_secret: Option<SecretKeyRef>,
     /// Context length the model declares (spec, else GGUF header).
     pub context_length: Option<u32>,
     /// Memory figures from the GGUF header (`None` until the model controller read it).
@@ -94,6 +101,8 @@ impl ResolvedModel {
                 .clone()
                 .unwrap_or_else(|| model.spec.source.url.clone()),
             sha256: candidate.sha256.clone(),
+            allow_insecure_http: model.spec.source.allow_insecure_http.unwrap_or(false),
+            auth_secret: model.spec.source.auth_secret_ref.clone(),
             context_length: model.spec.context_length.or_else(|| {
                 gguf.and_then(|g| g.context_length)
                     .and_then(|c| u32::try_from(c).ok())
@@ -121,6 +130,8 @@ impl ResolvedModel {
             sha256: resolved
                 .and_then(|r| r.sha256.clone())
                 .or_else(|| model.spec.source.sha256.clone()),
+            allow_insecure_http: model.spec.source.allow_insecure_http.unwrap_or(false),
+            auth_secret: model.spec.source.auth_secret_ref.clone(),
             context_length: model
                 .spec
                 .context_length

@@ -16,7 +16,7 @@ use llamafleet_operator::names::CACHE_DIR;
 use llamafleet_operator::render::{self, DEFAULT_NAMESPACE};
 use llamafleet_operator::rollout::{self, Outcome};
 use llamafleet_operator::validate::{self, ResolvedModel};
-use pods::pod_spec;
+use pods::{plan_of_examples, pod_spec};
 use sha2::Digest;
 
 #[path = "support/pods.rs"]
@@ -48,32 +48,13 @@ fn build_example(files: &[&str]) -> Children {
 /// [`build_example`] with the operator's `--cache-path` set to `cache_path`.
 fn build_example_with_cache(files: &[&str], cache_path: &str) -> Children {
     build::build(
-        &plan_example(files),
+        &plan_of_examples(files),
         &BuildOptions {
             images: AgentImages::derived(IMAGE).unwrap(),
             owner: Some(owner()),
             cache_path: cache_path.into(),
         },
     )
-}
-
-/// The plan of the last deployment of the given example files.
-fn plan_example(files: &[&str]) -> validate::Plan {
-    let paths: Vec<PathBuf> = files.iter().map(|f| example(f)).collect();
-    let inputs = render::read_inputs(&paths, DEFAULT_NAMESPACE).unwrap();
-    let d = inputs.deployments.last().unwrap();
-    let models = inputs
-        .models
-        .values()
-        .map(|m| {
-            (
-                m.metadata.name.clone().unwrap(),
-                Ok(ResolvedModel::from_spec_and_status(m)),
-            )
-        })
-        .collect();
-    let name = d.metadata.name.as_deref().unwrap();
-    validate::plan(name, DEFAULT_NAMESPACE, &d.spec, &models).unwrap()
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -181,31 +162,44 @@ fn quickstart_variant_deployment() {
     );
     let pod = spec.template.spec.unwrap();
     let vol = &pod.volumes.unwrap()[0];
-    let host = vol.host_path.clone().unwrap();
     assert_eq!(vol.name, "model-cache");
-    assert_eq!(host.path, "/var/lib/llamafleet/models");
-    assert_eq!(host.type_.as_deref(), Some("DirectoryOrCreate"));
+    assert_eq!(
+        vol.persistent_volume_claim.clone().unwrap().claim_name,
+        "llamafleet-model-cache",
+        "the node cache's claim"
+    );
+    assert_eq!(vol.host_path, None);
     assert_eq!(pod.node_selector, None);
     assert_eq!(pod.tolerations, None);
 }
 
+/// `(hostPath and its type, claim, mount path)` of variant 0's cache volume.
+fn cache_of(c: &Children) -> (Option<(String, String)>, Option<String>, String) {
+    let pod = pod_spec(c, 0);
+    let mount = pod.containers[0].volume_mounts.clone().unwrap()[0]
+        .mount_path
+        .clone();
+    let vol = pod.volumes.unwrap()[0].clone();
+    let host = vol.host_path.map(|h| (h.path, h.type_.unwrap_or_default()));
+    let claim = vol.persistent_volume_claim.map(|p| p.claim_name);
+    (host, claim, mount)
+}
+
 #[test]
-fn operator_cache_path_is_the_default_host_path_and_the_spec_wins() {
-    let host_path = |c: &Children| {
-        let pod = pod_spec(c, 0);
-        let mount = pod.containers[0].volume_mounts.clone().unwrap()[0]
-            .mount_path
-            .clone();
-        let host = pod.volumes.unwrap()[0].host_path.clone().map(|h| h.path);
-        (host, mount)
-    };
-    // No spec.cache: the operator's flag decides the node directory; the container's stays.
+fn no_spec_cache_mounts_the_node_cache_claim_and_the_spec_wins() {
+    // No spec.cache: the node cache's claim, whatever the operator's flag (that is the path
+    // of the claim's volume, tests/node_cache.rs); the container's path stays.
     let quickstart = build_example_with_cache(&["quickstart.yaml"], "/mnt/nvme/llamafleet");
     assert_eq!(
-        host_path(&quickstart),
-        (Some("/mnt/nvme/llamafleet".into()), CACHE_DIR.into())
+        cache_of(&quickstart),
+        (
+            None,
+            Some("llamafleet-model-cache".into()),
+            CACHE_DIR.into()
+        )
     );
-    // spec.cache.hostPath wins over the flag.
+    // spec.cache.hostPath: that node directory, which must exist (a kubelet-made one would be
+    // root's, unwritable to the agent).
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("own-cache.yaml");
     let yaml = std::fs::read_to_string(example("quickstart.yaml")).unwrap()
@@ -213,12 +207,16 @@ fn operator_cache_path_is_the_default_host_path_and_the_spec_wins() {
     std::fs::write(&file, yaml).unwrap();
     let own = build_example_with_cache(&[file.to_str().unwrap()], "/mnt/nvme/llamafleet");
     assert_eq!(
-        host_path(&own),
-        (Some("/data/models".into()), CACHE_DIR.into())
+        cache_of(&own),
+        (
+            Some(("/data/models".into(), "Directory".into())),
+            None,
+            CACHE_DIR.into()
+        )
     );
-    // A PVC needs no host directory at all.
+    // spec.cache.pvc: the user's own claim.
     let pvc = build_example_with_cache(&["migration/02-green-10.yaml", "progressive.yaml"], "/x");
-    assert_eq!(host_path(&pvc).0, None);
+    assert_eq!(cache_of(&pvc).1.as_deref(), Some("llamafleet-models"));
 }
 
 #[test]
@@ -491,7 +489,7 @@ fn progressive_pvc_hpa_scheduling_and_variant_override() {
 /// HPA on a name nobody exports reports `FailedGetPodsMetric` and never scales).
 #[test]
 fn queue_depth_hpa_names_the_agents_queue_gauge() {
-    let mut plan = plan_example(&["migration/02-green-10.yaml", "progressive.yaml"]);
+    let mut plan = plan_of_examples(&["migration/02-green-10.yaml", "progressive.yaml"]);
     plan.spec.autoscaling.as_mut().unwrap().target_queue_depth = Some(4);
     let opts = BuildOptions {
         images: AgentImages::derived(IMAGE).unwrap(),
@@ -530,7 +528,7 @@ fn router_service_carries_no_variant_label() {
 
 #[test]
 fn rollout_weights_go_into_the_table_and_a_retired_variant_scales_to_zero() {
-    let mut plan = plan_example(&["migration/02-green-10.yaml", "progressive.yaml"]);
+    let mut plan = plan_of_examples(&["migration/02-green-10.yaml", "progressive.yaml"]);
     plan.spec.variants[0].weight = 0;
     plan.spec.variants[1].weight = 100;
     let promoted = Outcome {
@@ -657,4 +655,97 @@ fn agents_answer_the_deployment_name_its_presets_and_its_limits() {
             .unwrap()
             .contains(&"--preset".to_string())
     );
+}
+
+/// An LlmModel that allows plain http has its agents told so: without `--allow-http` the agent
+/// refuses the very URL the operator resolved (found running the quickstart on real pods).
+#[test]
+fn a_model_that_allows_plain_http_passes_allow_http_to_its_agents() {
+    let paths = [example("quickstart.yaml")];
+    let mut inputs = render::read_inputs(&paths, DEFAULT_NAMESPACE).unwrap();
+    let d = inputs.deployments.last().unwrap().clone();
+    let args_with = |inputs: &render::Inputs| {
+        let models = inputs
+            .models
+            .values()
+            .map(|m| {
+                let name = m.metadata.name.clone().unwrap();
+                (name, Ok(ResolvedModel::from_spec_and_status(m)))
+            })
+            .collect();
+        let name = d.metadata.name.as_deref().unwrap();
+        let plan = validate::plan(name, DEFAULT_NAMESPACE, &d.spec, &models).unwrap();
+        build::variant::serve_args(&plan, &plan.variants[0])
+    };
+    assert!(
+        !args_with(&inputs).contains(&"--allow-http".to_string()),
+        "https source: no --allow-http"
+    );
+    for m in inputs.models.values_mut() {
+        m.spec.source.url = "http://models.example.svc/m.gguf".into();
+        m.spec.source.allow_insecure_http = Some(true);
+    }
+    let args = args_with(&inputs);
+    assert!(args.contains(&"--allow-http".to_string()), "{args:?}");
+}
+
+/// A private source's token (`authSecretRef`) reaches the agents, which download the file
+/// themselves: the Secret's key as a read-only file, passed as `--token-file` (before, the
+/// operator resolved the source with it and the agents got a 401).
+#[test]
+fn a_private_model_source_gives_its_agents_the_token_file() {
+    let paths = [example("quickstart.yaml")];
+    let mut inputs = render::read_inputs(&paths, DEFAULT_NAMESPACE).unwrap();
+    for m in inputs.models.values_mut() {
+        m.spec.source.auth_secret_ref = Some(llamafleet_crds::SecretKeyRef {
+            name: "hf-token".into(),
+            key: Some("hf".into()),
+        });
+    }
+    let d = inputs.deployments.last().unwrap();
+    let models = inputs
+        .models
+        .values()
+        .map(|m| {
+            let name = m.metadata.name.clone().unwrap();
+            (name, Ok(ResolvedModel::from_spec_and_status(m)))
+        })
+        .collect();
+    let name = d.metadata.name.as_deref().unwrap();
+    let plan = validate::plan(name, DEFAULT_NAMESPACE, &d.spec, &models).unwrap();
+    let children = build::build(
+        &plan,
+        &BuildOptions {
+            images: AgentImages::derived("ghcr.io/llamafleet/agent:test").unwrap(),
+            owner: None,
+            cache_path: CACHE_DIR.into(),
+        },
+    );
+    let pod = pod_spec(&children, 0);
+    let container = &pod.containers[0];
+    let args = container.args.clone().unwrap();
+    let flag = args
+        .iter()
+        .position(|a| a == "--token-file")
+        .expect("--token-file");
+    let file = &args[flag + 1];
+    let volume = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.secret.is_some())
+        .expect("a Secret volume");
+    let secret = volume.secret.unwrap();
+    assert_eq!(secret.secret_name.as_deref(), Some("hf-token"));
+    let item = &secret.items.unwrap()[0];
+    assert_eq!(item.key, "hf");
+    let mount = container
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == volume.name)
+        .expect("mounted");
+    assert_eq!(mount.read_only, Some(true));
+    assert_eq!(*file, format!("{}/{}", mount.mount_path, item.path));
 }

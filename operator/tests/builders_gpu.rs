@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, SecurityContext};
+use k8s_openapi::api::core::v1::{Capabilities, Container, SecurityContext};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use llamafleet_crds::{GgufSummary, GpuSpec, LlmDeployment, LlmModel, MemoryEstimate};
 use llamafleet_operator::build::gpu::{AgentImages, Backend, ImageError};
@@ -82,29 +82,17 @@ fn gpu_layers_arg(c: &Container) -> String {
 fn each_vendor_requests_its_device_plugin_resource_and_runs_its_agent_build() {
     let (model, llmd) = example();
     let children = build(&plan_of(&llmd, &model, 16 * GIB));
-    let vulkan_user = Some(SecurityContext {
-        run_as_user: Some(65532),
-        run_as_group: Some(65532),
-        ..SecurityContext::default()
-    });
-    for (i, (name, image, resource, security)) in [
+    for (i, (name, image, resource)) in [
         (
             "nvidia",
             "ghcr.io/llamafleet/agent:test-cuda13",
             "nvidia.com/gpu",
-            None,
         ),
-        (
-            "amd",
-            "ghcr.io/llamafleet/agent:test-vulkan",
-            "amd.com/gpu",
-            vulkan_user.clone(),
-        ),
+        ("amd", "ghcr.io/llamafleet/agent:test-vulkan", "amd.com/gpu"),
         (
             "intel",
             "ghcr.io/llamafleet/agent:test-vulkan",
             "gpu.intel.com/i915",
-            vulkan_user.clone(),
         ),
     ]
     .into_iter()
@@ -124,7 +112,16 @@ fn each_vendor_requests_its_device_plugin_resource_and_runs_its_agent_build() {
             ]),
             "{name}"
         );
-        assert_eq!(c.security_context, security, "{name}");
+        // The image's user and group by number: a runtime with
+        // device_ownership_from_security_context hands Vulkan pods the render node through
+        // the container's effective user, which the kubelet takes from the pod's.
+        let pod = pods::pod_spec(&children, i).security_context.unwrap();
+        assert_eq!(
+            (pod.run_as_user, pod.run_as_group),
+            (Some(65532), Some(65532)),
+            "{name}"
+        );
+        assert_eq!(c.security_context, agent_security(), "{name}");
     }
     let router = children.router.spec.unwrap().template.spec.unwrap();
     assert_eq!(
@@ -204,7 +201,7 @@ fn a_variant_without_gpus_runs_the_cpu_build_whatever_the_deployment_says() {
     assert_eq!(gpu_layers_arg(&c), "0");
     let limits = c.resources.unwrap().limits.unwrap();
     assert_eq!(limits.keys().collect::<Vec<_>>(), ["memory"]);
-    assert_eq!(c.security_context, None);
+    assert_eq!(c.security_context, agent_security());
 }
 
 #[test]
@@ -253,4 +250,18 @@ fn an_agent_image_without_a_tag_needs_the_gpu_images_given() {
     );
     let images = AgentImages::new(&digest, Some("a:cuda"), Some("a:vulkan")).unwrap();
     assert_eq!(images.cpu, digest);
+}
+
+/// The container security context of every agent container, GPU or not: nothing added for
+/// devices (the pod names the user).
+fn agent_security() -> Option<SecurityContext> {
+    Some(SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Capabilities::default()
+        }),
+        ..SecurityContext::default()
+    })
 }

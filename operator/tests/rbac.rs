@@ -248,6 +248,28 @@ fn nothing_beyond_what_the_operator_needs_is_granted() {
         request("create", "", "pods/exec", Some("default"), Some("p")),
         request("get", "", "pods/log", Some("default"), Some("p")),
         request("get", "", "nodes", None, Some("n1")),
+        // The node cache: volumes and claims are read by name and created; volumes are patched
+        // (a Released one freed). Never listed, watched, replaced or deleted: the operator
+        // cannot enumerate or remove anyone's storage.
+        request("list", "", "persistentvolumes", None, None),
+        request("watch", "", "persistentvolumes", None, None),
+        request("update", "", "persistentvolumes", None, Some("pv")),
+        request("delete", "", "persistentvolumes", None, Some("pv")),
+        request("list", "", "persistentvolumeclaims", None, None),
+        request(
+            "patch",
+            "",
+            "persistentvolumeclaims",
+            Some("default"),
+            Some("data"),
+        ),
+        request(
+            "delete",
+            "",
+            "persistentvolumeclaims",
+            Some("default"),
+            Some("data"),
+        ),
         // Its own resources: spec is the user's; it writes status only.
         request(
             "update",

@@ -76,6 +76,8 @@ fn live_from(children: &[(String, Value)]) -> Vec<Value> {
 async fn first_reconcile_creates_everything_and_writes_status() {
     let (models, llmd) = fixture("quickstart.yaml");
     let mut calls = dereference_calls(&llmd, &models, &[]);
+    // Serving pods are about to be created: their node cache claim is read first.
+    calls.push(node_cache_bound("default"));
     let children = built_children(&llmd, &models);
     assert_eq!(children.len(), 6);
     for (path, body) in &children {

@@ -24,13 +24,15 @@ fn docs(yaml: &str) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn quickstart_renders_six_objects_without_owner_references() {
+fn quickstart_renders_the_node_cache_and_six_objects_without_owner_references() {
     let out = render_files(&["quickstart.yaml"]).unwrap();
     let docs = docs(&out);
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
         [
+            "PersistentVolume",
+            "PersistentVolumeClaim",
             "ConfigMap",
             "Deployment",
             "Service",
@@ -39,10 +41,77 @@ fn quickstart_renders_six_objects_without_owner_references() {
             "Service"
         ]
     );
+    // The node cache's volume (cluster-scoped) of the operator's --cache-path, reserved for
+    // the namespace's claim.
+    assert_eq!(docs[0]["metadata"]["name"], "llamafleet-cache-default");
+    assert_eq!(docs[0]["spec"]["hostPath"]["path"], CACHE_DIR);
+    assert_eq!(docs[1]["spec"]["volumeName"], "llamafleet-cache-default");
     for d in &docs {
         assert!(d["metadata"].get("ownerReferences").is_none());
-        assert_eq!(d["metadata"]["namespace"], "default");
+        let namespace = d["metadata"].get("namespace");
+        if d["kind"] == "PersistentVolume" {
+            assert_eq!(namespace, None);
+        } else {
+            assert_eq!(namespace, Some(&"default".into()));
+        }
     }
+}
+
+/// One node cache per namespace, none for a deployment with its own claim.
+#[test]
+fn the_node_cache_is_rendered_once_per_namespace_that_uses_it() {
+    let mut inputs = render::read_inputs(&[example("quickstart.yaml")], "default").unwrap();
+    let chat = inputs.deployments[0].clone();
+    let renamed = |name: &str, ns: &str| {
+        let mut d = chat.clone();
+        d.metadata.name = Some(name.into());
+        d.metadata.namespace = Some(ns.into());
+        d
+    };
+    let mut own_claim = renamed("chat-own", "team-b");
+    own_claim.spec.cache = Some(llamafleet_crds::CacheSpec {
+        pvc: Some("models".into()),
+        ..Default::default()
+    });
+    let model = inputs.models.values().next().unwrap().clone();
+    let mut model_b = model.clone();
+    model_b.metadata.namespace = Some("team-b".into());
+    let key = ("team-b".to_string(), model_b.metadata.name.clone().unwrap());
+    inputs.models.insert(key, model_b);
+    inputs.deployments.extend([
+        renamed("chat-2", "default"),
+        own_claim,
+        renamed("chat-b", "team-b"),
+    ]);
+    let out = render::render(&inputs, "img:1", CACHE_DIR).unwrap();
+    let volumes: Vec<(String, String)> = docs(&out)
+        .iter()
+        .filter(|d| d["kind"] == "PersistentVolume")
+        .map(|d| {
+            let claim = &d["spec"]["claimRef"];
+            (
+                d["metadata"]["name"].as_str().unwrap().to_string(),
+                format!(
+                    "{}/{}",
+                    claim["namespace"].as_str().unwrap(),
+                    claim["name"].as_str().unwrap()
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        volumes,
+        [
+            (
+                "llamafleet-cache-default".to_string(),
+                "default/llamafleet-model-cache".to_string()
+            ),
+            (
+                "llamafleet-cache-team-b".to_string(),
+                "team-b/llamafleet-model-cache".to_string()
+            ),
+        ]
+    );
 }
 
 /// Every good example, alone or with the file that defines its models.

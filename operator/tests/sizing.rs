@@ -159,6 +159,7 @@ async fn deployment_status_explains_the_plan() {
         deployment_body["spec"]["template"]["spec"]["containers"][0]["resources"],
         json!({"requests": {"cpu": "2", "memory": "836Mi"}, "limits": {"memory": "1045Mi"}})
     );
+    calls.push(node_cache_bound("default"));
     for (path, body) in &children {
         calls.push(Call::apply(path.clone(), body.clone()));
     }

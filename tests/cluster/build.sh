@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the upstream control plane the e2e suite runs against, once, into a cache outside the
-# clone: kube-apiserver, kube-controller-manager, kube-scheduler (k8s.io/kubernetes through the
-# wrapper module in k8s/), etcd (wrapper in etcd/) and kwok. Prints the bin directory.
+# Builds the upstream Kubernetes binaries the e2e suite runs, once, into a cache outside the
+# clone: kube-apiserver, kube-controller-manager, kube-scheduler, and for the real node kubelet
+# and kube-proxy (k8s.io/kubernetes through the wrapper module in k8s/), etcd (wrapper in
+# etcd/), CoreDNS (coredns/: only the plugins the cluster uses) and kwok. Prints the bin
+# directory.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 K8S_VERSION="v1.34.4"   # keep in step with k8s/go.mod
@@ -20,7 +22,10 @@ build() { # name, module dir, package
 build kube-apiserver "$here/k8s" k8s.io/kubernetes/cmd/kube-apiserver
 build kube-controller-manager "$here/k8s" k8s.io/kubernetes/cmd/kube-controller-manager
 build kube-scheduler "$here/k8s" k8s.io/kubernetes/cmd/kube-scheduler
+build kubelet "$here/k8s" k8s.io/kubernetes/cmd/kubelet
+build kube-proxy "$here/k8s" k8s.io/kubernetes/cmd/kube-proxy
 build etcd "$here/etcd" go.etcd.io/etcd/server/v3
+build coredns "$here/coredns" .
 if [ ! -x "$bin/kwok" ]; then
   echo "building kwok (once; cached in $bin)" >&2
   GOBIN="$bin" go install -trimpath -ldflags=-s "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >&2

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod loopback;
+pub mod real_node;
 pub mod snippets;
 
 /// A cluster reachable through a kubeconfig.

@@ -188,8 +188,21 @@ fn a_new_model_revision_rolls_out_is_promoted_and_a_failing_one_rolls_back() {
     c.kubectl_ok(&["apply", "-n", n, "-f", file.to_str().unwrap()]);
     let weights = || c.jsonpath(n, "llmd/chat", "{.status.weights}");
     let resolved = || c.jsonpath(n, "llm/m", "{.status.resolved.sha256}");
+    // Ready too: its pod waits for the namespace's node-cache claim to bind before it is
+    // scheduled, and the gap watch below counts traffic to a variant without a ready replica.
+    let main_ready = || {
+        let ready = c.kubectl(&[
+            "get",
+            "-n",
+            n,
+            "deployment/chat-main",
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ]);
+        ready.ok && ready.stdout == "1"
+    };
     c.wait_until("model resolved, main serving", CONVERGE_SECONDS, || {
-        resolved() == first_sha && weights() == "main=100"
+        resolved() == first_sha && weights() == "main=100" && main_ready()
     });
 
     // The next two revisions: a healthy one, then one whose variant fails every request.

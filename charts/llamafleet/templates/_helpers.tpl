@@ -53,3 +53,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "llamafleet.agentImageVulkan" -}}
 {{- include "llamafleet.gpuAgentImage" (dict "root" . "image" .Values.agent.vulkanImage "suffix" "-vulkan") -}}
 {{- end -}}
+
+{{/* Labels that select the node-cache DaemonSet's pods (never change: they are its selector). */}}
+{{- define "llamafleet.nodeCacheSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: node-cache
+{{- end -}}
+
+{{/* Labels of the node-cache DaemonSet and its pods. */}}
+{{- define "llamafleet.nodeCacheLabels" -}}
+{{ include "llamafleet.nodeCacheSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}

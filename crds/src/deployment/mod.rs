@@ -93,7 +93,11 @@ pub struct LlmDeploymentSpec {
     /// Horizontal autoscaling of each variant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSpec>,
-    /// Where nodes keep downloaded model files.
+    /// Where serving pods keep downloaded model files. Without `hostPath` or `pvc`: the node
+    /// cache, one directory per node (the operator's `--cache-path`, chart value
+    /// `agent.cachePath`) shared by every replica there, so a model is downloaded once per
+    /// node; the pods reach it through the claim `llamafleet-model-cache` the operator makes
+    /// in the namespace, and run under Pod Security `restricted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSpec>,
     /// Node labels the serving pods must match (for example a GPU node pool).
@@ -223,21 +227,22 @@ pub struct AutoscalingSpec {
     pub target_queue_depth: Option<i32>,
 }
 
-/// Where nodes keep model files.
+/// Where serving pods keep model files instead of the node cache.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = kube::core::Rule::new("!(has(self.hostPath) && has(self.pvc))").message(crate::rules::MSG_CACHE_ONE_OF)
 )]
 pub struct CacheSpec {
-    /// Directory on each node (default: the operator's `--cache-path`, which is
-    /// `/var/lib/llamafleet/models` unless the chart's `agent.cachePath` changes it); replicas
-    /// on one node share it, so a model is downloaded once per node.
+    /// Directory on each node, mounted as a hostPath volume: replicas on one node share it.
+    /// It must exist, writable by the agents' user 65532 (pods wait until it does), and
+    /// hostPath volumes need Pod Security `privileged` in the namespace; the node cache (no
+    /// `spec.cache`) needs neither.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/"))]
     pub host_path: Option<String>,
-    /// Name of a PersistentVolumeClaim to use instead (ReadWriteMany for more than one
-    /// replica).
+    /// Name of a PersistentVolumeClaim of the namespace (ReadWriteMany for more than one
+    /// replica); the pods' fsGroup 65532 makes it writable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub pvc: Option<String>,

@@ -9,7 +9,8 @@ pub const CUDA_TAG_SUFFIX: &str = "-cuda13";
 /// Tag suffix of the Vulkan build of the agent image (`docker/agent-vulkan.Dockerfile`).
 pub const VULKAN_TAG_SUFFIX: &str = "-vulkan";
 /// User and group of every agent image (`USER 65532:65532` in `docker/agent*.Dockerfile`).
-/// Vulkan pods name them in their security context: a runtime set to
+/// Every pod names them in its security context (`build::pod`): Pod Security `restricted`
+/// wants a non-root user it can check, and for Vulkan pods a runtime set to
 /// `device_ownership_from_security_context` then hands the GPU's render node
 /// (`/dev/dri/renderD*`, mode 0660, group `render` on the host) to that user.
 pub const AGENT_USER: i64 = 65532;

@@ -16,10 +16,12 @@ use crate::validate::Plan;
 
 pub mod gpu;
 pub mod keep;
+pub mod node_cache;
 mod pod;
 pub mod presets;
 pub mod router;
 pub mod routing;
+pub mod source_token;
 pub mod variant;
 
 /// Options of the build that come from the operator, not the spec.
@@ -29,7 +31,8 @@ pub struct BuildOptions {
     pub images: gpu::AgentImages,
     /// Controller owner reference to the LlmDeployment; `None` in `render` (no uid offline).
     pub owner: Option<OwnerReference>,
-    /// Node directory of the model cache (a hostPath) when `spec.cache` names none.
+    /// Node directory of the node cache ([`node_cache`]), the model cache of deployments whose
+    /// `spec.cache` names none: the path of its PersistentVolumes.
     pub cache_path: String,
 }
 

@@ -10,7 +10,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
-use super::pod::{container_port, http_probe, service_port};
+use super::pod::{
+    IMAGE_PULL_POLICY, container_port, container_security_context, http_probe,
+    pod_security_context, service_port,
+};
 use super::{BuildOptions, meta};
 use crate::names::{self, KEYS_DIR, ROUTING_DIR, ROUTING_KEY, STABLE_SERVICE_PORT};
 use crate::validate::Plan;
@@ -112,6 +115,8 @@ pub fn deployment(plan: &Plan, opts: &BuildOptions) -> Deployment {
             ROUTER_FAILURE_THRESHOLD,
         )),
         resources: Some(router_resources()),
+        image_pull_policy: Some(IMAGE_PULL_POLICY.into()),
+        security_context: Some(container_security_context()),
         volume_mounts: Some(mounts),
         ..Container::default()
     };
@@ -136,6 +141,7 @@ pub fn deployment(plan: &Plan, opts: &BuildOptions) -> Deployment {
                 spec: Some(PodSpec {
                     containers: vec![container],
                     volumes: Some(volumes),
+                    security_context: Some(pod_security_context()),
                     termination_grace_period_seconds: Some(ROUTER_TERMINATION_GRACE_SECONDS),
                     ..PodSpec::default()
                 }),

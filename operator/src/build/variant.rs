@@ -9,7 +9,7 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use k8s_openapi::api::core::v1::{
     Container, HostPathVolumeSource, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SecurityContext, Service, ServiceSpec, Volume, VolumeMount,
+    ResourceRequirements, Service, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -17,13 +17,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::gpu::{self, Backend};
-use super::pod::{container_port, http_probe, service_port};
-use super::{BuildOptions, VariantObjects, keep, meta, presets};
-use crate::names::{self, AGENT_PORT, CACHE_DIR};
+use super::pod::{
+    IMAGE_PULL_POLICY, container_port, container_security_context, http_probe,
+    pod_security_context, service_port,
+};
+use super::{BuildOptions, VariantObjects, keep, meta, presets, source_token};
+use crate::names::{self, AGENT_PORT, CACHE_DIR, NODE_CACHE_CLAIM};
 use crate::validate::{Plan, VariantPlan};
 
 /// Name of the model-cache volume.
 pub const CACHE_VOLUME: &str = "model-cache";
+/// Type of a `spec.cache.hostPath` volume: the directory must exist (see [`cache_volume`]).
+pub const HOST_PATH_TYPE: &str = "Directory";
 /// Liveness starts late and tolerates two minutes of silence: the agent answers `/healthz`
 /// while it downloads, but a node under a multi-GB download can be slow to schedule it.
 const LIVENESS_INITIAL_DELAY_SECONDS: i32 = 60;
@@ -71,6 +76,10 @@ pub fn serve_args(plan: &Plan, v: &VariantPlan) -> Vec<String> {
     if let Some(sha) = &v.model.sha256 {
         args.extend(["--sha256".into(), sha.clone()]);
     }
+    if v.model.allow_insecure_http {
+        args.push("--allow-http".into());
+    }
+    args.extend(source_token::serve_args(&v.model));
     args.extend(["--cache-dir".into(), CACHE_DIR.into()]);
     args.extend(keep::serve_args());
     args.extend(["--failure-linger".into(), FAILURE_LINGER_SECONDS.into()]);
@@ -99,39 +108,35 @@ fn resources(v: &VariantPlan) -> Option<ResourceRequirements> {
     res
 }
 
-/// Vulkan pods name the image's user and group in their security context: with containerd's
-/// or CRI-O's `device_ownership_from_security_context`, the runtime then gives them the render
-/// node the device plugin mounts (NVIDIA's device nodes are world-accessible; CPU pods open
-/// none).
-fn security_context(backend: Backend) -> Option<SecurityContext> {
-    (backend == Backend::Vulkan).then(|| SecurityContext {
-        run_as_user: Some(gpu::AGENT_USER),
-        run_as_group: Some(gpu::AGENT_USER),
-        ..SecurityContext::default()
-    })
-}
-
-fn cache_volume(plan: &Plan, opts: &BuildOptions) -> Volume {
+/// Volume of the model cache: the deployment's own claim, its own node directory (a hostPath
+/// volume, which only Pod Security `privileged` admits), or else the node cache's claim
+/// ([`super::node_cache`]).
+fn cache_volume(plan: &Plan) -> Volume {
     let cache = plan.spec.cache.as_ref();
-    match cache.and_then(|c| c.pvc.clone()) {
-        Some(claim_name) => Volume {
-            name: CACHE_VOLUME.into(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name,
-                ..PersistentVolumeClaimVolumeSource::default()
-            }),
-            ..Volume::default()
-        },
-        None => Volume {
+    let claim = |claim_name: String| Volume {
+        name: CACHE_VOLUME.into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name,
+            ..PersistentVolumeClaimVolumeSource::default()
+        }),
+        ..Volume::default()
+    };
+    match (
+        cache.and_then(|c| c.pvc.clone()),
+        cache.and_then(|c| c.host_path.clone()),
+    ) {
+        (Some(own), _) => claim(own),
+        (None, Some(path)) => Volume {
             name: CACHE_VOLUME.into(),
             host_path: Some(HostPathVolumeSource {
-                path: cache
-                    .and_then(|c| c.host_path.clone())
-                    .unwrap_or_else(|| opts.cache_path.clone()),
-                type_: Some("DirectoryOrCreate".into()),
+                path,
+                // Not DirectoryOrCreate: the kubelet would create it root-owned 0755, which the
+                // agent (uid 65532) cannot write; the pod waits for a prepared directory.
+                type_: Some(HOST_PATH_TYPE.into()),
             }),
             ..Volume::default()
         },
+        (None, None) => claim(NODE_CACHE_CLAIM.into()),
     }
 }
 
@@ -158,7 +163,8 @@ pub fn deployment(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> Deployme
             LIVENESS_FAILURE_THRESHOLD,
         )),
         resources: resources(v),
-        security_context: security_context(backend),
+        image_pull_policy: Some(IMAGE_PULL_POLICY.into()),
+        security_context: Some(container_security_context()),
         volume_mounts: Some(vec![VolumeMount {
             name: CACHE_VOLUME.into(),
             mount_path: CACHE_DIR.into(),
@@ -166,13 +172,20 @@ pub fn deployment(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> Deployme
         }]),
         ..Container::default()
     };
-    let mut volumes = vec![cache_volume(plan, opts)];
+    let mut volumes = vec![cache_volume(plan)];
     let (keep_volume, keep_mount) = keep::volume(plan);
     volumes.push(keep_volume);
     container
         .volume_mounts
         .get_or_insert_with(Vec::new)
         .push(keep_mount);
+    if let Some((volume, mount)) = source_token::volume(&v.model) {
+        container
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(mount);
+        volumes.push(volume);
+    }
     let mut annotations = None;
     if let (Some((volume, mount)), Some(yaml)) = (presets::volume(plan), presets::yaml(plan)) {
         container
@@ -204,6 +217,7 @@ pub fn deployment(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> Deployme
                     volumes: Some(volumes),
                     node_selector: plan.spec.node_selector.clone(),
                     tolerations: plan.spec.tolerations.clone(),
+                    security_context: Some(pod_security_context()),
                     termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
                     ..PodSpec::default()
                 }),

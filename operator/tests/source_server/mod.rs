@@ -66,8 +66,13 @@ pub const LAST_MODIFIED: &str = "Fri, 02 Jan 2026 00:00:00 GMT";
 
 impl SourceServer {
     pub async fn start(bytes: Vec<u8>) -> Self {
-        let hub_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let cdn_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1", bytes).await
+    }
+
+    /// The same on another local address (the real test node's, where pods reach it).
+    pub async fn start_on(ip: &str, bytes: Vec<u8>) -> Self {
+        let hub_listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+        let cdn_listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
         let (hub, cdn) = (
             hub_listener.local_addr().unwrap(),
             cdn_listener.local_addr().unwrap(),

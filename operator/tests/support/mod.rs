@@ -86,6 +86,26 @@ impl Call {
             reply: Reply::Json(answer),
         }
     }
+    /// A create (POST) with the operator's field manager, answered with the object.
+    pub fn create(path: impl Into<String>, body: Value) -> Self {
+        Self {
+            method: "POST",
+            path: format!("{}?&fieldManager=llamafleet-operator", path.into()),
+            body: Some(body),
+            body_has: None,
+            reply: Reply::Echo,
+        }
+    }
+    /// A merge patch with the operator's field manager, answered with `reply`.
+    pub fn merge_patch(path: impl Into<String>, body: Value, reply: Reply) -> Self {
+        Self {
+            method: "PATCH",
+            path: format!("{}?&fieldManager=llamafleet-operator", path.into()),
+            body: Some(body),
+            body_has: None,
+            reply,
+        }
+    }
     pub fn delete(path: impl Into<String>) -> Self {
         let body = json!({"propagationPolicy": "Background"});
         let reply = Reply::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
@@ -288,6 +308,38 @@ pub fn dereference_calls(llmd: &LlmDeployment, models: &[LlmModel], live: &[Valu
         calls.push(Call::get(format!("{path}?&{selector}"), Reply::Json(list)));
     }
     calls
+}
+
+/// Path of the node cache's claim in `ns`.
+pub fn node_cache_claim_path(ns: &str) -> String {
+    format!(
+        "/api/v1/namespaces/{ns}/persistentvolumeclaims/{}",
+        llamafleet_operator::names::NODE_CACHE_CLAIM
+    )
+}
+
+/// Path of the node cache's volume of `ns`.
+pub fn node_cache_volume_path(ns: &str) -> String {
+    format!(
+        "/api/v1/persistentvolumes/{}",
+        llamafleet_operator::names::node_cache_volume(ns)
+    )
+}
+
+/// The node cache's claim of `ns` as the API server shows it, in `phase`.
+pub fn node_cache_claim(ns: &str, phase: &str) -> Value {
+    let mut claim = with_server_fields(serde_json::to_value(build::node_cache::claim(ns)).unwrap());
+    claim["status"] = json!({"phase": phase});
+    claim
+}
+
+/// The read a reconcile makes before it writes serving pods of a deployment on the node cache,
+/// answered with a bound claim (the namespace has its node cache already).
+pub fn node_cache_bound(ns: &str) -> Call {
+    Call::get(
+        node_cache_claim_path(ns),
+        Reply::Json(node_cache_claim(ns, "Bound")),
+    )
 }
 
 /// The children the operator should build for `llmd`, as JSON, with its owner reference.

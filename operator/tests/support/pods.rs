@@ -1,9 +1,36 @@
 //! The pod template of a built variant, for builder tests (`#[path]`-included: no mock API).
 
+use std::path::PathBuf;
+
 use k8s_openapi::api::core::v1::PodSpec;
 use llamafleet_operator::build::Children;
+use llamafleet_operator::render::{self, DEFAULT_NAMESPACE};
+use llamafleet_operator::validate::{self, Plan, ResolvedModel};
+
+/// The plan of the last deployment of the given example files (under
+/// `manifests/examples/`), each model taken as the minimal model controller pins it.
+#[allow(dead_code)] // not every test binary that includes this file plans examples
+pub fn plan_of_examples(files: &[&str]) -> Plan {
+    let dir = llamafleet_crds::testing::examples_dir();
+    let paths: Vec<PathBuf> = files.iter().map(|f| dir.join(f)).collect();
+    let inputs = render::read_inputs(&paths, DEFAULT_NAMESPACE).unwrap();
+    let d = inputs.deployments.last().unwrap();
+    let models = inputs
+        .models
+        .values()
+        .map(|m| {
+            (
+                m.metadata.name.clone().unwrap(),
+                Ok(ResolvedModel::from_spec_and_status(m)),
+            )
+        })
+        .collect();
+    let name = d.metadata.name.as_deref().unwrap();
+    validate::plan(name, DEFAULT_NAMESPACE, &d.spec, &models).unwrap()
+}
 
 /// The pod spec of variant `variant`'s Deployment.
+#[allow(dead_code)] // not every test binary that includes this file reads pod specs
 pub fn pod_spec(children: &Children, variant: usize) -> PodSpec {
     children.variants[variant]
         .deployment

@@ -1,0 +1,316 @@
+//! The product on pods that really run (the test cluster's real node, tests/cluster/node.sh):
+//! `helm install` of the chart with the images scripts/build-images.sh built, the operator as
+//! a pod, then the quickstart as a user applies it — in a namespace that enforces Pod Security
+//! `restricted` — with its model URL pointed at a server inside the cluster that serves the
+//! test GGUF. The variant pod downloads, verifies, loads and turns Ready; a client pod calls
+//! the router Service by its DNS name with both APIs, streaming and not; a second replica on
+//! the same node finds the file in the node cache instead of downloading it again.
+//!
+//! One test function: the node has two cores, and the steps build on each other.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../../operator/tests/source_server/mod.rs"]
+mod source_server;
+
+use llamafleet_e2e::loopback::test_model;
+use llamafleet_e2e::real_node::{ClientPod, NODE_IP, has_real_node, time_until};
+use llamafleet_e2e::{Cluster, cluster, helm, repo_root, run_ok};
+use source_server::SourceServer;
+
+/// Loading the model on the 2-core node beside the suite, and a debug-profile agent.
+const READY_SECONDS: u64 = 600;
+
+/// The quickstart as a user writes it, with three changes a test cluster needs: the model URL
+/// (no internet here: a server in the cluster), plain http allowed for it, and a CPU request
+/// the 2-core node can grant.
+fn quickstart(model_url: &str) -> String {
+    let original =
+        std::fs::read_to_string(repo_root().join("manifests/examples/quickstart.yaml")).unwrap();
+    let url_line = original
+        .lines()
+        .find(|l| l.trim_start().starts_with("url: "))
+        .expect("the quickstart names a url");
+    let indent = &url_line[..url_line.len() - url_line.trim_start().len()];
+    let replaced = original.replace(
+        url_line,
+        &format!("{indent}url: {model_url}\n{indent}allowInsecureHttp: true"),
+    );
+    assert!(replaced.contains("cpu: \"2\""), "quickstart's CPU request");
+    replaced.replace("cpu: \"2\"", "cpu: 500m")
+}
+
+/// Replicas of `deployment` in `ns` that are Ready (empty while it does not exist yet).
+fn ready_replicas(c: &Cluster, ns: &str, deployment: &str) -> String {
+    let out = c.kubectl(&[
+        "get",
+        "-n",
+        ns,
+        deployment,
+        "-o",
+        "jsonpath={.status.readyReplicas}",
+    ]);
+    if out.ok { out.stdout } else { String::new() }
+}
+
+/// Downloads of the model file the source answered: GETs without a range or with an
+/// open-ended one (a resumed download). The operator's reads of the GGUF header are bounded
+/// ranges and do not count.
+fn full_downloads(server: &SourceServer) -> usize {
+    server
+        .seen()
+        .iter()
+        .filter(|s| s.method == "GET" && s.path == "/plain/m.gguf")
+        .filter(|s| s.range.as_deref().is_none_or(|r| r.ends_with('-')))
+        .count()
+}
+
+fn chat_body(stream: bool) -> String {
+    format!(
+        r#"{{"model":"chat","messages":[{{"role":"user","content":"Name a color."}}],"max_tokens":8,"temperature":0,"stream":{stream}}}"#
+    )
+}
+
+/// Both APIs through the router Service, by its DNS name, from a pod.
+fn call_both_apis(client: &ClientPod<'_>, router: &str) {
+    let json = "-H 'content-type: application/json'";
+    let openai = client.curl(&format!(
+        "-D - {json} -d '{}' {router}/v1/chat/completions",
+        chat_body(false)
+    ));
+    assert!(openai.starts_with("HTTP/1.1 200"), "{openai}");
+    assert!(
+        openai
+            .to_ascii_lowercase()
+            .contains("x-llamafleet-variant: main"),
+        "the router names the variant: {openai}"
+    );
+    assert!(openai.contains("\"choices\""), "{openai}");
+
+    let streamed = client.curl(&format!(
+        "-N {json} -d '{}' {router}/v1/chat/completions",
+        chat_body(true)
+    ));
+    let events = streamed
+        .lines()
+        .filter(|l| l.starts_with("data: {"))
+        .count();
+    assert!(events >= 2, "several SSE chunks: {streamed}");
+    assert!(streamed.trim_end().ends_with("data: [DONE]"), "{streamed}");
+
+    let ollama = client.curl(&format!(
+        r#"{json} -d '{{"model":"chat","messages":[{{"role":"user","content":"Name a color."}}],"stream":false,"options":{{"num_predict":8,"temperature":0}}}}' {router}/api/chat"#
+    ));
+    let answer: serde_json::Value = serde_json::from_str(&ollama).expect("Ollama JSON");
+    assert_eq!(answer["done"], true, "{ollama}");
+
+    let lines = client.curl(&format!(
+        r#"-N {json} -d '{{"model":"chat","prompt":"Name a color.","options":{{"num_predict":8,"temperature":0}}}}' {router}/api/generate"#
+    ));
+    let chunks: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("NDJSON line"))
+        .collect();
+    assert!(chunks.len() >= 2, "streamed NDJSON: {lines}");
+    assert_eq!(chunks.last().unwrap()["done"], true, "{lines}");
+}
+
+#[test]
+fn the_quickstart_runs_on_real_pods_under_pod_security_restricted() {
+    let Some(c) = cluster() else { return };
+    if !has_real_node(&c) {
+        return;
+    }
+    let Some(helm) = helm() else { return };
+    let Some(model) = test_model() else { return };
+
+    // The chart's release namespace runs the node-cache DaemonSet (hostPath): `privileged`.
+    // The application namespace enforces `restricted`, as many clusters do.
+    let system = c.real_node_namespace("e2e-real-system", "privileged");
+    let app = c.real_node_namespace("e2e-real-app", "restricted");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(SourceServer::start_on(
+        NODE_IP,
+        std::fs::read(&model).unwrap(),
+    ));
+    c.expose_node_port(&system.name, "models", server.hub.port());
+    let model_url = format!(
+        "http://models.{}.svc.cluster.local/plain/m.gguf",
+        system.name
+    );
+
+    // The node cache of this test only, not the machine's /var/lib/llamafleet.
+    let cache = tempfile::Builder::new()
+        .prefix("llamafleet-e2e-cache-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let cache_path = cache.path().join("models");
+    let kubeconfig = c.kubeconfig().to_str().unwrap().to_string();
+    let chart = repo_root().join("charts/llamafleet");
+    let _release = Release {
+        helm: helm.clone(),
+        namespace: system.name.clone(),
+        kubeconfig: kubeconfig.clone(),
+    };
+    run_ok(
+        &helm,
+        &[
+            "install",
+            "llamafleet",
+            chart.to_str().unwrap(),
+            "--namespace",
+            &system.name,
+            "--kubeconfig",
+            &kubeconfig,
+            "--set",
+            &format!("agent.cachePath={}", cache_path.display()),
+            // The namespace's node selector (real_node_namespace) puts every pod of the
+            // release on the real node, so the DaemonSet need not try the kwok nodes.
+            "--set",
+            "nodeCache.nodeSelector.llamafleet\\.dev/node=real",
+            "--wait",
+            "--timeout",
+            "300s",
+        ],
+    );
+    c.hand_crds_back();
+
+    let in_app = format!("metadata:\n  namespace: {}\n", app.name);
+    c.apply_yaml(&quickstart(&model_url).replace("metadata:\n", &in_app));
+    let variant = "deployment/chat-main";
+    let to_ready = time_until("the variant pod Ready", READY_SECONDS, || {
+        ready_replicas(&c, &app.name, variant) == "1"
+    });
+    eprintln!(
+        "kubectl apply of the quickstart to a Ready real pod: {:.1} s",
+        to_ready.as_secs_f64()
+    );
+    c.wait_until("the router Ready", 300, || {
+        !ready_replicas(&c, &app.name, "deployment/chat-router").is_empty()
+    });
+    assert_eq!(
+        full_downloads(&server),
+        1,
+        "one download: {:?}",
+        server.seen()
+    );
+
+    let client = ClientPod::start(&c, &app.name);
+    let router = format!("http://chat.{}.svc.cluster.local", app.name);
+    call_both_apis(&client, &router);
+
+    // A second replica on the same node: the file is in the node cache already.
+    c.kubectl_ok(&[
+        "patch",
+        "llmd",
+        "chat",
+        "-n",
+        &app.name,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":2}}"#,
+    ]);
+    time_until("two Ready replicas", READY_SECONDS, || {
+        ready_replicas(&c, &app.name, variant) == "2"
+    });
+    assert_eq!(
+        full_downloads(&server),
+        1,
+        "two replicas on one node download the file once: {:?}",
+        server.seen()
+    );
+    let files: Vec<_> = walk(&cache_path)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
+        .collect();
+    assert_eq!(files.len(), 1, "one file in the node cache: {files:?}");
+
+    stream_survives_its_pod_being_deleted(&c, &client, &router, &app.name);
+}
+
+/// A stream whose serving pod is deleted in the middle ends cleanly: the agent drains it
+/// within the grace period (complete, `[DONE]`), or ends it with an error event — never a
+/// connection that hangs or breaks. Both replicas are deleted, so whichever serves the stream
+/// is among them.
+fn stream_survives_its_pod_being_deleted(
+    c: &Cluster,
+    client: &ClientPod<'_>,
+    router: &str,
+    ns: &str,
+) {
+    let body = r#"{"model":"chat","messages":[{"role":"user","content":"Tell a long story."}],"max_tokens":300,"temperature":0,"stream":true}"#;
+    let (ok, out) = client.sh(&format!("printf '%s' '{body}' > /tmp/body.json"));
+    assert!(ok, "{out}");
+    // In its own session, so it outlives this exec.
+    let (ok, out) = client.sh(&format!(
+        "setsid sh -c 'curl -sS -N --max-time 240 -H content-type:application/json \
+           -d @/tmp/body.json {router}/v1/chat/completions > /tmp/stream.txt 2>&1; \
+           echo curl exit $? > /tmp/stream.done' > /dev/null 2>&1 &"
+    ));
+    assert!(ok, "the stream started: {out}");
+    // Deleted once the first tokens arrived: the stream is running.
+    time_until("the first streamed chunk", 120, || {
+        client.sh("grep -q 'data: {' /tmp/stream.txt").0
+    });
+    c.kubectl_ok(&[
+        "delete",
+        "pod",
+        "-n",
+        ns,
+        "-l",
+        "llamafleet.dev/variant=main",
+        "--wait=false",
+    ]);
+    time_until("the stream to end", 300, || {
+        client.sh("test -s /tmp/stream.done").0
+    });
+    let (_, done) = client.sh("cat /tmp/stream.done");
+    let (_, stream) = client.sh("cat /tmp/stream.txt");
+    assert_eq!(
+        done.trim(),
+        "curl exit 0",
+        "the connection ended cleanly: {stream}"
+    );
+    let last = stream.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last == "data: [DONE]" || last.contains("\"error\""),
+        "complete or a proper error event, not a cut stream: {stream}"
+    );
+}
+
+/// The chart's release, uninstalled on drop (its cluster-scoped objects outlive the
+/// namespace).
+struct Release {
+    helm: std::path::PathBuf,
+    namespace: String,
+    kubeconfig: String,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.helm)
+            .args(["uninstall", "llamafleet", "--namespace", &self.namespace])
+            .args([
+                "--kubeconfig",
+                &self.kubeconfig,
+                "--wait",
+                "--timeout",
+                "120s",
+            ])
+            .output();
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
