@@ -194,6 +194,10 @@ fn values_schema_and_template_reject_unsafe_values() {
             "--set",
             "operator.replicas=2",
         ][..],
+        // The node cache's DaemonSet mounts the parent of the path from the host: never `/`.
+        &["--set", "agent.cachePath=/models"][..],
+        &["--set", "agent.cachePath=relative/models"][..],
+        &["--set", "agent.cachePath=/var/lib/../models"][..],
     ] {
         let out = Command::new(&helm)
             .args(["template", "x", chart.to_str().unwrap()])
@@ -434,4 +438,46 @@ fn documented_adapter_rule_serves_the_queue_depth_hpa_metric() {
     );
     assert_eq!(rule["name"]["as"], AGENT_QUEUE_DEPTH);
     assert_eq!(rule["resources"]["overrides"]["pod"]["resource"], "pod");
+}
+
+/// The node cache's DaemonSet: on by default, on every node (it tolerates every taint, so GPU
+/// nodes get it too), mounting only the parent of `agent.cachePath`; its init container is the
+/// one root process of the chart, with CHOWN and FOWNER alone; its main container is as
+/// locked down as the operator's. Off with `nodeCache.enabled=false`.
+#[test]
+fn node_cache_daemonset_prepares_the_cache_with_the_least_privilege() {
+    let Some(helm) = helm() else { return };
+    let docs = yaml_documents(&template(
+        &helm,
+        &["--set", "agent.cachePath=/mnt/nvme/models"],
+    ));
+    let ds = find(&docs, "DaemonSet");
+    assert_eq!(ds.len(), 1, "one DaemonSet");
+    let pod = &ds[0]["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["tolerations"],
+        serde_json::json!([{"operator": "Exists"}])
+    );
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    let volumes = pod["volumes"].as_array().unwrap();
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    assert_eq!(volumes[0]["hostPath"]["path"], "/mnt/nvme");
+    let init = &pod["initContainers"][0]["securityContext"];
+    assert_eq!(init["runAsUser"], 0);
+    assert_eq!(init["allowPrivilegeEscalation"], false);
+    assert_eq!(init["readOnlyRootFilesystem"], true);
+    assert_eq!(init["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(
+        init["capabilities"]["add"],
+        serde_json::json!(["CHOWN", "FOWNER"])
+    );
+    let main = &pod["containers"][0]["securityContext"];
+    assert_eq!(main["runAsNonRoot"], true);
+    assert_eq!(main["runAsUser"], 65532);
+    assert_eq!(main["readOnlyRootFilesystem"], true);
+    assert_eq!(main["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert!(main["capabilities"]["add"].is_null(), "{main}");
+
+    let off = yaml_documents(&template(&helm, &["--set", "nodeCache.enabled=false"]));
+    assert!(find(&off, "DaemonSet").is_empty());
 }
