@@ -13,10 +13,9 @@ use llamafleet_operator::build::gpu::AgentImages;
 use llamafleet_operator::build::routing::RoutingTable;
 use llamafleet_operator::build::{self, BuildOptions, Child, Children};
 use llamafleet_operator::names::CACHE_DIR;
-use llamafleet_operator::render::{self, DEFAULT_NAMESPACE};
+use llamafleet_operator::render;
 use llamafleet_operator::rollout::{self, Outcome};
-use llamafleet_operator::validate::{self, ResolvedModel};
-use pods::{plan_of_examples, pod_spec};
+use pods::{plan_of_examples, plan_of_inputs, pod_spec, read_examples};
 use sha2::Digest;
 
 #[path = "support/pods.rs"]
@@ -661,20 +660,9 @@ fn agents_answer_the_deployment_name_its_presets_and_its_limits() {
 /// refuses the very URL the operator resolved (found running the quickstart on real pods).
 #[test]
 fn a_model_that_allows_plain_http_passes_allow_http_to_its_agents() {
-    let paths = [example("quickstart.yaml")];
-    let mut inputs = render::read_inputs(&paths, DEFAULT_NAMESPACE).unwrap();
-    let d = inputs.deployments.last().unwrap().clone();
+    let mut inputs = read_examples(&["quickstart.yaml"]);
     let args_with = |inputs: &render::Inputs| {
-        let models = inputs
-            .models
-            .values()
-            .map(|m| {
-                let name = m.metadata.name.clone().unwrap();
-                (name, Ok(ResolvedModel::from_spec_and_status(m)))
-            })
-            .collect();
-        let name = d.metadata.name.as_deref().unwrap();
-        let plan = validate::plan(name, DEFAULT_NAMESPACE, &d.spec, &models).unwrap();
+        let plan = plan_of_inputs(inputs);
         build::variant::serve_args(&plan, &plan.variants[0])
     };
     assert!(
@@ -694,25 +682,14 @@ fn a_model_that_allows_plain_http_passes_allow_http_to_its_agents() {
 /// operator resolved the source with it and the agents got a 401).
 #[test]
 fn a_private_model_source_gives_its_agents_the_token_file() {
-    let paths = [example("quickstart.yaml")];
-    let mut inputs = render::read_inputs(&paths, DEFAULT_NAMESPACE).unwrap();
+    let mut inputs = read_examples(&["quickstart.yaml"]);
     for m in inputs.models.values_mut() {
         m.spec.source.auth_secret_ref = Some(llamafleet_crds::SecretKeyRef {
             name: "hf-token".into(),
             key: Some("hf".into()),
         });
     }
-    let d = inputs.deployments.last().unwrap();
-    let models = inputs
-        .models
-        .values()
-        .map(|m| {
-            let name = m.metadata.name.clone().unwrap();
-            (name, Ok(ResolvedModel::from_spec_and_status(m)))
-        })
-        .collect();
-    let name = d.metadata.name.as_deref().unwrap();
-    let plan = validate::plan(name, DEFAULT_NAMESPACE, &d.spec, &models).unwrap();
+    let plan = plan_of_inputs(&inputs);
     let children = build::build(
         &plan,
         &BuildOptions {

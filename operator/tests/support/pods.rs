@@ -11,9 +11,21 @@ use llamafleet_operator::validate::{self, Plan, ResolvedModel};
 /// `manifests/examples/`), each model taken as the minimal model controller pins it.
 #[allow(dead_code)] // not every test binary that includes this file plans examples
 pub fn plan_of_examples(files: &[&str]) -> Plan {
+    plan_of_inputs(&read_examples(files))
+}
+
+/// The example files, read as `render` reads them (for tests that change them first).
+#[allow(dead_code)]
+pub fn read_examples(files: &[&str]) -> render::Inputs {
     let dir = llamafleet_crds::testing::examples_dir();
     let paths: Vec<PathBuf> = files.iter().map(|f| dir.join(f)).collect();
-    let inputs = render::read_inputs(&paths, DEFAULT_NAMESPACE).unwrap();
+    render::read_inputs(&paths, DEFAULT_NAMESPACE).unwrap()
+}
+
+/// The plan of the last deployment of `inputs`, each model taken as the minimal model
+/// controller pins it.
+#[allow(dead_code)]
+pub fn plan_of_inputs(inputs: &render::Inputs) -> Plan {
     let d = inputs.deployments.last().unwrap();
     let models = inputs
         .models
