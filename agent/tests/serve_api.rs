@@ -306,3 +306,131 @@ async fn status_readiness_and_metrics() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(v["error"].as_str().expect("msg").contains("downloading"));
 }
+
+#[tokio::test]
+async fn ignore_eos_generates_until_max_tokens() {
+    let _g = serial().await;
+    let Some(state) = ready_state(|_| {}, vec![], None) else {
+        return;
+    };
+    // The few-shot answer ends with end-of-turn after a handful of tokens.
+    let messages = json!([
+        {"role": "user", "content": "The colour of the sky, as JSON."},
+        {"role": "assistant", "content": "{\"colour\": \"blue\"}"},
+        {"role": "user", "content": "The colour of grass, as JSON."}
+    ]);
+    let body = json!({"messages": messages, "max_tokens": 40, "temperature": 0,
+        "response_format": {"type": "json_object"}});
+    let (status, v) = call(&state, post("/v1/chat/completions", &body)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop", "{v}");
+    let mut body = json!({"messages": messages, "max_tokens": 40, "temperature": 0,
+        "ignore_eos": true});
+    let (status, v) = call(&state, post("/v1/chat/completions", &body)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["choices"][0]["finish_reason"], "length", "{v}");
+    assert_eq!(v["usage"]["completion_tokens"], 40, "{v}");
+    body["temperature"] = json!(0.7);
+    body["seed"] = json!(1);
+    let (_, v) = call(&state, post("/v1/chat/completions", &body)).await;
+    assert_eq!(v["usage"]["completion_tokens"], 40, "{v}");
+}
+
+#[tokio::test]
+async fn models_by_id_tokenize_detokenize_and_ollama_model_management() {
+    let _g = serial().await;
+    let preset = presets::parse("- name: terse\n  system: Be brief.\n", MODEL).expect("preset");
+    let Some(state) = ready_state(|_| {}, preset, None) else {
+        return;
+    };
+    for id in [MODEL, "terse"] {
+        let (status, v) = call(&state, get(&format!("/v1/models/{id}"))).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["id"], id);
+        assert_eq!(v["object"], "model");
+    }
+    let (status, v) = call(&state, get("/v1/models/org/other-model")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("org/other-model"),
+        "{v}"
+    );
+
+    let text = "Hello, wörld! <start_of_turn>";
+    let (status, v) = call(
+        &state,
+        post("/tokenize", &json!({"content": text, "with_pieces": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let pieces = v["tokens"].as_array().expect("tokens");
+    assert!(pieces.len() > 3, "{v}");
+    assert!(
+        pieces.iter().any(|p| p["piece"] == "<start_of_turn>"),
+        "a special token is one token: {v}"
+    );
+    let ids: Vec<Value> = pieces.iter().map(|p| p["id"].clone()).collect();
+    let (_, plain) = call(&state, post("/tokenize", &json!({"content": text}))).await;
+    assert_eq!(plain["tokens"], json!(ids));
+    let (_, with_bos) = call(
+        &state,
+        post("/tokenize", &json!({"content": text, "add_special": true})),
+    )
+    .await;
+    assert_eq!(
+        with_bos["tokens"].as_array().expect("tokens").len(),
+        ids.len() + 1
+    );
+    let (status, v) = call(&state, post("/detokenize", &json!({"tokens": ids}))).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["content"], text);
+    let (_, v) = call(&state, post("/detokenize", &json!({"tokens": []}))).await;
+    assert_eq!(v["content"], "");
+    let (status, v) = call(
+        &state,
+        post("/detokenize", &json!({"tokens": [1, 999_999_999]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("999999999"),
+        "{v}"
+    );
+
+    for (method, uri) in [
+        ("POST", "/api/pull"),
+        ("POST", "/api/push"),
+        ("POST", "/api/create"),
+        ("POST", "/api/copy"),
+        ("DELETE", "/api/delete"),
+        ("HEAD", "/api/blobs/sha256:00"),
+    ] {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(axum::body::Body::from("{}"))
+            .expect("request");
+        let response = app(state.clone())
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        assert_eq!(
+            response.status(),
+            StatusCode::NOT_IMPLEMENTED,
+            "{method} {uri}"
+        );
+        if method != "HEAD" {
+            let v = json_body(response).await;
+            assert!(
+                v["error"].as_str().unwrap_or_default().contains("LlmModel"),
+                "{v}"
+            );
+        }
+    }
+}

@@ -12,10 +12,37 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llamafleet_agent::serve::engine::{Sampler, SamplingParams};
+use llama_cpp_2::sampling::LlamaSampler;
+use llamafleet_agent::serve::engine::{Sampler, SamplingParams, schema_grammar};
 use std::num::NonZeroU32;
+use std::sync::OnceLock;
 
 const STEPS: usize = 24;
+
+/// llama.cpp's backend, initialised once per process (a second init is an error).
+fn backend() -> &'static LlamaBackend {
+    static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
+    BACKEND.get_or_init(|| {
+        let mut backend = LlamaBackend::init().unwrap();
+        backend.void_logs();
+        backend
+    })
+}
+
+/// The test model, `None` when it is not configured.
+fn model() -> Option<LlamaModel> {
+    let path = serve_support::model_path()?;
+    Some(LlamaModel::load_from_file(backend(), &path, &LlamaModelParams::default()).unwrap())
+}
+
+/// A small context on 2 threads.
+fn context(model: &LlamaModel) -> LlamaContext<'_> {
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(512))
+        .with_n_threads(2)
+        .with_n_threads_batch(2);
+    model.new_context(backend(), params).unwrap()
+}
 
 /// Generates `STEPS` tokens after `prompt`, sampling each step with both samplers (same
 /// settings, same seed) from the same logits, and returns both sequences. The reference's
@@ -26,6 +53,20 @@ fn both(
     prompt: &str,
     params: &SamplingParams,
 ) -> (Vec<i32>, Vec<i32>) {
+    let n_vocab = model.n_vocab();
+    let fast = Sampler::new(params, n_vocab);
+    let reference = Sampler::llama_chain(params, n_vocab);
+    run(model, ctx, prompt, fast, reference)
+}
+
+/// Generates with `fast` and `reference` from the same logits (the reference's token fed back).
+fn run(
+    model: &LlamaModel,
+    ctx: &mut LlamaContext<'_>,
+    prompt: &str,
+    mut fast: Sampler,
+    mut reference: Sampler,
+) -> (Vec<i32>, Vec<i32>) {
     ctx.clear_kv_cache();
     let tokens = model.vocab().tokenize(prompt.as_bytes(), true, false);
     let mut batch = LlamaBatch::new(512, 1);
@@ -35,11 +76,6 @@ fn both(
             .unwrap();
     }
     ctx.decode(&mut batch).unwrap();
-    let n_vocab = model.n_vocab();
-    let (mut fast, mut reference) = (
-        Sampler::new(params, n_vocab),
-        Sampler::llama_chain(params, n_vocab),
-    );
     let (mut got, mut want) = (Vec::new(), Vec::new());
     let mut idx = batch.n_tokens() - 1;
     for step in 0..STEPS {
@@ -59,17 +95,10 @@ fn both(
 
 #[test]
 fn the_fast_sampler_picks_what_llama_cpps_chain_picks() {
-    let Some(path) = serve_support::model_path() else {
+    let Some(model) = model() else {
         return;
     };
-    let mut backend = LlamaBackend::init().unwrap();
-    backend.void_logs();
-    let model = LlamaModel::load_from_file(&backend, &path, &LlamaModelParams::default()).unwrap();
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(512))
-        .with_n_threads(2)
-        .with_n_threads_batch(2);
-    let mut ctx = model.new_context(&backend, params).unwrap();
+    let mut ctx = context(&model);
 
     let base = SamplingParams::default();
     let mut settings = vec![
@@ -116,4 +145,41 @@ fn the_fast_sampler_picks_what_llama_cpps_chain_picks() {
         differing_runs > 10,
         "only {differing_runs} runs produced varied tokens"
     );
+}
+
+#[test]
+fn constrained_greedy_picks_what_llama_cpps_chain_picks_with_the_grammar_first() {
+    let Some(model) = model() else {
+        return;
+    };
+    let mut ctx = context(&model);
+    // Enums, bounded integers and short strings: the model's first choice is refused often,
+    // so both the window of best tokens and the whole-vocabulary mask are exercised.
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "colour": {"enum": ["red", "green", "blue"]},
+            "age": {"type": "integer", "minimum": 3, "maximum": 97},
+            "tags": {"type": "array", "items": {"type": "string", "maxLength": 5}, "maxItems": 3}
+        },
+        "required": ["colour", "age", "tags"],
+        "additionalProperties": false
+    });
+    let grammar = schema_grammar(&schema).unwrap();
+    let n_vocab = model.n_vocab();
+    let greedy = SamplingParams {
+        temperature: 0.0,
+        ..SamplingParams::default()
+    };
+    for prompt in ["Once upon a time", "A person:", "{\"colour\": \"purple\""] {
+        let fast = Sampler::new(&greedy, n_vocab)
+            .constrained(LlamaSampler::grammar(&model, &grammar, "root").unwrap());
+        let reference = Sampler::llama_chain_with_grammar(
+            &greedy,
+            n_vocab,
+            LlamaSampler::grammar(&model, &grammar, "root").unwrap(),
+        );
+        let (got, want) = run(&model, &mut ctx, prompt, fast, reference);
+        assert_eq!(got, want, "prompt {prompt:?}");
+    }
 }

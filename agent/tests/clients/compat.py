@@ -2,10 +2,13 @@
 
 Usage: compat.py BASE_URL MODEL API_KEY. Exits non-zero (with a traceback) on any mismatch.
 """
+import json
 import sys
+from typing import Literal
 
 import ollama
 import openai
+from pydantic import BaseModel, Field
 
 base, model, key = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -59,5 +62,57 @@ assert streamed[-1].done and any(p.response for p in streamed), streamed
 
 e = ol.embed(model=model, input=["hello"])
 assert len(e.embeddings) == 1 and len(e.embeddings[0]) == 640
+
+
+# Structured outputs. Every field is bounded, so a complete answer fits in max_tokens.
+class Person(BaseModel):
+    name: str = Field(max_length=12)
+    age: int = Field(ge=0, le=120)
+    colour: Literal["red", "green", "blue"]
+
+
+for temperature in (0, 0.9):
+    parsed = oa.chat.completions.parse(
+        model=model,
+        messages=[{"role": "user", "content": "Describe a person."}],
+        response_format=Person,
+        max_tokens=80,
+        temperature=temperature,
+        seed=1,
+    )
+    assert isinstance(parsed.choices[0].message.parsed, Person), parsed
+
+# A short object shown first: unconstrained, the base model answers it and rambles on.
+few_shot = [
+    {"role": "user", "content": "The colour of the sky, as JSON."},
+    {"role": "assistant", "content": '{"colour": "blue"}'},
+    {"role": "user", "content": "The colour of grass, as JSON."},
+]
+obj = oa.chat.completions.create(
+    model=model, messages=few_shot, response_format={"type": "json_object"}, max_tokens=80, temperature=0
+)
+assert isinstance(json.loads(obj.choices[0].message.content), dict), obj
+
+try:
+    oa.chat.completions.create(
+        model=model,
+        messages=few_shot,
+        response_format={"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "number", "multipleOf": 2}}},
+    )
+    raise AssertionError("an unenforceable schema was accepted")
+except openai.BadRequestError as e:
+    assert "multipleOf" in str(e), e
+
+reply = ol.chat(model=model, messages=few_shot, format="json", options={"temperature": 0, "num_predict": 80})
+assert isinstance(json.loads(reply.message.content), dict), reply
+reply = ol.chat(
+    model=model,
+    messages=[{"role": "user", "content": "Describe a person."}],
+    format=Person.model_json_schema(),
+    options={"temperature": 0, "num_predict": 80},
+)
+Person.model_validate_json(reply.message.content)
+reply = ol.generate(model=model, prompt="A person:", format=Person.model_json_schema(), options={"num_predict": 80})
+Person.model_validate_json(reply.response)
 
 print("compat ok")

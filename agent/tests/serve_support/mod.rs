@@ -157,34 +157,39 @@ pub fn sse_data(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs tests/clients/compat.py (the official openai and ollama clients) against `base`;
+/// Runs tests/clients/compat.py and fields.py (the official openai and ollama clients)
+/// against `base`;
 /// `false` when those clients are not installed (which fails under CI).
 pub async fn python_clients(base: &str, model: &str, key: &str) -> bool {
     if !python_clients_installed() {
         return false;
     }
     // The crate dir at run time: a reused test binary may come from another checkout.
-    let script =
+    let clients =
         std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo test"))
-            .join("tests/clients/compat.py");
-    let args = [
-        script.display().to_string(),
-        base.to_owned(),
-        model.to_owned(),
-        key.to_owned(),
-    ];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3").args(args).output()
-    })
-    .await
-    .expect("join")
-    .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("compat ok"),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+            .join("tests/clients");
+    // compat.py: the clients' calls work; fields.py: every field of their request types is
+    // honoured or refused by name.
+    for (script, done) in [("compat.py", "compat ok"), ("fields.py", "fields ok")] {
+        let args = [
+            clients.join(script).display().to_string(),
+            base.to_owned(),
+            model.to_owned(),
+            key.to_owned(),
+        ];
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("python3").args(args).output()
+        })
+        .await
+        .expect("join")
+        .expect("python3");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(done),
+            "{script}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     true
 }
 

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc as tmpsc;
 
@@ -66,12 +67,35 @@ pub(super) fn admit(
         }));
         return None;
     }
+    let mut sampler = Sampler::new(&params, model.n_vocab());
+    if params.ignore_eos {
+        let eog = (0..model.n_vocab())
+            .map(LlamaToken)
+            .filter(|&t| vocab.is_eog(t))
+            .collect();
+        sampler = sampler.banning(eog);
+    }
+    if let Some(grammar) = &params.grammar {
+        match LlamaSampler::grammar(model, grammar, "root") {
+            Ok(g) => sampler = sampler.constrained(g),
+            Err(e) => {
+                // A null grammar: llama.cpp's parser threw, most often because repetitions
+                // times rules exceed its limit of 2000.
+                let _ = events.send(Event::Error(EngineError::Invalid(format!(
+                    "llama.cpp could not build the grammar for this output format ({e}); \
+                     the usual cause is too many repetitions (maxLength, maxItems) in nested \
+                     rules for its limit of 2000"
+                ))));
+                return None;
+            }
+        }
+    }
     let _ = events.send(Event::Accepted { prompt_tokens });
     Some(Job {
         tokens,
         fed: 0,
         max_tokens,
-        sampler: Sampler::new(&params, model.n_vocab()),
+        sampler,
         text: TextStream::new(params.stop),
         next: None,
         generated: 0,

@@ -8,8 +8,10 @@ mod load;
 mod offload;
 mod params;
 mod sample;
+mod schema;
 mod stop;
 mod template;
+mod tokens;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,6 +24,8 @@ pub use load::{EngineConfig, GpuLayers, ModelInfo};
 pub use offload::{GpuDevice, gpu_devices};
 pub use params::{DEFAULT_MAX_TOKENS, MAX_STOP_STRINGS, SamplingParams};
 pub use sample::Sampler;
+pub use schema::{SchemaError, json_object_grammar, schema_grammar};
+pub use tokens::TokenPiece;
 
 use crate::serve::metrics::EngineMetrics;
 
@@ -166,7 +170,12 @@ pub(crate) enum Command {
     },
     Tokenize {
         text: String,
-        reply: oneshot::Sender<Vec<i32>>,
+        add_special: bool,
+        reply: oneshot::Sender<Vec<TokenPiece>>,
+    },
+    Detokenize {
+        ids: Vec<i32>,
+        reply: oneshot::Sender<Result<String, EngineError>>,
     },
 }
 
@@ -280,12 +289,29 @@ impl Engine {
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
-    /// Token ids of `text` (no special tokens added).
-    pub async fn tokenize(&self, text: String) -> Result<Vec<i32>, EngineError> {
+    /// The tokens of `text` with their pieces; `add_special` adds BOS as generation does.
+    pub async fn tokenize(
+        &self,
+        text: String,
+        add_special: bool,
+    ) -> Result<Vec<TokenPiece>, EngineError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Command::Tokenize { text, reply })
+            .send(Command::Tokenize {
+                text,
+                add_special,
+                reply,
+            })
             .map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// The text of token ids (an id outside the vocabulary is [`EngineError::Invalid`]).
+    pub async fn detokenize(&self, ids: Vec<i32>) -> Result<String, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Detokenize { ids, reply })
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
     }
 }

@@ -33,6 +33,12 @@ pub struct SamplingParams {
     pub stop: Vec<String>,
     /// Tokens to generate at most; `None` means [`DEFAULT_MAX_TOKENS`] capped by the context.
     pub max_tokens: Option<u32>,
+    /// Constrained decoding: a GBNF grammar (root rule `root`) every output must match
+    /// (see `schema.rs` for JSON).
+    pub grammar: Option<String>,
+    /// Generation goes on past end-of-generation tokens (they are never picked) until
+    /// `max_tokens` or a stop string: llama-server's `ignore_eos`, for benchmarks.
+    pub ignore_eos: bool,
 }
 
 impl Default for SamplingParams {
@@ -48,6 +54,8 @@ impl Default for SamplingParams {
             seed: None,
             stop: Vec::new(),
             max_tokens: None,
+            grammar: None,
+            ignore_eos: false,
         }
     }
 }
@@ -94,6 +102,11 @@ impl SamplingParams {
         }
         if self.stop.iter().any(String::is_empty) {
             return Err("stop strings must not be empty".into());
+        }
+        if self.ignore_eos && self.grammar.is_some() {
+            return Err(
+                "ignore_eos cannot be combined with structured output: a finished grammar only allows the end".into(),
+            );
         }
         if self.max_tokens == Some(0) {
             return Err("max_tokens must be at least 1".into());

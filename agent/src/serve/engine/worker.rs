@@ -17,7 +17,9 @@ use super::load::{EngineConfig, ModelInfo, context_params};
 use super::offload;
 use super::stop::Delta;
 use super::template::ChatFormat;
-use super::{Command, EngineError, EngineStats, Event, FinishReason, Generation, Usage, embed};
+use super::{
+    Command, EngineError, EngineStats, Event, FinishReason, Generation, Usage, embed, tokens,
+};
 use crate::serve::metrics::EngineMetrics;
 
 /// Tokens decoded per step at most. It bounds how long generating streams wait while a long
@@ -156,13 +158,15 @@ impl<'m> Worker<'m> {
                 );
                 let _ = reply.send(result);
             }
-            Command::Tokenize { text, reply } => {
-                let tokens = self
-                    .setup
-                    .model
-                    .vocab()
-                    .tokenize(text.as_bytes(), false, false);
-                let _ = reply.send(tokens.into_iter().map(|t| t.0).collect());
+            Command::Tokenize {
+                text,
+                add_special,
+                reply,
+            } => {
+                let _ = reply.send(tokens::tokenize(self.setup.model, &text, add_special));
+            }
+            Command::Detokenize { ids, reply } => {
+                let _ = reply.send(tokens::detokenize(self.setup.model, &ids));
             }
         }
     }

@@ -45,6 +45,8 @@ pub(crate) struct OpenAiRequest {
     model: Option<String>,
     input: OneOrMany,
     encoding_format: Option<String>,
+    /// The caller's end user: written to the request log.
+    user: Option<String>,
 }
 
 /// Pooled embeddings; `encoding_format: base64` (the official client's default) is
@@ -65,6 +67,9 @@ pub(crate) async fn openai(
     ApiJson(req): ApiJson<OpenAiRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let flavor = Flavor::OpenAi;
+    if let Some(user) = &req.user {
+        log.user(user);
+    }
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
@@ -112,6 +117,13 @@ pub(crate) async fn openai(
 pub(crate) struct EmbedRequest {
     model: Option<String>,
     input: OneOrMany,
+    /// Accepted: one pod serves one model and keeps it loaded.
+    #[schema(value_type = Object)]
+    #[allow(
+        dead_code,
+        reason = "every value is served by keeping the model loaded"
+    )]
+    keep_alive: Option<Value>,
 }
 
 /// Ollama: embeddings of one or more inputs.

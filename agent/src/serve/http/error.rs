@@ -165,6 +165,16 @@ impl ApiError {
         )
     }
 
+    /// 501 for a route this server answers only to say why it does not implement it.
+    pub fn not_implemented(flavor: Flavor, message: impl Into<String>) -> Self {
+        Self::new(
+            flavor,
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            message.into(),
+        )
+    }
+
     /// 500 with a generic message; the detail goes to the log only.
     pub fn internal(flavor: Flavor, detail: &str) -> Self {
         tracing::error!(error = detail, "internal error");

@@ -21,6 +21,7 @@ const MAX_REQUEST_ID_LEN: usize = 64;
 #[derive(Debug, Default)]
 struct Fields {
     model: String,
+    user: Option<String>,
     status: u16,
     category: &'static str,
     usage: Option<Usage>,
@@ -58,6 +59,11 @@ impl RequestLog {
     /// The model or preset name asked for.
     pub fn model(&self, name: &str) {
         self.with(|f| f.model = name.to_owned());
+    }
+
+    /// The end user the client named (OpenAI `user`).
+    pub fn user(&self, user: &str) {
+        self.with(|f| f.user = Some(user.to_owned()));
     }
 
     /// Marks a streaming response: a drop before [`RequestLog::finished`] is a cancellation.
@@ -122,6 +128,7 @@ impl Drop for Inner {
                     api = self.api,
                     route = %self.route,
                     model = %f.model,
+                    user = f.user.as_deref(),
                     status = f.status,
                     category,
                     prompt_tokens = usage.prompt_tokens,

@@ -2,18 +2,24 @@
 
 mod embeddings;
 mod error;
+mod fields;
 mod generate;
 mod log;
+mod manage;
 mod ollama;
+mod ollama_models;
 mod openai;
+mod openai_models;
 mod openapi;
 mod ops;
+mod structured;
+mod tokens;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Router, body::Bytes};
 use serde::de::DeserializeOwned;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -28,19 +34,31 @@ pub fn app(state: AppState) -> Router {
     let client_api = Router::new()
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))
-        .route("/v1/models", get(openai::models))
+        .route("/v1/models", get(openai_models::models))
+        .route("/v1/models/{*id}", get(openai_models::model))
         .route("/v1/embeddings", post(embeddings::openai))
         .route("/api/generate", post(ollama::generate))
         .route("/api/chat", post(ollama::chat))
-        .route("/api/tags", get(ollama::tags))
-        .route("/api/show", post(ollama::show))
-        .route("/api/ps", get(ollama::ps))
+        .route("/api/tags", get(ollama_models::tags))
+        .route("/api/show", post(ollama_models::show))
+        .route("/api/ps", get(ollama_models::ps))
         .route("/api/embed", post(embeddings::ollama_embed))
         .route("/api/embeddings", post(embeddings::ollama_embeddings))
+        .route("/tokenize", post(tokens::tokenize))
+        .route("/detokenize", post(tokens::detokenize))
+        .route("/api/pull", post(manage::managed_by_llm_model))
+        .route("/api/push", post(manage::managed_by_llm_model))
+        .route("/api/create", post(manage::managed_by_llm_model))
+        .route("/api/copy", post(manage::managed_by_llm_model))
+        .route("/api/delete", delete(manage::managed_by_llm_model))
+        .route(
+            "/api/blobs/{digest}",
+            post(manage::managed_by_llm_model).head(manage::managed_by_llm_model),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     let mut router = Router::new()
         .merge(client_api)
-        .route("/api/version", get(ollama::version))
+        .route("/api/version", get(ollama_models::version))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/status", get(ops::status))
@@ -94,7 +112,8 @@ async fn require_key(State(state): State<AppState>, request: Request, next: Next
 }
 
 /// A JSON body that fails in the route's own error format: 413 over the size limit, 400 for
-/// anything malformed. No content type is required (several Ollama clients send none).
+/// anything malformed or any field the route does not implement (named in the message). No
+/// content type is required (several Ollama clients send none).
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -114,9 +133,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 ApiError::bad_request(flavor, "could not read the request body")
             }
         })?;
-        serde_json::from_slice(&bytes)
-            .map(ApiJson)
-            .map_err(|e| ApiError::bad_request(flavor, format!("invalid JSON body: {e}")))
+        let invalid = |e: serde_json::Error| {
+            let message = e.to_string();
+            if message.starts_with("unsupported field") {
+                // A field `Rest` refused: its name matters, serde's position does not.
+                let name = message.split(" at line ").next().unwrap_or_default();
+                ApiError::bad_request(flavor, name)
+            } else {
+                ApiError::bad_request(flavor, format!("invalid JSON body: {message}"))
+            }
+        };
+        let mut skipped = None;
+        let mut json = serde_json::Deserializer::from_slice(&bytes);
+        let body = serde_ignored::deserialize(&mut json, |path| {
+            skipped.get_or_insert_with(|| path.to_string());
+        })
+        .map_err(invalid)?;
+        json.end().map_err(invalid)?;
+        match skipped {
+            Some(path) => Err(ApiError::bad_request(flavor, fields::unsupported(&path))),
+            None => Ok(ApiJson(body)),
+        }
     }
 }
 

@@ -10,8 +10,9 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::fields::Rest;
 use super::generate::{self, Live, OneOrMany, Step, nanos, rfc3339_now};
-use super::{ApiError, ApiJson, Flavor, RequestLog};
+use super::{ApiError, ApiJson, Flavor, RequestLog, structured};
 use crate::serve::engine::{ChatMessage, Prompt, SamplingParams};
 use crate::serve::state::AppState;
 
@@ -81,10 +82,61 @@ pub(crate) struct GenerateRequest {
     #[serde(default)]
     prompt: String,
     system: Option<String>,
+    /// `true`: the prompt goes to the model as is (it always does here without a system
+    /// prompt, so `raw` with `system` is refused).
+    raw: Option<bool>,
     #[serde(default = "default_true")]
     stream: bool,
     #[serde(default)]
     options: Options,
+    #[serde(flatten)]
+    common: Common,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    _rest: Rest,
+}
+
+/// What `generate` and `chat` share beyond sampling.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub(crate) struct Common {
+    /// `"json"` or a JSON schema: constrained decoding.
+    #[schema(value_type = Object)]
+    format: Option<Value>,
+    /// Accepted: one pod serves one model and keeps it loaded, so there is nothing to unload.
+    #[schema(value_type = Object)]
+    #[allow(
+        dead_code,
+        reason = "every value is served by keeping the model loaded"
+    )]
+    keep_alive: Option<Value>,
+    /// Thinking: these models do not reason, so only `false` is served.
+    #[schema(value_type = Object)]
+    think: Option<Value>,
+    /// Only `false`: log probabilities are not implemented yet.
+    logprobs: Option<bool>,
+}
+
+impl Common {
+    /// Applies `format` and checks `think`.
+    fn apply(&self, model: &str, params: &mut SamplingParams) -> Result<(), ApiError> {
+        match &self.think {
+            None | Some(Value::Null | Value::Bool(false)) => {}
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    FLAVOR,
+                    format!("{model:?} does not support thinking"),
+                ));
+            }
+        }
+        if self.logprobs == Some(true) {
+            return Err(ApiError::bad_request(
+                FLAVOR,
+                "logprobs: true is not supported by this server",
+            ));
+        }
+        params.grammar = structured::ollama_format(self.format.as_ref())?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -102,10 +154,20 @@ pub(crate) struct ChatRequest {
     model: Option<String>,
     #[serde(default)]
     messages: Vec<Message>,
+    /// Only an empty list (the official client always sends one): tool calling is not
+    /// implemented yet.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    tools: Vec<Value>,
     #[serde(default = "default_true")]
     stream: bool,
     #[serde(default)]
     options: Options,
+    #[serde(flatten)]
+    common: Common,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    _rest: Rest,
 }
 
 /// Text generation. The prompt goes in as is unless a system prompt (the request's or the
@@ -126,8 +188,18 @@ pub(crate) async fn generate(
     ApiJson(req): ApiJson<GenerateRequest>,
 ) -> Result<Response, ApiError> {
     let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
-    let params = req.options.apply(&state, generate::base_params(preset))?;
-    let system = req.system.or_else(|| preset.and_then(|p| p.system.clone()));
+    let mut params = req.options.apply(&state, generate::base_params(preset))?;
+    req.common.apply(&model, &mut params)?;
+    if req.raw == Some(true) && req.system.is_some() {
+        return Err(ApiError::bad_request(
+            FLAVOR,
+            "raw and system together: a raw prompt is not templated",
+        ));
+    }
+    let system = match req.raw {
+        Some(true) => None,
+        _ => req.system.or_else(|| preset.and_then(|p| p.system.clone())),
+    };
     let prompt = match system {
         None => Prompt::Text(req.prompt),
         Some(system) => Prompt::Chat(vec![
@@ -162,7 +234,14 @@ pub(crate) async fn chat(
     ApiJson(req): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
-    let params = req.options.apply(&state, generate::base_params(preset))?;
+    let mut params = req.options.apply(&state, generate::base_params(preset))?;
+    req.common.apply(&model, &mut params)?;
+    if !req.tools.is_empty() {
+        return Err(ApiError::bad_request(
+            FLAVOR,
+            "tools: tool calling is not supported by this server yet",
+        ));
+    }
     if req.messages.is_empty() {
         return Err(ApiError::bad_request(FLAVOR, "messages must not be empty"));
     }
@@ -241,126 +320,4 @@ async fn respond(
         Body::from_stream(lines),
     )
         .into_response())
-}
-
-fn details(state: &AppState) -> Value {
-    let snap = state.snapshot();
-    let g = &snap.gguf;
-    let params = g["parameters"].as_u64().unwrap_or(0);
-    json!({
-        "format": "gguf",
-        "family": g["architecture"],
-        "families": [g["architecture"]],
-        "parameter_size": format!("{:.0}M", params as f64 / 1e6),
-        "quantization_level": g["quantization"],
-    })
-}
-
-fn entries(state: &AppState, running: bool) -> Vec<Value> {
-    let snap = state.snapshot();
-    let size = snap.gguf["fileSize"].as_u64().unwrap_or(0);
-    let names = std::iter::once(state.options.model_name.clone())
-        .chain(state.presets.iter().map(|p| p.name.clone()));
-    names
-        .map(|name| {
-            let mut v = json!({"name": name, "model": name, "size": size,
-                "digest": snap.sha256, "details": details(state)});
-            if running {
-                v["expires_at"] = json!("9999-12-31T23:59:59Z");
-                // What the engine took on its GPUs (0 on the CPU), as Ollama reports it.
-                let vram = state.engine.get().map_or(0, |e| e.info().gpu_memory_bytes);
-                v["size_vram"] = json!(vram);
-            } else {
-                v["modified_at"] = json!(rfc3339_now());
-            }
-            v
-        })
-        .collect()
-}
-
-/// `GET /api/tags`.
-#[utoipa::path(
-    get,
-    path = "/api/tags",
-    tag = "ollama",
-    responses(
-        (status = 200, description = "The model and its presets"),
-        generate::GenerationErrors,
-    )
-)]
-pub(crate) async fn tags(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({"models": entries(&state, false)}))
-}
-
-/// `GET /api/ps`: the model is resident while the server is ready.
-#[utoipa::path(
-    get,
-    path = "/api/ps",
-    tag = "ollama",
-    responses(
-        (status = 200, description = "Loaded models"),
-        generate::GenerationErrors,
-    )
-)]
-pub(crate) async fn ps(State(state): State<AppState>) -> Json<Value> {
-    let models = if state.ready_engine().is_some() {
-        entries(&state, true)
-    } else {
-        vec![]
-    };
-    Json(json!({"models": models}))
-}
-
-/// `POST /api/show`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = OllamaShowRequest)]
-pub(crate) struct ShowRequest {
-    model: Option<String>,
-    name: Option<String>,
-}
-
-/// Model details, including which chat template is used.
-#[utoipa::path(
-    post,
-    path = "/api/show",
-    tag = "ollama",
-    request_body = ShowRequest,
-    responses(
-        (status = 200, description = "Model details"),
-        generate::GenerationErrors,
-    )
-)]
-pub(crate) async fn show(
-    State(state): State<AppState>,
-    ApiJson(req): ApiJson<ShowRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let name = req.model.or(req.name);
-    let preset = generate::resolve(&state, FLAVOR, name.as_deref())?;
-    let info = state.engine.get().map(|e| e.info().clone());
-    let parameters = preset
-        .map(|p| format!("{:?}", p.parameters))
-        .unwrap_or_default();
-    Ok(Json(json!({
-        "modelfile": "",
-        "parameters": parameters,
-        "system": preset.and_then(|p| p.system.clone()),
-        "template": info.as_ref().map(|i| i.chat_template.clone()),
-        "details": details(&state),
-        "model_info": state.snapshot().gguf,
-        "capabilities": ["completion", "embedding"],
-    })))
-}
-
-/// `GET /api/version`.
-#[utoipa::path(
-    get,
-    path = "/api/version",
-    tag = "ollama",
-    responses(
-        (status = 200, description = "Server version"),
-        generate::GenerationErrors,
-    )
-)]
-pub(crate) async fn version() -> Json<Value> {
-    Json(json!({"version": env!("CARGO_PKG_VERSION")}))
 }

@@ -11,7 +11,9 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::fields::Rest;
 use super::generate::{self, Live, OneOrMany, Step};
+use super::structured::ResponseFormat;
 use super::{ApiError, ApiJson, Flavor, RequestLog};
 use crate::serve::engine::{ChatMessage, FinishReason, Prompt, SamplingParams, Usage};
 use crate::serve::state::AppState;
@@ -33,13 +35,21 @@ pub(crate) struct Sampling {
     max_tokens: Option<u32>,
     max_completion_tokens: Option<u32>,
     n: Option<u32>,
+    /// The caller's end user, for abuse tracing: written to the request log.
+    user: Option<String>,
+    /// llama-server's extension: generate `max_tokens` whatever the model says (benchmarks).
+    ignore_eos: Option<bool>,
 }
 
 impl Sampling {
-    fn apply(self, mut p: SamplingParams) -> Result<SamplingParams, ApiError> {
+    fn apply(self, log: &RequestLog, mut p: SamplingParams) -> Result<SamplingParams, ApiError> {
         if self.n.is_some_and(|n| n != 1) {
             return Err(ApiError::bad_request(FLAVOR, "only n = 1 is supported"));
         }
+        if let Some(user) = &self.user {
+            log.user(user);
+        }
+        p.ignore_eos = self.ignore_eos.unwrap_or(p.ignore_eos);
         p.temperature = self.temperature.unwrap_or(p.temperature);
         p.top_p = self.top_p.unwrap_or(p.top_p);
         p.top_k = self.top_k.unwrap_or(p.top_k);
@@ -62,19 +72,37 @@ impl Sampling {
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct StreamOptions {
     #[serde(default)]
     include_usage: bool,
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
+/// A message's text, or its parts. Read by hand rather than as an untagged enum: serde's
+/// untagged error ("did not match any variant") would hide which part field is unsupported.
+#[derive(Debug, utoipa::ToSchema)]
 pub(crate) enum Content {
     Text(String),
     Parts(Vec<Part>),
 }
 
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(deserializer)? {
+            Value::String(text) => Ok(Content::Text(text)),
+            parts @ Value::Array(_) => serde_json::from_value(parts)
+                .map(Content::Parts)
+                .map_err(|e| D::Error::custom(format!("content parts: {e}"))),
+            other => Err(D::Error::custom(format!(
+                "content must be a string or a list of parts, not {other}"
+            ))),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Part {
     #[serde(rename = "type")]
     kind: String,
@@ -98,8 +126,21 @@ pub(crate) struct ChatRequest {
     #[serde(default)]
     stream: bool,
     stream_options: Option<StreamOptions>,
+    /// Free text, any JSON object, or JSON that follows a schema (constrained decoding).
+    response_format: Option<ResponseFormat>,
+    /// Only `false`: log probabilities are not implemented yet.
+    logprobs: Option<bool>,
+    /// Only `false`: completions are not stored.
+    store: Option<bool>,
+    /// Only `["text"]`: the server answers in text.
+    modalities: Option<Vec<String>>,
+    /// OpenAI's successor of `user`: written to the request log the same way.
+    safety_identifier: Option<String>,
     #[serde(flatten)]
     sampling: Sampling,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    _rest: Rest,
 }
 
 /// `POST /v1/completions`.
@@ -113,6 +154,31 @@ pub(crate) struct CompletionRequest {
     stream_options: Option<StreamOptions>,
     #[serde(flatten)]
     sampling: Sampling,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    _rest: Rest,
+}
+
+/// `stream_options.include_usage`; as on OpenAI, `stream_options` needs `stream: true`.
+fn usage_in_stream(stream: bool, options: Option<StreamOptions>) -> Result<bool, ApiError> {
+    match options {
+        Some(_) if !stream => Err(ApiError::bad_request(
+            FLAVOR,
+            "stream_options is only allowed with stream: true",
+        )),
+        options => Ok(options.is_some_and(|o| o.include_usage)),
+    }
+}
+
+/// A field this server does not implement with any value but `false`.
+fn only_false(value: Option<bool>, field: &str) -> Result<(), ApiError> {
+    if value == Some(true) {
+        return Err(ApiError::bad_request(
+            FLAVOR,
+            format!("{field}: true is not supported by this server"),
+        ));
+    }
+    Ok(())
 }
 
 fn messages(raw: Vec<Message>) -> Result<Vec<ChatMessage>, ApiError> {
@@ -170,10 +236,28 @@ pub(crate) async fn chat(
     ApiJson(req): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
-    let params = req.sampling.apply(generate::base_params(preset))?;
+    only_false(req.logprobs, "logprobs")?;
+    only_false(req.store, "store")?;
+    if req
+        .modalities
+        .as_ref()
+        .is_some_and(|m| m.iter().any(|m| m != "text"))
+    {
+        return Err(ApiError::bad_request(
+            FLAVOR,
+            "modalities: only \"text\" is supported",
+        ));
+    }
+    if let Some(id) = &req.safety_identifier {
+        log.user(id);
+    }
+    let mut params = req.sampling.apply(&log, generate::base_params(preset))?;
+    if let Some(format) = &req.response_format {
+        params.grammar = format.grammar()?;
+    }
     let prompt = Prompt::Chat(generate::with_system(preset, messages(req.messages)?));
     let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
-    let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
+    let include_usage = usage_in_stream(req.stream, req.stream_options)?;
     respond(&state, live, model, Kind::Chat, req.stream, include_usage).await
 }
 
@@ -194,7 +278,7 @@ pub(crate) async fn completions(
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
-    let params = req.sampling.apply(generate::base_params(preset))?;
+    let params = req.sampling.apply(&log, generate::base_params(preset))?;
     let mut prompts = req.prompt.into_vec();
     if prompts.len() != 1 {
         return Err(ApiError::bad_request(
@@ -204,7 +288,7 @@ pub(crate) async fn completions(
     }
     let prompt = Prompt::Text(prompts.remove(0));
     let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
-    let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
+    let include_usage = usage_in_stream(req.stream, req.stream_options)?;
     respond(&state, live, model, Kind::Text, req.stream, include_usage).await
 }
 
@@ -322,26 +406,4 @@ async fn respond(
         .flatten()
         .map(Ok::<_, Infallible>);
     Ok((header, Sse::new(events)).into_response())
-}
-
-/// `GET /v1/models`: the model and its presets.
-#[utoipa::path(
-    get,
-    path = "/v1/models",
-    tag = "openai",
-    responses(
-        (status = 200, description = "The model and its presets"),
-        generate::GenerationErrors,
-    )
-)]
-pub(crate) async fn models(State(state): State<AppState>) -> Json<Value> {
-    let created = generate::unix_now();
-    let names = std::iter::once(state.options.model_name.clone())
-        .chain(state.presets.iter().map(|p| p.name.clone()));
-    let data: Vec<Value> = names
-        .map(
-            |id| json!({"id": id, "object": "model", "created": created, "owned_by": "llamafleet"}),
-        )
-        .collect();
-    Json(json!({"object": "list", "data": data}))
 }

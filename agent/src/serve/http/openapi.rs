@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{embeddings, ollama, openai, ops};
+use super::{embeddings, ollama, ollama_models, openai, openai_models, ops, tokens};
 
 struct BearerKey;
 
@@ -29,16 +29,19 @@ impl Modify for BearerKey {
     paths(
         openai::chat,
         openai::completions,
-        openai::models,
+        openai_models::models,
+        openai_models::model,
         embeddings::openai,
         ollama::generate,
         ollama::chat,
-        ollama::tags,
-        ollama::show,
-        ollama::ps,
-        ollama::version,
+        ollama_models::tags,
+        ollama_models::show,
+        ollama_models::ps,
+        ollama_models::version,
         embeddings::ollama_embed,
         embeddings::ollama_embeddings,
+        tokens::tokenize,
+        tokens::detokenize,
         ops::healthz,
         ops::readyz,
         ops::status,

@@ -1,0 +1,27 @@
+//! Nothing silently ignored: a request field a route does not implement is refused with a 400
+//! that names it, never accepted and dropped. [`super::ApiJson`] reports every field serde
+//! skips (through `serde_ignored`); a struct that flattens another hides its leftover keys
+//! from that, so it ends with a [`Rest`], which refuses them itself.
+
+use serde::de::{Deserialize, Deserializer, Error as _};
+use serde_json::{Map, Value};
+
+/// The message for a field that is not implemented (`path` as `serde_ignored` writes it,
+/// e.g. `messages.0.name`).
+pub(crate) fn unsupported(path: &str) -> String {
+    format!("unsupported field {path:?}: this server does not implement it")
+}
+
+/// The keys left over after a flattened struct took its own: there must be none.
+#[derive(Debug, Default)]
+pub(crate) struct Rest;
+
+impl<'de> Deserialize<'de> for Rest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let rest = Map::<String, Value>::deserialize(deserializer)?;
+        match rest.keys().next() {
+            None => Ok(Rest),
+            Some(key) => Err(D::Error::custom(unsupported(key))),
+        }
+    }
+}
