@@ -43,7 +43,7 @@ async fn greedy_tokens(engine: &Engine, max_tokens: u32) -> Vec<String> {
     let mut tokens = Vec::new();
     while let Some(event) = rx.recv().await {
         match event {
-            Event::Accepted { .. } => {}
+            Event::Accepted { .. } | Event::Logprob(_) => {}
             Event::Token(t) => tokens.push(t),
             Event::Done { .. } => return tokens,
             Event::Error(e) => panic!("generation failed: {e}"),

@@ -7,7 +7,7 @@ mod serve_support;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use serve_support::{MODEL, call, listen, post, ready_state, serial, sse_data};
+use serve_support::{MODEL, call, post, ready_state, serial, sse_chunks};
 
 /// Bounded everywhere (enums, integer ranges, short strings, few items), so a complete
 /// answer always fits in `MAX_TOKENS` and `finish_reason` must be `stop`.
@@ -121,20 +121,8 @@ async fn openai_json_object_and_a_streamed_schema_parse() {
         json!({"type": "json_schema", "json_schema": {"name": "person", "schema": schema}});
     let mut body = chat_body(format, json!({"temperature": 0.7, "seed": 5}));
     body["stream"] = json!(true);
-    let addr = listen(state.clone()).await;
-    let sse = reqwest::Client::new()
-        .post(format!("http://{addr}/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("body");
     let mut text = String::new();
-    for data in sse_data(&sse).iter().filter(|d| *d != "[DONE]") {
-        let chunk: Value = serde_json::from_str(data).expect("chunk");
+    for chunk in sse_chunks(&state, "/v1/chat/completions", &body).await {
         if let Some(piece) = chunk["choices"][0]["delta"]["content"].as_str() {
             text.push_str(piece);
         }
@@ -236,8 +224,8 @@ async fn fields_the_server_does_not_implement_are_refused_by_name() {
         ),
         (
             "/v1/chat/completions",
-            json!({"messages": user, "logprobs": true}),
-            "logprobs",
+            json!({"messages": user, "top_logprobs": 2}),
+            "top_logprobs",
         ),
         (
             "/v1/completions",

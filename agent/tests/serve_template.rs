@@ -36,7 +36,7 @@ async fn greedy(engine: &Engine, prompt: Prompt) -> (u32, String) {
     let mut text = String::new();
     while let Some(event) = rx.recv().await {
         match event {
-            Event::Accepted { .. } => {}
+            Event::Accepted { .. } | Event::Logprob(_) => {}
             Event::Token(t) => text.push_str(&t),
             Event::Done { usage, .. } => return (usage.prompt_tokens, text),
             Event::Error(e) => panic!("generation failed: {e}"),

@@ -64,6 +64,15 @@ e = ol.embed(model=model, input=["hello"])
 assert len(e.embeddings) == 1 and len(e.embeddings[0]) == 640
 
 
+# Log probabilities, as the client reads them.
+lp = oa.chat.completions.create(
+    model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=4, temperature=0,
+    logprobs=True, top_logprobs=2,
+)
+content = lp.choices[0].logprobs.content
+assert len(content) == lp.usage.completion_tokens and len(content[0].top_logprobs) == 2, lp
+assert content[0].top_logprobs[0].token == content[0].token, lp
+
 # Structured outputs. Every field is bounded, so a complete answer fits in max_tokens.
 class Person(BaseModel):
     name: str = Field(max_length=12)

@@ -149,6 +149,27 @@ pub async fn listen(state: AppState) -> SocketAddr {
     addr
 }
 
+/// Serves `state` on a loopback port, POSTs `body` to `uri` and returns the SSE chunks
+/// (every `data:` line but `[DONE]`) parsed.
+pub async fn sse_chunks(state: &AppState, uri: &str, body: &Value) -> Vec<Value> {
+    let addr = listen(state.clone()).await;
+    let sse = reqwest::Client::new()
+        .post(format!("http://{addr}{uri}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("body");
+    sse_data(&sse)
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|e| panic!("chunk {d:?}: {e}")))
+        .collect()
+}
+
 /// Lines of an SSE body's `data:` fields.
 pub fn sse_data(text: &str) -> Vec<String> {
     text.lines()

@@ -17,6 +17,8 @@ pub(super) struct Job {
     pub fed: usize,
     pub max_tokens: u32,
     pub sampler: Sampler,
+    /// Alternatives per token when the request wants log probabilities.
+    pub logprobs: Option<u32>,
     pub text: TextStream,
     pub next: Option<LlamaToken>,
     pub generated: u32,
@@ -96,6 +98,7 @@ pub(super) fn admit(
         fed: 0,
         max_tokens,
         sampler,
+        logprobs: params.logprobs,
         text: TextStream::new(params.stop),
         next: None,
         generated: 0,

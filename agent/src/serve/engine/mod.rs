@@ -5,6 +5,7 @@ mod embed;
 mod jinja;
 mod job;
 mod load;
+mod logprobs;
 mod offload;
 mod params;
 mod sample;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
 pub use load::{EngineConfig, GpuLayers, ModelInfo};
+pub use logprobs::{MAX_TOP_LOGPROBS, TokenChoice, TokenLogprob};
 pub use offload::{GpuDevice, gpu_devices};
 pub use params::{DEFAULT_MAX_TOKENS, MAX_STOP_STRINGS, SamplingParams};
 pub use sample::Sampler;
@@ -94,6 +96,9 @@ pub enum Event {
     },
     /// New text.
     Token(String),
+    /// The log probability of a generated token (requests with `logprobs` only); sent before
+    /// the text it contributes to.
+    Logprob(Box<TokenLogprob>),
     /// Finished.
     Done {
         /// Why.

@@ -39,6 +39,9 @@ pub struct SamplingParams {
     /// Generation goes on past end-of-generation tokens (they are never picked) until
     /// `max_tokens` or a stop string: llama-server's `ignore_eos`, for benchmarks.
     pub ignore_eos: bool,
+    /// Report each generated token's log probability with this many alternatives
+    /// (at most [`super::MAX_TOP_LOGPROBS`]); `None`: no log probabilities.
+    pub logprobs: Option<u32>,
 }
 
 impl Default for SamplingParams {
@@ -56,6 +59,7 @@ impl Default for SamplingParams {
             max_tokens: None,
             grammar: None,
             ignore_eos: false,
+            logprobs: None,
         }
     }
 }
@@ -107,6 +111,12 @@ impl SamplingParams {
             return Err(
                 "ignore_eos cannot be combined with structured output: a finished grammar only allows the end".into(),
             );
+        }
+        if self.logprobs.is_some_and(|n| n > super::MAX_TOP_LOGPROBS) {
+            return Err(format!(
+                "top_logprobs must be at most {}",
+                super::MAX_TOP_LOGPROBS
+            ));
         }
         if self.max_tokens == Some(0) {
             return Err("max_tokens must be at least 1".into());

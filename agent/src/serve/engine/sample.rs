@@ -273,8 +273,11 @@ fn first_max(logits: &[f32]) -> i32 {
 
 /// The `k` largest logits with their token ids, largest first (on ties, the lower id first).
 /// One pass: a logit below the current k-th is dismissed with one comparison.
-fn top_k(logits: &[f32], k: usize, best: &mut Vec<(f32, i32)>) {
+pub(super) fn top_k(logits: &[f32], k: usize, best: &mut Vec<(f32, i32)>) {
     best.clear();
+    if k == 0 {
+        return;
+    }
     let mut floor = f32::NEG_INFINITY;
     for (id, &logit) in (0_i32..).zip(logits) {
         if best.len() == k && logit <= floor || logit.is_nan() {
@@ -301,6 +304,10 @@ mod tests {
         assert_eq!(best, vec![(3.0, 1), (3.0, 3), (2.5, 6)]);
         top_k(&logits, 1, &mut best);
         assert_eq!(best, vec![(3.0, 1)]);
+        top_k(&logits, 20, &mut best);
+        assert_eq!(best.len(), 7, "every number, NaN left out");
+        top_k(&logits, 0, &mut best);
+        assert!(best.is_empty(), "k = 0 keeps none");
         top_k(&logits, 20, &mut best);
         assert_eq!(best.len(), 7, "every number, NaN left out");
         assert!(best.windows(2).all(|w| w[0].0 >= w[1].0));

@@ -18,7 +18,8 @@ use super::offload;
 use super::stop::Delta;
 use super::template::ChatFormat;
 use super::{
-    Command, EngineError, EngineStats, Event, FinishReason, Generation, Usage, embed, tokens,
+    Command, EngineError, EngineStats, Event, FinishReason, Generation, Usage, embed, logprobs,
+    tokens,
 };
 use crate::serve::metrics::EngineMetrics;
 
@@ -299,6 +300,10 @@ impl<'m> Worker<'m> {
         let vocab = model.vocab();
         if vocab.is_eog(token) {
             return self.finish(i, FinishReason::Stop);
+        }
+        if let Some(top) = job.logprobs {
+            let lp = logprobs::logprob(model, self.ctx.get_logits_ith(idx), token, top);
+            let _ = job.events.send(Event::Logprob(Box::new(lp)));
         }
         job.generated += 1;
         let piece = vocab.token_to_piece(token, false, None);

@@ -6,7 +6,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{ApiError, Flavor, RequestLog};
 use crate::serve::engine::{
-    ChatMessage, Engine, Event, FinishReason, Prompt, SamplingParams, Usage,
+    ChatMessage, Engine, Event, FinishReason, Prompt, SamplingParams, TokenLogprob, Usage,
 };
 use crate::serve::presets::Preset;
 use crate::serve::state::AppState;
@@ -109,6 +109,8 @@ pub(crate) struct Live {
     pub log: RequestLog,
     pub text: String,
     log_text: bool,
+    /// Log probabilities of tokens whose text has not been sent yet.
+    pending: Vec<TokenLogprob>,
 }
 
 /// Validates, takes an admission permit (503 when none is left) and waits until the engine
@@ -141,15 +143,26 @@ pub(crate) async fn start(
             log,
             text: String::new(),
             log_text: state.options.log_text,
+            pending: Vec::new(),
         }),
         Some(Event::Error(e)) => Err(ApiError::engine(flavor, e)),
         _ => Err(ApiError::internal(flavor, "engine closed the request")),
     }
 }
 
+/// A whole generation.
+pub(crate) struct Collected {
+    pub text: String,
+    pub finish: FinishReason,
+    pub usage: Usage,
+    /// One per generated token whose text was sent, when the request asked.
+    pub logprobs: Vec<TokenLogprob>,
+}
+
 /// One step of a generation as the APIs see it.
 pub(crate) enum Step {
-    Text(String),
+    /// New text, with the log probabilities of the tokens behind it (when asked for).
+    Text(String, Vec<TokenLogprob>),
     Done(FinishReason, Usage),
     Failed(ApiError),
 }
@@ -157,13 +170,16 @@ pub(crate) enum Step {
 impl Live {
     /// The next piece; `None` after `Done`/`Failed` was returned.
     pub(crate) async fn next(&mut self) -> Option<Step> {
-        let event = match tokio::time::timeout_at(self.deadline, self.rx.recv()).await {
-            Ok(Some(event)) => event,
-            Ok(None) => return None,
-            Err(_) => {
-                self.rx.close();
-                self.log.failed("timeout");
-                return Some(Step::Failed(ApiError::timeout(self.flavor)));
+        let event = loop {
+            match tokio::time::timeout_at(self.deadline, self.rx.recv()).await {
+                Ok(Some(Event::Logprob(lp))) => self.pending.push(*lp),
+                Ok(Some(event)) => break event,
+                Ok(None) => return None,
+                Err(_) => {
+                    self.rx.close();
+                    self.log.failed("timeout");
+                    return Some(Step::Failed(ApiError::timeout(self.flavor)));
+                }
             }
         };
         Some(match event {
@@ -171,7 +187,7 @@ impl Live {
                 if self.log_text {
                     self.text.push_str(&text);
                 }
-                Step::Text(text)
+                Step::Text(text, std::mem::take(&mut self.pending))
             }
             Event::Done { finish, usage } => {
                 self.log.finished(usage);
@@ -187,17 +203,28 @@ impl Live {
                 self.log.failed(error.kind);
                 Step::Failed(error)
             }
-            Event::Accepted { .. } => Step::Text(String::new()),
+            Event::Accepted { .. } | Event::Logprob(_) => Step::Text(String::new(), Vec::new()),
         })
     }
 
-    /// Runs to the end and returns the whole text.
-    pub(crate) async fn collect(mut self) -> Result<(String, FinishReason, Usage), ApiError> {
+    /// Runs to the end and returns the whole text (and the log probabilities when asked).
+    pub(crate) async fn collect(mut self) -> Result<Collected, ApiError> {
         let mut text = String::new();
+        let mut logprobs = Vec::new();
         while let Some(step) = self.next().await {
             match step {
-                Step::Text(t) => text.push_str(&t),
-                Step::Done(finish, usage) => return Ok((text, finish, usage)),
+                Step::Text(t, lp) => {
+                    text.push_str(&t);
+                    logprobs.extend(lp);
+                }
+                Step::Done(finish, usage) => {
+                    return Ok(Collected {
+                        text,
+                        finish,
+                        usage,
+                        logprobs,
+                    });
+                }
                 Step::Failed(e) => return Err(e),
             }
         }

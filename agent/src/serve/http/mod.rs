@@ -5,6 +5,7 @@ mod error;
 mod fields;
 mod generate;
 mod log;
+mod logprobs;
 mod manage;
 mod ollama;
 mod ollama_models;

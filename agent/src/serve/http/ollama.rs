@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::fields::Rest;
 use super::generate::{self, Live, OneOrMany, Step, nanos, rfc3339_now};
 use super::{ApiError, ApiJson, Flavor, RequestLog, structured};
-use crate::serve::engine::{ChatMessage, Prompt, SamplingParams};
+use crate::serve::engine::{ChatMessage, Prompt, SamplingParams, TokenLogprob};
 use crate::serve::state::AppState;
 
 const FLAVOR: Flavor = Flavor::Ollama;
@@ -112,8 +112,10 @@ pub(crate) struct Common {
     /// Thinking: these models do not reason, so only `false` is served.
     #[schema(value_type = Object)]
     think: Option<Value>,
-    /// Only `false`: log probabilities are not implemented yet.
+    /// Each generated token's log probability (`logprobs` on every piece).
     logprobs: Option<bool>,
+    /// Alternatives per token (0 to 20), with `logprobs: true` only.
+    top_logprobs: Option<u32>,
 }
 
 impl Common {
@@ -128,12 +130,7 @@ impl Common {
                 ));
             }
         }
-        if self.logprobs == Some(true) {
-            return Err(ApiError::bad_request(
-                FLAVOR,
-                "logprobs: true is not supported by this server",
-            ));
-        }
+        params.logprobs = super::logprobs::requested(FLAVOR, self.logprobs, self.top_logprobs)?;
         params.grammar = structured::ollama_format(self.format.as_ref())?;
         Ok(())
     }
@@ -213,8 +210,9 @@ pub(crate) async fn generate(
             },
         ]),
     };
+    let logprobs = params.logprobs.is_some();
     let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
-    respond(live, model, false, req.stream).await
+    respond(live, model, false, req.stream, logprobs).await
 }
 
 /// Chat.
@@ -259,11 +257,20 @@ pub(crate) async fn chat(
         });
     }
     let prompt = Prompt::Chat(generate::with_system(preset, messages));
+    let logprobs = params.logprobs.is_some();
     let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
-    respond(live, model, true, req.stream).await
+    respond(live, model, true, req.stream, logprobs).await
 }
 
-fn piece(model: &str, chat: bool, text: &str) -> Value {
+fn piece(model: &str, chat: bool, text: &str, logprobs: Option<&[TokenLogprob]>) -> Value {
+    let mut v = piece_text(model, chat, text);
+    if let Some(lps) = logprobs {
+        v["logprobs"] = super::logprobs::entries(lps);
+    }
+    v
+}
+
+fn piece_text(model: &str, chat: bool, text: &str) -> Value {
     if chat {
         json!({"model": model, "created_at": rfc3339_now(),
             "message": {"role": "assistant", "content": text}, "done": false})
@@ -277,12 +284,14 @@ async fn respond(
     model: String,
     chat: bool,
     stream: bool,
+    want_logprobs: bool,
 ) -> Result<Response, ApiError> {
     let last = move |model: &str,
                      text: &str,
                      finish: crate::serve::engine::FinishReason,
-                     u: crate::serve::engine::Usage| {
-        let mut v = piece(model, chat, text);
+                     u: crate::serve::engine::Usage,
+                     lps: &[TokenLogprob]| {
+        let mut v = piece(model, chat, text, want_logprobs.then_some(lps));
         v["done"] = json!(true);
         v["done_reason"] = json!(finish.as_str());
         v["total_duration"] = json!(nanos(u.total));
@@ -294,8 +303,9 @@ async fn respond(
         v
     };
     if !stream {
-        let (text, finish, usage) = live.collect().await?;
-        return Ok(Json(last(&model, &text, finish, usage)).into_response());
+        let done = live.collect().await?;
+        let body = last(&model, &done.text, done.finish, done.usage, &done.logprobs);
+        return Ok(Json(body).into_response());
     }
     live.log.streaming();
     let lines = futures_util::stream::unfold((live, false), move |(mut live, done)| {
@@ -305,9 +315,12 @@ async fn respond(
                 return None;
             }
             let (value, done) = match live.next().await? {
-                Step::Text(t) if t.is_empty() => (None, false),
-                Step::Text(t) => (Some(piece(&model, chat, &t)), false),
-                Step::Done(finish, usage) => (Some(last(&model, "", finish, usage)), true),
+                Step::Text(t, _) if t.is_empty() => (None, false),
+                Step::Text(t, lps) => {
+                    let logprobs = want_logprobs.then_some(lps.as_slice());
+                    (Some(piece(&model, chat, &t, logprobs)), false)
+                }
+                Step::Done(finish, usage) => (Some(last(&model, "", finish, usage, &[])), true),
                 Step::Failed(e) => (Some(e.body()), true),
             };
             let line = value.map(|v| Ok::<_, std::convert::Infallible>(format!("{v}\n")));

@@ -13,9 +13,12 @@ use serde_json::{Value, json};
 
 use super::fields::Rest;
 use super::generate::{self, Live, OneOrMany, Step};
+use super::logprobs;
 use super::structured::ResponseFormat;
 use super::{ApiError, ApiJson, Flavor, RequestLog};
-use crate::serve::engine::{ChatMessage, FinishReason, Prompt, SamplingParams, Usage};
+use crate::serve::engine::{
+    ChatMessage, FinishReason, Prompt, SamplingParams, TokenLogprob, Usage,
+};
 use crate::serve::state::AppState;
 
 const FLAVOR: Flavor = Flavor::OpenAi;
@@ -128,8 +131,10 @@ pub(crate) struct ChatRequest {
     stream_options: Option<StreamOptions>,
     /// Free text, any JSON object, or JSON that follows a schema (constrained decoding).
     response_format: Option<ResponseFormat>,
-    /// Only `false`: log probabilities are not implemented yet.
+    /// Each generated token's log probability (`choices[].logprobs.content`).
     logprobs: Option<bool>,
+    /// Alternatives per token (0 to 20), with `logprobs: true` only.
+    top_logprobs: Option<u32>,
     /// Only `false`: completions are not stored.
     store: Option<bool>,
     /// Only `["text"]`: the server answers in text.
@@ -152,6 +157,8 @@ pub(crate) struct CompletionRequest {
     #[serde(default)]
     stream: bool,
     stream_options: Option<StreamOptions>,
+    /// Log probabilities with this many alternatives per token (0 to 20).
+    logprobs: Option<u32>,
     #[serde(flatten)]
     sampling: Sampling,
     #[serde(flatten)]
@@ -236,7 +243,6 @@ pub(crate) async fn chat(
     ApiJson(req): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
-    only_false(req.logprobs, "logprobs")?;
     only_false(req.store, "store")?;
     if req
         .modalities
@@ -252,13 +258,24 @@ pub(crate) async fn chat(
         log.user(id);
     }
     let mut params = req.sampling.apply(&log, generate::base_params(preset))?;
+    params.logprobs = logprobs::requested(FLAVOR, req.logprobs, req.top_logprobs)?;
     if let Some(format) = &req.response_format {
         params.grammar = format.grammar()?;
     }
     let prompt = Prompt::Chat(generate::with_system(preset, messages(req.messages)?));
-    let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
+    let logprobs = params.logprobs.is_some();
     let include_usage = usage_in_stream(req.stream, req.stream_options)?;
-    respond(&state, live, model, Kind::Chat, req.stream, include_usage).await
+    let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
+    respond(
+        &state,
+        live,
+        model,
+        Kind::Chat,
+        req.stream,
+        include_usage,
+        logprobs,
+    )
+    .await
 }
 
 /// Text completion, streamed or whole.
@@ -278,7 +295,8 @@ pub(crate) async fn completions(
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
-    let params = req.sampling.apply(&log, generate::base_params(preset))?;
+    let mut params = req.sampling.apply(&log, generate::base_params(preset))?;
+    params.logprobs = req.logprobs;
     let mut prompts = req.prompt.into_vec();
     if prompts.len() != 1 {
         return Err(ApiError::bad_request(
@@ -287,9 +305,19 @@ pub(crate) async fn completions(
         ));
     }
     let prompt = Prompt::Text(prompts.remove(0));
-    let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
+    let logprobs = params.logprobs.is_some();
     let include_usage = usage_in_stream(req.stream, req.stream_options)?;
-    respond(&state, live, model, Kind::Text, req.stream, include_usage).await
+    let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
+    respond(
+        &state,
+        live,
+        model,
+        Kind::Text,
+        req.stream,
+        include_usage,
+        logprobs,
+    )
+    .await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -313,10 +341,12 @@ fn choice(
     finish: Option<FinishReason>,
     first: bool,
     stream: bool,
+    logprobs: Option<Value>,
 ) -> Value {
     let finish = finish.map(FinishReason::as_str);
+    let logprobs = logprobs.unwrap_or(Value::Null);
     match (kind, stream) {
-        (Kind::Chat, false) => json!({"index": 0, "finish_reason": finish, "logprobs": null,
+        (Kind::Chat, false) => json!({"index": 0, "finish_reason": finish, "logprobs": logprobs,
             "message": {"role": "assistant", "content": text}}),
         (Kind::Chat, true) => {
             let delta = if first {
@@ -326,10 +356,10 @@ fn choice(
             } else {
                 json!({"content": text})
             };
-            json!({"index": 0, "finish_reason": finish, "logprobs": null, "delta": delta})
+            json!({"index": 0, "finish_reason": finish, "logprobs": logprobs, "delta": delta})
         }
         (Kind::Text, _) => {
-            json!({"index": 0, "finish_reason": finish, "logprobs": null, "text": text})
+            json!({"index": 0, "finish_reason": finish, "logprobs": logprobs, "text": text})
         }
     }
 }
@@ -341,7 +371,15 @@ async fn respond(
     kind: Kind,
     stream: bool,
     include_usage: bool,
+    want_logprobs: bool,
 ) -> Result<Response, ApiError> {
+    // Chat: one entry per token; legacy completions: parallel arrays with text offsets.
+    let render = move |lps: &[TokenLogprob], offset: usize| {
+        want_logprobs.then(|| match kind {
+            Kind::Chat => json!({"content": logprobs::entries(lps), "refusal": null}),
+            Kind::Text => logprobs::legacy(lps, offset),
+        })
+    };
     let (prefix, object) = match (kind, stream) {
         (Kind::Chat, false) => ("chatcmpl", "chat.completion"),
         (Kind::Chat, true) => ("chatcmpl", "chat.completion.chunk"),
@@ -356,11 +394,12 @@ async fn respond(
         .unwrap_or_default();
     let header = [("x-llamafleet-chat-template", template)];
     if !stream {
-        let (text, finish, usage) = live.collect().await?;
+        let done = live.collect().await?;
+        let logprobs = render(&done.logprobs, 0);
         let body = json!({
             "id": id, "object": object, "created": created, "model": model,
-            "choices": [choice(kind, &text, Some(finish), false, false)],
-            "usage": usage_json(&usage),
+            "choices": [choice(kind, &done.text, Some(done.finish), false, false, logprobs)],
+            "usage": usage_json(&done.usage),
         });
         return Ok((header, Json(body)).into_response());
     }
@@ -373,22 +412,26 @@ async fn respond(
         }
         SseEvent::default().data(v.to_string())
     };
-    let events =
-        futures_util::stream::unfold((live, true, false), move |(mut live, first, done)| {
+    let events = futures_util::stream::unfold(
+        (live, true, false, 0),
+        move |(mut live, first, done, offset)| {
             let frame = frame.clone();
             async move {
                 if done {
                     return None;
                 }
+                let mut next_offset = offset;
                 let (events, done) = match live.next().await? {
-                    Step::Text(t) if t.is_empty() && !first => (vec![], false),
-                    Step::Text(t) => (
-                        vec![frame(json!([choice(kind, &t, None, first, true)]), None)],
-                        false,
-                    ),
+                    Step::Text(t, _) if t.is_empty() && !first => (vec![], false),
+                    Step::Text(t, lps) => {
+                        next_offset += t.len();
+                        let logprobs = render(&lps, offset);
+                        let choice = choice(kind, &t, None, first, true, logprobs);
+                        (vec![frame(json!([choice]), None)], false)
+                    }
                     Step::Done(finish, usage) => {
                         let mut out = vec![frame(
-                            json!([choice(kind, "", Some(finish), false, true)]),
+                            json!([choice(kind, "", Some(finish), false, true, None)]),
                             (!include_usage).then(|| usage_json(&usage)),
                         )];
                         if include_usage {
@@ -400,10 +443,14 @@ async fn respond(
                     Step::Failed(e) => (vec![SseEvent::default().data(e.body().to_string())], true),
                 };
                 let next_first = first && events.is_empty();
-                Some((futures_util::stream::iter(events), (live, next_first, done)))
+                Some((
+                    futures_util::stream::iter(events),
+                    (live, next_first, done, next_offset),
+                ))
             }
-        })
-        .flatten()
-        .map(Ok::<_, Infallible>);
+        },
+    )
+    .flatten()
+    .map(Ok::<_, Infallible>);
     Ok((header, Sse::new(events)).into_response())
 }
