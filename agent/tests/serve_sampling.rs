@@ -79,8 +79,8 @@ fn run(
     let (mut got, mut want) = (Vec::new(), Vec::new());
     let mut idx = batch.n_tokens() - 1;
     for step in 0..STEPS {
-        let a = fast.sample(ctx, idx);
-        let b = reference.sample(ctx, idx);
+        let a = fast.sample(ctx, idx).expect("a token");
+        let b = reference.sample(ctx, idx).expect("a token");
         got.push(a.0);
         want.push(b.0);
         batch.clear();

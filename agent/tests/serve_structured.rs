@@ -245,7 +245,12 @@ async fn fields_the_server_does_not_implement_are_refused_by_name() {
         (
             "/api/chat",
             json!({"messages": user, "think": true}),
-            "thinking",
+            "think: ",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"messages": user, "response_format": {"type": "json_object", "schema": {}}}),
+            "schema",
         ),
         (
             "/api/chat",

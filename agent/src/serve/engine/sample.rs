@@ -104,12 +104,14 @@ impl Sampler {
     }
 
     /// Picks the token for output `idx` of the last decode (and lets the chain see it).
-    pub fn sample(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> LlamaToken {
+    /// `None`: the grammar allows no token at all (a schema no value satisfies, such as
+    /// `minimum` above `maximum`); the generation must end, since any pick would break it.
+    pub fn sample(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> Option<LlamaToken> {
         if let Kind::Chain(chain) = &mut self.kind
             && self.grammar.is_none()
             && self.banned.is_empty()
         {
-            return chain.sample(ctx, idx);
+            return Some(chain.sample(ctx, idx));
         }
         let logits = ctx.get_logits_ith(idx);
         let mut token = self.kind.pick(logits);
@@ -124,15 +126,20 @@ impl Sampler {
                 None => {
                     let mut all = every_token(logits);
                     self.mask(&mut all);
+                    if !all.data.iter().any(|d| d.logit().is_finite()) {
+                        return None;
+                    }
                     self.kind.pick_among(all)
                 }
             };
         }
-        if let Some(grammar) = &mut self.grammar {
-            grammar.accept(token);
+        if let Some(grammar) = &mut self.grammar
+            && grammar.try_accept(token).is_err()
+        {
+            return None;
         }
         self.kind.accept(token);
-        token
+        Some(token)
     }
 
     /// Sets the logits of banned tokens and of tokens the grammar refuses to -inf.

@@ -104,8 +104,11 @@ fn convert(schema: &Value) -> Result<String, SchemaError> {
 fn simplify(schema: &mut Value) {
     match schema {
         Value::Object(map) => {
-            for value in map.values_mut() {
-                simplify(value);
+            // Values under these keys are data, not schemas: they stay as written.
+            for (key, value) in map.iter_mut() {
+                if !matches!(key.as_str(), "const" | "enum" | "default" | "examples") {
+                    simplify(value);
+                }
             }
             let single = map
                 .get("allOf")
@@ -163,6 +166,7 @@ fn check(schema: &Value, path: &str) -> Result<(), SchemaError> {
     for key in keys {
         check_keyword(node, key, &types, path)?;
     }
+    check_counts(node, path)?;
     check_required(node, path)
 }
 
@@ -265,6 +269,17 @@ fn check_keyword(
             schema => check(schema, &format!("{path}/additionalProperties")),
         },
         "items" | "prefixItems" => check_items(node, key, path),
+        // Without an array type or items the converter takes the node for "any value".
+        "minItems" | "maxItems"
+            if !types.contains(&"array")
+                && !node.contains_key("items")
+                && !node.contains_key("prefixItems") =>
+        {
+            Err(unsupported(
+                path,
+                format!("{key} without \"type\": \"array\""),
+            ))
+        }
         "minItems" | "maxItems" | "minLength" | "maxLength" => count(value, key, path),
         "pattern" if has_any(node, &["minLength", "maxLength", "format"]) => Err(unsupported(
             path,
@@ -348,8 +363,42 @@ fn check_bound(
     if both("minimum", "exclusiveMinimum") || both("maximum", "exclusiveMaximum") {
         return Err(unsupported(path, "both a bound and its exclusive form"));
     }
-    if !node[key].is_number() {
-        return Err(invalid(path, format!("{key} must be a number")));
+    // The converter reads bounds as 64-bit integers (rounded inwards); an empty range would
+    // leave the grammar no token to write.
+    let bound = |k: &str| -> Result<Option<f64>, SchemaError> {
+        match node.get(k).map(|v| v.as_f64()) {
+            None => Ok(None),
+            Some(Some(x)) if x.abs() < 9.0e18 => Ok(Some(x)),
+            Some(_) => Err(invalid(path, format!("{k} must be a number within ±9e18"))),
+        }
+    };
+    let lower = match (bound("minimum")?, bound("exclusiveMinimum")?) {
+        (Some(m), _) => Some(m.ceil()),
+        (None, Some(e)) => Some(e.floor() + 1.0),
+        _ => None,
+    };
+    let upper = match (bound("maximum")?, bound("exclusiveMaximum")?) {
+        (Some(m), _) => Some(m.floor()),
+        (None, Some(e)) => Some(e.ceil() - 1.0),
+        _ => None,
+    };
+    if let (Some(lower), Some(upper)) = (lower, upper)
+        && lower > upper
+    {
+        return Err(invalid(path, "no integer lies between its bounds"));
+    }
+    Ok(())
+}
+
+/// Lower counts above upper ones leave nothing to write.
+fn check_counts(node: &Map<String, Value>, path: &str) -> Result<(), SchemaError> {
+    for (min, max) in [("minLength", "maxLength"), ("minItems", "maxItems")] {
+        let count = |k: &str| node.get(k).and_then(Value::as_u64);
+        if let (Some(lo), Some(hi)) = (count(min), count(max))
+            && lo > hi
+        {
+            return Err(invalid(path, format!("{min} is above {max}")));
+        }
     }
     Ok(())
 }
@@ -377,8 +426,10 @@ fn check_required(node: &Map<String, Value>, path: &str) -> Result<(), SchemaErr
     Ok(())
 }
 
-/// Mirrors what the converter's `_pattern_to_rule` translates; anything else it would
-/// replace by "any string".
+/// Mirrors what the converter's `_pattern_to_rule` translates, and what it translates into
+/// valid JSON: it writes the pattern's characters into the JSON string unescaped, so a quote,
+/// a backslash or a control character (and `.` or a negated class, which admit them) would
+/// end or break the string. Anything else it would replace by "any string".
 fn check_pattern(pattern: &str) -> Result<(), String> {
     let inner = pattern
         .strip_prefix('^')
@@ -389,7 +440,11 @@ fn check_pattern(pattern: &str) -> Result<(), String> {
     let mut depth = 0;
     while i < chars.len() {
         match chars[i] {
-            '\\' => i += escape_length(&chars, i, true)?,
+            '\\' => {
+                let (c, len) = escape(&chars, i, true)?;
+                json_safe(c)?;
+                i += len;
+            }
             '(' => {
                 if chars.get(i + 1) == Some(&'?') {
                     if chars.get(i + 2) != Some(&':') {
@@ -408,10 +463,14 @@ fn check_pattern(pattern: &str) -> Result<(), String> {
                 i += 1;
             }
             '^' | '$' => return Err("an anchor inside the pattern".into()),
+            '.' => return Err("\".\" (it admits quotes and backslashes; use a class)".into()),
             '[' => i = class_end(&chars, i)?,
             '{' => i = repetition_end(&chars, i)?,
             ']' | '}' => return Err(format!("a stray {:?}", chars[i])),
-            _ => i += 1,
+            c => {
+                json_safe(c)?;
+                i += 1;
+            }
         }
     }
     if depth != 0 {
@@ -420,40 +479,85 @@ fn check_pattern(pattern: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Length of the escape at `i`: a regex metacharacter (outside classes), or one the grammar
-/// knows (`\t \r \n \\ \" \[ \] \-`, `\xHH`, `\uHHHH`, `\UHHHHHHHH`). `\d`, `\w`, `\s`, `\b`
-/// and the like have no grammar equivalent there.
-fn escape_length(chars: &[char], i: usize, outside_class: bool) -> Result<usize, String> {
+/// A character the grammar can write into a JSON string as it is.
+fn json_safe(c: char) -> Result<(), String> {
+    if c < ' ' || c == '"' || c == '\\' {
+        return Err(format!(
+            "the character {c:?}, which would be written unescaped into the JSON string"
+        ));
+    }
+    Ok(())
+}
+
+/// The character an escape at `i` stands for, and its length: a regex metacharacter (outside
+/// classes), or one the grammar knows (`\t \r \n \\ \" \[ \] \-`, `\xHH`, `\uHHHH`,
+/// `\UHHHHHHHH`). `\d`, `\w`, `\s`, `\b` and the like have no grammar equivalent there.
+fn escape(chars: &[char], i: usize, outside_class: bool) -> Result<(char, usize), String> {
     let Some(&next) = chars.get(i + 1) else {
         return Err("a trailing backslash".into());
     };
     if outside_class && "^$.[]()|{}*+?".contains(next) {
-        return Ok(2);
+        return Ok((next, 2));
     }
     let hex = match next {
-        't' | 'r' | 'n' | '\\' | '"' | '[' | ']' | '-' => return Ok(2),
+        't' => return Ok(('\t', 2)),
+        'r' => return Ok(('\r', 2)),
+        'n' => return Ok(('\n', 2)),
+        '\\' | '"' | '[' | ']' | '-' => return Ok((next, 2)),
         'x' => 2,
         'u' => 4,
         'U' => 8,
         _ => return Err(format!("the escape \\{next}")),
     };
-    let digits = chars.get(i + 2..i + 2 + hex).unwrap_or_default();
-    if digits.len() == hex && digits.iter().all(char::is_ascii_hexdigit) {
-        Ok(2 + hex)
-    } else {
-        Err(format!("the escape \\{next} without {hex} hex digits"))
+    let digits: String = chars
+        .get(i + 2..i + 2 + hex)
+        .unwrap_or_default()
+        .iter()
+        .collect();
+    match u32::from_str_radix(&digits, 16)
+        .ok()
+        .and_then(char::from_u32)
+    {
+        Some(c) if digits.len() == hex => Ok((c, 2 + hex)),
+        _ => Err(format!("the escape \\{next} without {hex} hex digits")),
     }
 }
 
-/// Index after the character class that starts at `i`.
+/// Index after the character class that starts at `i`; its characters and ranges must be
+/// JSON-safe and in order.
 fn class_end(chars: &[char], mut i: usize) -> Result<usize, String> {
     i += 1;
+    if chars.get(i) == Some(&'^') {
+        return Err("a negated class \"[^...]\" (it admits quotes and backslashes)".into());
+    }
+    let mut previous: Option<char> = None;
+    let mut range = false;
     while i < chars.len() && chars[i] != ']' {
-        i += if chars[i] == '\\' {
-            escape_length(chars, i, false)?
-        } else {
-            1
+        let (c, len) = match chars[i] {
+            '\\' => escape(chars, i, false)?,
+            '-' if previous.is_some() && chars.get(i + 1).is_some_and(|n| *n != ']') => {
+                range = true;
+                i += 1;
+                continue;
+            }
+            c => (c, 1),
         };
+        json_safe(c)?;
+        if range {
+            let from = previous.take().unwrap_or(c);
+            if from > c {
+                return Err(format!("the range {from:?}-{c:?}, which is out of order"));
+            }
+            if (from..=c).contains(&'"') || (from..=c).contains(&'\\') {
+                return Err(format!(
+                    "the range {from:?}-{c:?}, which admits a quote or backslash"
+                ));
+            }
+            range = false;
+        } else {
+            previous = Some(c);
+        }
+        i += len;
     }
     if i >= chars.len() {
         return Err("an unterminated character class".into());
@@ -469,15 +573,23 @@ fn repetition_end(chars: &[char], i: usize) -> Result<usize, String> {
         .ok_or("unterminated curly brackets")?;
     let body: String = chars[i + 1..i + close].iter().collect();
     let parts: Vec<&str> = body.split(',').collect();
-    let number = |s: &str| s.parse::<u64>().is_ok_and(|n| n <= MAX_REPETITION);
+    let number = |s: &str| s.parse::<u64>().ok().filter(|n| *n <= MAX_REPETITION);
     let ok = match parts.as_slice() {
-        [n] => number(n),
-        [n, m] => (n.is_empty() || number(n)) && (m.is_empty() || number(m)),
+        [n] => number(n).is_some(),
+        [n, m] => {
+            let lo = if n.is_empty() { Some(0) } else { number(n) };
+            let hi = if m.is_empty() {
+                Some(MAX_REPETITION)
+            } else {
+                number(m)
+            };
+            matches!((lo, hi), (Some(lo), Some(hi)) if lo <= hi)
+        }
         _ => false,
     };
     if !ok {
         return Err(format!(
-            "the repetition {{{body}}} (counts up to {MAX_REPETITION})"
+            "the repetition {{{body}}} (counts up to {MAX_REPETITION}, the first not above the second)"
         ));
     }
     Ok(i + close + 1)

@@ -289,7 +289,15 @@ impl<'m> Worker<'m> {
         if let Some(decoded) = job.next.take() {
             slot.cache.push(decoded);
         }
-        let token = job.sampler.sample(&self.ctx, idx);
+        let Some(token) = job.sampler.sample(&self.ctx, idx) else {
+            let _ = job.events.send(Event::Error(EngineError::Invalid(
+                "the output format allows no further token: no value satisfies its schema \
+                 (for example minimum above maximum)"
+                    .into(),
+            )));
+            slot.job = None;
+            return;
+        };
         let now = Instant::now();
         match job.last_token {
             None => metrics.ttft.observe((now - job.enqueued).as_secs_f64()),

@@ -126,7 +126,7 @@ impl Common {
             Some(_) => {
                 return Err(ApiError::bad_request(
                     FLAVOR,
-                    format!("{model:?} does not support thinking"),
+                    format!("think: {model:?} does not support thinking"),
                 ));
             }
         }

@@ -17,7 +17,7 @@ use super::logprobs;
 use super::structured::ResponseFormat;
 use super::{ApiError, ApiJson, Flavor, RequestLog};
 use crate::serve::engine::{
-    ChatMessage, FinishReason, Prompt, SamplingParams, TokenLogprob, Usage,
+    ChatMessage, FinishReason, MAX_TOP_LOGPROBS, Prompt, SamplingParams, TokenLogprob, Usage,
 };
 use crate::serve::state::AppState;
 
@@ -296,6 +296,12 @@ pub(crate) async fn completions(
 ) -> Result<Response, ApiError> {
     let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
     let mut params = req.sampling.apply(&log, generate::base_params(preset))?;
+    if req.logprobs.is_some_and(|n| n > MAX_TOP_LOGPROBS) {
+        return Err(ApiError::bad_request(
+            FLAVOR,
+            format!("logprobs must be at most {MAX_TOP_LOGPROBS}"),
+        ));
+    }
     params.logprobs = req.logprobs;
     let mut prompts = req.prompt.into_vec();
     if prompts.len() != 1 {

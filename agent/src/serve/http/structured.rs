@@ -8,14 +8,16 @@ use serde_json::Value;
 use super::{ApiError, Flavor};
 use crate::serve::engine::{SchemaError, json_object_grammar, schema_grammar};
 
-/// OpenAI `response_format`.
+/// OpenAI `response_format`. The variants without fields are written `{}` because serde
+/// skips unknown keys beside the tag of a unit variant: `{"type": "json_object", "schema":
+/// ...}` (llama-server's extension) must be refused, not answered with any object.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum ResponseFormat {
     /// Free text (the default).
-    Text,
+    Text {},
     /// Any JSON object.
-    JsonObject,
+    JsonObject {},
     /// JSON that validates against `json_schema.schema`.
     JsonSchema {
         /// The schema and its name.
@@ -46,8 +48,8 @@ impl ResponseFormat {
     pub(crate) fn grammar(&self) -> Result<Option<String>, ApiError> {
         let flavor = Flavor::OpenAi;
         let grammar = match self {
-            ResponseFormat::Text => return Ok(None),
-            ResponseFormat::JsonObject => json_object_grammar(),
+            ResponseFormat::Text {} => return Ok(None),
+            ResponseFormat::JsonObject {} => json_object_grammar(),
             ResponseFormat::JsonSchema { json_schema } => {
                 if json_schema.name.is_empty() {
                     return Err(ApiError::bad_request(

@@ -89,6 +89,44 @@ fn constructs_the_grammar_would_drop_are_refused_by_name() {
             "repetition",
         ),
         (
+            json!({"type": "string", "pattern": "^a{3,2}$"}),
+            "repetition",
+        ),
+        (
+            json!({"type": "integer", "minimum": 5, "maximum": 3}),
+            "no integer",
+        ),
+        (
+            json!({"type": "integer", "minimum": 0.2, "maximum": 0.8}),
+            "no integer",
+        ),
+        (
+            json!({"type": "integer", "exclusiveMinimum": 3, "exclusiveMaximum": 4}),
+            "no integer",
+        ),
+        (json!({"type": "integer", "maximum": 1e30}), "9e18"),
+        (
+            json!({"type": "string", "minLength": 4, "maxLength": 2}),
+            "minLength is above",
+        ),
+        (
+            json!({"properties": {"tags": {"minItems": 2}}}),
+            "minItems without",
+        ),
+        (json!({"type": "string", "pattern": "^a\"b$"}), "unescaped"),
+        (json!({"type": "string", "pattern": "^a\\\\$"}), "unescaped"),
+        (json!({"type": "string", "pattern": "^a\\n$"}), "unescaped"),
+        (json!({"type": "string", "pattern": "^.+$"}), "\".\""),
+        (json!({"type": "string", "pattern": "^[^@]+$"}), "negated"),
+        (
+            json!({"type": "string", "pattern": "^[ -~]+$"}),
+            "admits a quote",
+        ),
+        (
+            json!({"type": "string", "pattern": "^[z-a]$"}),
+            "out of order",
+        ),
+        (
             json!({"properties": {"a": {"type": "integer", "maximum": 3, "exclusiveMaximum": 4}}}),
             "both",
         ),
@@ -123,6 +161,9 @@ fn invalid_schemas_are_errors_not_unconstrained_output() {
     ));
     assert!(schema_grammar(&json!("string")).is_err());
     assert!(schema_grammar(&json!({"$ref": "#/$defs/Missing"})).is_err());
+    // Data under const is not a schema: it is not rewritten.
+    let grammar = schema_grammar(&json!({"const": {"allOf": [5]}})).expect("a const");
+    assert!(grammar.contains("allOf"), "{grammar}");
 }
 
 #[test]
