@@ -32,12 +32,14 @@ pub(super) struct Job {
 
 /// Templating, tokenizing and the context check happen before the request queues, so a
 /// request that cannot fit is refused at once (the client gets a 400, not a stream).
-/// Sends `Accepted` or `Error` on the job's channel.
+/// Sends `Accepted` or `Error` on the job's channel. `eog`: the model's end-of-generation
+/// tokens (banned for `ignore_eos`).
 pub(super) fn admit(
     model: &LlamaModel,
     template: &ChatFormat,
     context: u32,
     job: Generation,
+    eog: &[LlamaToken],
 ) -> Option<Job> {
     let Generation {
         prompt,
@@ -71,11 +73,7 @@ pub(super) fn admit(
     }
     let mut sampler = Sampler::new(&params, model.n_vocab());
     if params.ignore_eos {
-        let eog = (0..model.n_vocab())
-            .map(LlamaToken)
-            .filter(|&t| vocab.is_eog(t))
-            .collect();
-        sampler = sampler.banning(eog);
+        sampler = sampler.banning(eog.to_vec());
     }
     if let Some(grammar) = &params.grammar {
         match LlamaSampler::grammar(model, grammar, "root") {

@@ -54,6 +54,9 @@ struct Worker<'m> {
     waiting: VecDeque<Job>,
     batch: LlamaBatch<'static>,
     closed: bool,
+    /// The model's end-of-generation tokens, found once (a scan of the whole vocabulary),
+    /// for requests with `ignore_eos`.
+    eog: Vec<LlamaToken>,
 }
 
 pub(crate) fn run(
@@ -93,7 +96,13 @@ pub(crate) fn run(
         waiting: VecDeque::new(),
         batch: LlamaBatch::new(BATCH_TOKENS, 1),
         closed: false,
+        eog: Vec::new(),
     };
+    let vocab = worker.setup.model.vocab();
+    worker.eog = (0..worker.setup.model.n_vocab())
+        .map(LlamaToken)
+        .filter(|&t| vocab.is_eog(t))
+        .collect();
     let mut info = info;
     info.gpu_memory_bytes = offload::memory_taken(&info.gpus);
     if ready.send(Ok(info)).is_err() {
@@ -174,7 +183,8 @@ impl<'m> Worker<'m> {
 
     fn admit(&mut self, job: Generation) {
         let model = self.setup.model;
-        if let Some(job) = job::admit(model, &self.setup.template, self.setup.config.ctx, job) {
+        let ctx = self.setup.config.ctx;
+        if let Some(job) = job::admit(model, &self.setup.template, ctx, job, &self.eog) {
             self.waiting.push_back(job);
         }
     }
