@@ -11,6 +11,15 @@ cd "$(dirname "$0")/.."
 # stop with the command to run; a fraction of a second when all are present.
 bash scripts/setup.sh test
 
+# The target dir outlives the clone (CI caches it): old test executables go before the build,
+# and a disk too full for the build and the images stops here with the figure, not half-way.
+bash scripts/prune-target.sh
+free_mb=$(df -Pm "${CARGO_TARGET_DIR:-target}" 2>/dev/null | awk 'NR == 2 { print $4 }') || true
+if [[ -n "${free_mb:-}" && "$free_mb" -lt 8192 ]]; then
+  echo "test: only ${free_mb} MB free where the build goes; the suite needs about 8 GB" >&2
+  exit 1
+fi
+
 # Stopped on the way out: the CUDA build when the suite fails first, the control plane.
 cuda_pid=""
 e2e_state=""
