@@ -51,16 +51,13 @@ async fn an_unrecognised_jinja_template_is_rendered_with_minijinja() {
         return;
     };
     assert_eq!(engine.info().chat_template, "override:jinja");
-    let chat = Prompt::Chat(vec![
-        ChatMessage {
-            role: "system".into(),
-            content: "You answer in one word. ".into(),
-        },
-        ChatMessage {
-            role: "user".into(),
-            content: "  Name a colour.".into(),
-        },
-    ]);
+    let chat = Prompt::Chat(
+        vec![
+            ChatMessage::new("system", "You answer in one word. "),
+            ChatMessage::new("user", "  Name a colour."),
+        ]
+        .into(),
+    );
     // What transformers would render: Gemma's BOS text, trimmed contents, the opening.
     let by_hand = "<bos><<system>> You answer in one word.\n<<user>> Name a colour.\n<<assistant>>";
     let (chat_tokens, chat_text) = greedy(&engine, chat).await;
@@ -71,10 +68,7 @@ async fn an_unrecognised_jinja_template_is_rendered_with_minijinja() {
 
     // A template error (here: `raise_exception`) is the client's, not a crash.
     let strict = load("{% if messages[0].role != 'user' %}{{ raise_exception('first message must be from the user') }}{% endif %}{% for m in messages %}[{{ m.content }}]{% endfor %}").unwrap();
-    let system_first = Prompt::Chat(vec![ChatMessage {
-        role: "system".into(),
-        content: "x".into(),
-    }]);
+    let system_first = Prompt::Chat(vec![ChatMessage::new("system", "x")].into());
     let mut rx = strict
         .generate(system_first, SamplingParams::default())
         .unwrap();

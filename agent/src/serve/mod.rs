@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod presets;
 mod startup;
 pub mod state;
+pub(crate) mod tools;
 
 pub use http::app;
 pub(crate) use startup::shutdown_signal;

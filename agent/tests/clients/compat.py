@@ -124,4 +124,56 @@ Person.model_validate_json(reply.message.content)
 reply = ol.generate(model=model, prompt="A person:", format=Person.model_json_schema(), options={"num_predict": 80})
 Person.model_validate_json(reply.response)
 
+# Tools: a required call parses and its arguments validate, whole and streamed (assembled
+# from deltas as the client's own stream helper does). One call per answer: allowed several,
+# this small model goes on calling until max_tokens.
+class Weather(BaseModel):
+    city: str = Field(max_length=20)
+    unit: Literal["celsius", "fahrenheit"]
+
+
+weather_tool = openai.pydantic_function_tool(Weather, name="get_weather")
+asked = [{"role": "user", "content": "What is the weather in Paris?"}]
+called = oa.chat.completions.create(
+    model=model, messages=asked, tools=[weather_tool], tool_choice="required", parallel_tool_calls=False,
+    max_tokens=80, temperature=0,
+)
+call = called.choices[0].message.tool_calls[0]
+assert called.choices[0].finish_reason == "tool_calls", called
+assert call.function.name == "get_weather", call
+Weather.model_validate_json(call.function.arguments)
+
+with oa.chat.completions.stream(
+    model=model, messages=asked, tools=[weather_tool],
+    tool_choice={"type": "function", "function": {"name": "get_weather"}}, parallel_tool_calls=False,
+    max_tokens=80,
+) as stream:
+    final = stream.get_final_completion()
+assert isinstance(final.choices[0].message.tool_calls[0].function.parsed_arguments, Weather), final
+
+# The result goes back in a tool message; the answer is text.
+answer = oa.chat.completions.create(
+    model=model,
+    messages=asked + [called.choices[0].message, {"role": "tool", "tool_call_id": call.id, "content": "21 C"}],
+    tools=[weather_tool], tool_choice="none", max_tokens=16, temperature=0,
+)
+assert answer.choices[0].message.content and not answer.choices[0].message.tool_calls, answer
+
+reply = ol.chat(
+    model=model,
+    messages=[
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}}]},
+        {"role": "tool", "tool_name": "get_weather", "content": "3 C"},
+        {"role": "user", "content": "Weather in Rome?"},
+    ],
+    tools=[weather_tool],
+    options={"temperature": 0, "num_predict": 80},
+)
+for c in reply.message.tool_calls or []:
+    assert c.function.name == "get_weather", reply
+    Weather.model_validate(c.function.arguments)
+assert reply.message.tool_calls or reply.message.content, reply
+
 print("compat ok")

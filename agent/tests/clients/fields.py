@@ -41,7 +41,7 @@ ROUTES = {
             "model": (model, OK),
             "moderation": ({"enabled": True}, REFUSED),
             "n": (1, OK),
-            "parallel_tool_calls": (True, REFUSED),
+            "parallel_tool_calls": (True, OK),
             "prediction": ({"type": "content", "content": "x"}, REFUSED),
             "presence_penalty": (0.5, OK),
             "prompt_cache_key": ("k", REFUSED),
@@ -57,8 +57,8 @@ ROUTES = {
             "stream": (False, OK),
             "stream_options": ({"include_usage": True}, REFUSED),  # without stream: true
             "temperature": (0.5, OK),
-            "tool_choice": ("none", REFUSED),
-            "tools": ([TOOL], REFUSED),
+            "tool_choice": ("none", OK),
+            "tools": ([TOOL], OK),
             "top_logprobs": (2, REFUSED),  # without logprobs: true
             "top_p": (0.9, OK),
             "user": ("u-1", OK),
@@ -137,7 +137,7 @@ ROUTES = {
             "options": ({"num_predict": 2}, OK),
             "stream": (False, OK),
             "think": (False, OK),
-            "tools": ([TOOL], REFUSED),
+            "tools": ([TOOL], OK),
             "top_logprobs": (2, REFUSED),  # without logprobs: true
         },
         set(ollama_types.ChatRequest.model_fields),

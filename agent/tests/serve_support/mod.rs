@@ -95,18 +95,41 @@ pub fn engine() -> Option<Engine> {
     )
 }
 
+/// An engine of its own with `chat_template` overriding the model's (one slot).
+pub fn engine_with_template(chat_template: &str) -> Option<Engine> {
+    let config = EngineConfig {
+        model_path: model_path()?,
+        ctx: CTX,
+        parallel: 1,
+        threads: 2,
+        gpu_layers: GpuLayers::Auto,
+        chat_template: Some(chat_template.to_owned()),
+    };
+    Some(Engine::load(config, metrics().engine).expect("load the test model"))
+}
+
 /// A ready state around the shared engine; `adjust` changes options before it is built.
 pub fn ready_state(
     adjust: impl FnOnce(&mut ServeOptions),
     presets: Vec<Preset>,
     api_key: Option<&str>,
 ) -> Option<AppState> {
-    let engine = engine()?;
-    let mut options = ServeOptions::new(MODEL, SLOTS as usize);
+    Some(ready_state_for(engine()?, adjust, presets, api_key))
+}
+
+/// A ready state around `engine`.
+pub fn ready_state_for(
+    engine: Engine,
+    adjust: impl FnOnce(&mut ServeOptions),
+    presets: Vec<Preset>,
+    api_key: Option<&str>,
+) -> AppState {
+    let slots = engine.info().slots as usize;
+    let mut options = ServeOptions::new(MODEL, slots);
     adjust(&mut options);
     let state = AppState::new(
         options,
-        SLOTS as usize,
+        slots,
         metrics(),
         presets,
         api_key.map(str::to_owned),
@@ -116,7 +139,7 @@ pub fn ready_state(
         s.phase = Phase::Ready;
         s.sha256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818".into();
     });
-    Some(state)
+    state
 }
 
 pub fn post(uri: &str, body: &Value) -> Request<Body> {

@@ -4,9 +4,10 @@
 //! blocks trimmed, and Python string methods (`.strip()`, `.startswith()`, ...).
 
 use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Serde;
 use minijinja::{Environment, Error, ErrorKind, Value, context};
 
-use super::ChatMessage;
+use super::{ChatMessage, Tool};
 
 const NAME: &str = "chat";
 
@@ -54,24 +55,54 @@ impl JinjaTemplate {
         })
     }
 
-    /// The prompt for `messages`, ending with the assistant's opening when
-    /// `add_generation_prompt` is set.
+    /// The prompt for `messages` (and `tools`, when any), ending with the assistant's opening
+    /// when `add_generation_prompt` is set. Tool calls and tools take the shapes
+    /// `transformers` passes: `{type: function, function: {name, arguments}}` with the
+    /// arguments as an object, and tool messages with `tool_call_id` and `name`.
     pub fn render(
         &self,
         messages: &[ChatMessage],
+        tools: &[Tool],
         add_generation_prompt: bool,
     ) -> Result<String, Error> {
-        let messages: Vec<Value> = messages
-            .iter()
-            .map(|m| context! { role => m.role.as_str(), content => m.content.as_str() })
-            .collect();
+        let messages: Vec<Value> = messages.iter().map(message_value).collect();
+        // `none` rather than an empty list: templates test `tools is not none`.
+        let tools: Option<Vec<Value>> = (!tools.is_empty()).then(|| {
+            tools
+                .iter()
+                .map(|t| Value::from(Serde(t.as_json())))
+                .collect()
+        });
         self.env.get_template(NAME)?.render(context! {
             messages,
+            tools,
             add_generation_prompt,
             bos_token => self.bos_token.as_str(),
             eos_token => self.eos_token.as_str(),
         })
     }
+}
+
+fn message_value(m: &ChatMessage) -> Value {
+    let mut v = serde_json::json!({"role": m.role, "content": m.content});
+    if !m.tool_calls.is_empty() {
+        let calls: Vec<serde_json::Value> = m
+            .tool_calls
+            .iter()
+            .map(|c| {
+                serde_json::json!({"id": c.id, "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments_json()}})
+            })
+            .collect();
+        v["tool_calls"] = calls.into();
+    }
+    if let Some(id) = &m.tool_call_id {
+        v["tool_call_id"] = id.as_str().into();
+    }
+    if let Some(name) = &m.tool_name {
+        v["name"] = name.as_str().into();
+    }
+    Value::from(Serde(v))
 }
 
 #[cfg(test)]
@@ -81,10 +112,7 @@ mod tests {
     use super::*;
 
     fn msg(role: &str, content: &str) -> ChatMessage {
-        ChatMessage {
-            role: role.into(),
-            content: content.into(),
-        }
+        ChatMessage::new(role, content)
     }
 
     /// The chat template of HuggingFaceTB/SmolLM2-135M-Instruct's tokenizer_config.json, as
@@ -94,13 +122,13 @@ mod tests {
     #[test]
     fn renders_a_published_hugging_face_template() {
         let t = JinjaTemplate::new(SMOLLM2, "<|im_start|>", "<|im_end|>").unwrap();
-        let out = t.render(&[msg("user", "Hi")], true).unwrap();
+        let out = t.render(&[msg("user", "Hi")], &[], true).unwrap();
         assert_eq!(
             out,
             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
         );
         let out = t
-            .render(&[msg("system", "Be brief."), msg("user", "Hi")], false)
+            .render(&[msg("system", "Be brief."), msg("user", "Hi")], &[], false)
             .unwrap();
         assert_eq!(
             out,
@@ -115,6 +143,7 @@ mod tests {
         let out = t
             .render(
                 &[msg("user", "  Hi there \n"), msg("assistant", "Hello")],
+                &[],
                 true,
             )
             .unwrap();
@@ -122,11 +151,50 @@ mod tests {
             out,
             "<s>  USER: Hi there</s>\n  ASSISTANT: Hello</s>\nASSISTANT:"
         );
-        let err = t.render(&[msg("system", "x")], true).unwrap_err();
+        let err = t.render(&[msg("system", "x")], &[], true).unwrap_err();
         assert!(
             err.to_string()
                 .contains("Only user and assistant roles are supported"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn tools_calls_and_results_take_the_shapes_transformers_passes() {
+        let source = "{% if tools %}{% for t in tools %}[{{ t.function.name }}:{{ t.function.parameters | tojson }}]{% endfor %}{% endif %}{% for m in messages %}{% if m.tool_calls %}{% for c in m.tool_calls %}<{{ c.id }} {{ c.type }} {{ c.function.name }} {{ c.function.arguments.city }}>{% endfor %}{% elif m.role == 'tool' %}({{ m.name }}/{{ m.tool_call_id }}: {{ m.content }}){% else %}{{ m.content }}{% endif %}{% endfor %}{{ tools is none }}";
+        let t = JinjaTemplate::new(source, "", "").unwrap();
+        let tool = Tool {
+            name: "weather".into(),
+            description: None,
+            parameters: serde_json::json!({"type": "object"}),
+        };
+        let call = ChatMessage {
+            role: "assistant".into(),
+            tool_calls: vec![super::super::ToolCall {
+                id: "c1".into(),
+                name: "weather".into(),
+                arguments: r#"{"city": "Oslo"}"#.into(),
+            }],
+            ..ChatMessage::default()
+        };
+        let result = ChatMessage {
+            role: "tool".into(),
+            content: "3 C".into(),
+            tool_call_id: Some("c1".into()),
+            tool_name: Some("weather".into()),
+            ..ChatMessage::default()
+        };
+        let messages = [msg("user", "Hi"), call, result];
+        assert_eq!(
+            t.render(&messages, std::slice::from_ref(&tool), false)
+                .unwrap(),
+            r#"[weather:{"type": "object"}]Hi<c1 function weather Oslo>(weather/c1: 3 C)False"#
+        );
+        // No tools: `none`, as transformers passes it (printed the Python way by pycompat).
+        assert!(
+            t.render(&messages[..1], &[], false)
+                .unwrap()
+                .ends_with("HiTrue")
         );
     }
 

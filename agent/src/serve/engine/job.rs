@@ -76,7 +76,15 @@ pub(super) fn admit(
         sampler = sampler.banning(eog.to_vec());
     }
     if let Some(grammar) = &params.grammar {
-        match LlamaSampler::grammar(model, grammar, "root") {
+        let built = if !params.grammar_trigger_patterns.is_empty() {
+            let patterns = &params.grammar_trigger_patterns;
+            LlamaSampler::grammar_lazy_patterns(model, grammar, "root", patterns, &[])
+        } else if !params.grammar_triggers.is_empty() {
+            LlamaSampler::grammar_lazy(model, grammar, "root", &params.grammar_triggers, &[])
+        } else {
+            LlamaSampler::grammar(model, grammar, "root")
+        };
+        match built {
             Ok(g) => sampler = sampler.constrained(g),
             Err(e) => {
                 // A null grammar: llama.cpp's parser threw, most often because repetitions

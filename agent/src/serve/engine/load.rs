@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::offload::{self, GpuDevice};
 use super::template::choose_template;
 use super::worker::BATCH_TOKENS;
-use super::{Command, EngineError, EngineStats, worker};
+use super::{Command, EngineError, EngineStats, ToolSyntax, worker};
 use crate::serve::metrics::EngineMetrics;
 
 /// llama.cpp's backend may be initialised once per process; tests load several engines.
@@ -92,6 +92,8 @@ pub struct ModelInfo {
     /// Which chat template chat requests use: `gguf`, `override`, `builtin:gemma`,
     /// `builtin:chatml`, or `gguf:jinja` / `override:jinja` when rendered with minijinja.
     pub chat_template: String,
+    /// How the model writes tool calls (its template's syntax, or the generic JSON form).
+    pub tool_syntax: ToolSyntax,
     /// Seconds the load took.
     pub load_seconds: f64,
 }
@@ -141,6 +143,7 @@ pub(crate) fn spawn(
             ) {
                 Ok((t, name)) => {
                     info.chat_template = name;
+                    info.tool_syntax = t.tool_syntax();
                     t
                 }
                 Err(e) => {
@@ -253,6 +256,7 @@ fn load_model(
         parameters: model.n_params(),
         size_bytes: model.size(),
         chat_template: String::new(),
+        tool_syntax: ToolSyntax::Generic,
         load_seconds: 0.0,
     };
     Ok((model, info))

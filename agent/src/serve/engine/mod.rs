@@ -1,6 +1,7 @@
 //! The llama.cpp engine: one model and one context on a dedicated thread, shared by
 //! `parallel` slots with continuous batching. Handlers talk to it through channels only.
 
+mod chat;
 mod embed;
 mod jinja;
 mod job;
@@ -21,12 +22,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
+pub use chat::{Chat, ChatMessage, Tool, ToolCall, ToolSyntax, native_tool_syntax};
 pub use load::{EngineConfig, GpuLayers, ModelInfo};
 pub use logprobs::{MAX_TOP_LOGPROBS, TokenChoice, TokenLogprob};
 pub use offload::{GpuDevice, gpu_devices};
 pub use params::{DEFAULT_MAX_TOKENS, MAX_STOP_STRINGS, SamplingParams};
 pub use sample::Sampler;
-pub use schema::{SchemaError, json_object_grammar, schema_grammar};
+pub use schema::{SchemaError, convert, enforceable, json_object_grammar, schema_grammar};
 pub use tokens::TokenPiece;
 
 use crate::serve::metrics::EngineMetrics;
@@ -36,17 +38,8 @@ use crate::serve::metrics::EngineMetrics;
 pub enum Prompt {
     /// Raw text (completions, Ollama generate).
     Text(String),
-    /// Chat messages, rendered with the model's (or the fallback) chat template.
-    Chat(Vec<ChatMessage>),
-}
-
-/// One chat message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChatMessage {
-    /// system, user or assistant.
-    pub role: String,
-    /// The text.
-    pub content: String,
+    /// Chat messages (and tools), rendered with the model's (or the fallback) chat template.
+    Chat(Chat),
 }
 
 /// Why generation ended.
@@ -56,6 +49,8 @@ pub enum FinishReason {
     Stop,
     /// The token limit.
     Length,
+    /// The answer is tool calls (decided by the API layer, which parses them).
+    ToolCalls,
 }
 
 impl FinishReason {
@@ -64,6 +59,7 @@ impl FinishReason {
         match self {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
         }
     }
 }

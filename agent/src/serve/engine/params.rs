@@ -36,6 +36,12 @@ pub struct SamplingParams {
     /// Constrained decoding: a GBNF grammar (root rule `root`) every output must match
     /// (see `schema.rs` for JSON).
     pub grammar: Option<String>,
+    /// With `grammar`: it applies only from the first of these words on (a lazy grammar:
+    /// free text until a tool call starts); empty: from the first token.
+    pub grammar_triggers: Vec<String>,
+    /// With `grammar`: regexes over the output so far that switch it on, from their first
+    /// capture group (llama.cpp's lazy grammar patterns); `^...$` ones match the whole output.
+    pub grammar_trigger_patterns: Vec<String>,
     /// Generation goes on past end-of-generation tokens (they are never picked) until
     /// `max_tokens` or a stop string: llama-server's `ignore_eos`, for benchmarks.
     pub ignore_eos: bool,
@@ -58,6 +64,8 @@ impl Default for SamplingParams {
             stop: Vec::new(),
             max_tokens: None,
             grammar: None,
+            grammar_triggers: Vec::new(),
+            grammar_trigger_patterns: Vec::new(),
             ignore_eos: false,
             logprobs: None,
         }

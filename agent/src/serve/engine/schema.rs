@@ -88,13 +88,20 @@ pub fn json_object_grammar() -> Result<String, SchemaError> {
 
 /// The grammar for `schema`, once every keyword in it is one the grammar enforces.
 pub fn schema_grammar(schema: &Value) -> Result<String, SchemaError> {
+    convert(&enforceable(schema)?)
+}
+
+/// `schema` simplified and checked: every keyword in it is one the grammar enforces, so it
+/// may be embedded in a larger schema given to [`convert`] (tool calls are built so).
+pub fn enforceable(schema: &Value) -> Result<Value, SchemaError> {
     let mut schema = schema.clone();
     simplify(&mut schema);
     check(&schema, "#")?;
-    convert(&schema)
+    Ok(schema)
 }
 
-fn convert(schema: &Value) -> Result<String, SchemaError> {
+/// llama.cpp's grammar for a schema made of [`enforceable`] parts.
+pub fn convert(schema: &Value) -> Result<String, SchemaError> {
     llama_cpp_2::json_schema_to_grammar(&schema.to_string())
         .map_err(|e| invalid("#", format!("llama.cpp could not convert it ({e})")))
 }

@@ -5,11 +5,14 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{ApiError, Flavor, RequestLog};
+use std::collections::VecDeque;
+
 use crate::serve::engine::{
-    ChatMessage, Engine, Event, FinishReason, Prompt, SamplingParams, TokenLogprob, Usage,
+    ChatMessage, Engine, Event, FinishReason, Prompt, SamplingParams, TokenLogprob, ToolCall, Usage,
 };
 use crate::serve::presets::Preset;
 use crate::serve::state::AppState;
+use crate::serve::tools::{ToolStream, call_id};
 
 /// A string or a list of strings (`stop`, `prompt`, `input`).
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
@@ -78,13 +81,7 @@ pub(crate) fn with_system(
     if let Some(system) = preset.and_then(|p| p.system.as_ref())
         && !messages.iter().any(|m| m.role == "system")
     {
-        messages.insert(
-            0,
-            ChatMessage {
-                role: "system".into(),
-                content: system.clone(),
-            },
-        );
+        messages.insert(0, ChatMessage::new("system", system.clone()));
     }
     messages
 }
@@ -111,6 +108,10 @@ pub(crate) struct Live {
     log_text: bool,
     /// Log probabilities of tokens whose text has not been sent yet.
     pending: Vec<TokenLogprob>,
+    /// With tools offered: separates content from calls.
+    tools: Option<ToolStream>,
+    /// Steps decided at the end (the rest of the content, the calls, `Done`).
+    queued: VecDeque<Step>,
 }
 
 /// Validates, takes an admission permit (503 when none is left) and waits until the engine
@@ -144,6 +145,8 @@ pub(crate) async fn start(
             text: String::new(),
             log_text: state.options.log_text,
             pending: Vec::new(),
+            tools: None,
+            queued: VecDeque::new(),
         }),
         Some(Event::Error(e)) => Err(ApiError::engine(flavor, e)),
         _ => Err(ApiError::internal(flavor, "engine closed the request")),
@@ -157,19 +160,72 @@ pub(crate) struct Collected {
     pub usage: Usage,
     /// One per generated token whose text was sent, when the request asked.
     pub logprobs: Vec<TokenLogprob>,
+    /// The calls the answer makes (tools offered only).
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// One step of a generation as the APIs see it.
 pub(crate) enum Step {
     /// New text, with the log probabilities of the tokens behind it (when asked for).
     Text(String, Vec<TokenLogprob>),
+    /// The answer's tool calls, once, just before `Done` (whose reason is then `ToolCalls`).
+    ToolCalls(Vec<ToolCall>),
     Done(FinishReason, Usage),
     Failed(ApiError),
 }
 
 impl Live {
+    /// Reads the output for tool calls (see [`crate::serve::tools`]).
+    pub(crate) fn with_tools(mut self, tools: Option<ToolStream>) -> Self {
+        self.tools = tools;
+        self
+    }
+
     /// The next piece; `None` after `Done`/`Failed` was returned.
     pub(crate) async fn next(&mut self) -> Option<Step> {
+        if let Some(step) = self.queued.pop_front() {
+            return Some(step);
+        }
+        let step = self.next_event().await?;
+        let Some(tools) = &mut self.tools else {
+            return Some(step);
+        };
+        Some(match step {
+            Step::Text(text, lps) => Step::Text(tools.push(&text), lps),
+            Step::Done(finish, usage) => {
+                let tools = self.tools.take()?;
+                let (content, found) = tools.finish();
+                if !content.is_empty() {
+                    self.queued.push_back(Step::Text(content, Vec::new()));
+                }
+                let complete = finish != FinishReason::Length;
+                let finish = if found.is_empty() || !complete {
+                    // Cut by the token limit, the answer says so even with complete calls.
+                    finish
+                } else {
+                    FinishReason::ToolCalls
+                };
+                if !found.is_empty() {
+                    let id = self.log.id();
+                    let calls = found
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, c)| ToolCall {
+                            id: call_id(id, i),
+                            name: c.name,
+                            arguments: c.arguments,
+                        })
+                        .collect();
+                    self.queued.push_back(Step::ToolCalls(calls));
+                }
+                self.queued.push_back(Step::Done(finish, usage));
+                self.queued.pop_front()?
+            }
+            other => other,
+        })
+    }
+
+    async fn next_event(&mut self) -> Option<Step> {
         let event = loop {
             match tokio::time::timeout_at(self.deadline, self.rx.recv()).await {
                 Ok(Some(Event::Logprob(lp))) => self.pending.push(*lp),
@@ -211,18 +267,21 @@ impl Live {
     pub(crate) async fn collect(mut self) -> Result<Collected, ApiError> {
         let mut text = String::new();
         let mut logprobs = Vec::new();
+        let mut tool_calls = Vec::new();
         while let Some(step) = self.next().await {
             match step {
                 Step::Text(t, lp) => {
                     text.push_str(&t);
                     logprobs.extend(lp);
                 }
+                Step::ToolCalls(calls) => tool_calls = calls,
                 Step::Done(finish, usage) => {
                     return Ok(Collected {
                         text,
                         finish,
                         usage,
                         logprobs,
+                        tool_calls,
                     });
                 }
                 Step::Failed(e) => return Err(e),

@@ -15,6 +15,7 @@ mod openapi;
 mod ops;
 mod structured;
 mod tokens;
+mod tool_wire;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderValue, Method, header};

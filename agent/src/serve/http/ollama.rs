@@ -12,9 +12,13 @@ use serde_json::{Value, json};
 
 use super::fields::Rest;
 use super::generate::{self, Live, OneOrMany, Step, nanos, rfc3339_now};
+use super::tool_wire::{self, OllamaCall, ToolDef};
 use super::{ApiError, ApiJson, Flavor, RequestLog, structured};
-use crate::serve::engine::{ChatMessage, Prompt, SamplingParams, TokenLogprob};
+use crate::serve::engine::{
+    ChatMessage, FinishReason, Prompt, SamplingParams, TokenLogprob, ToolCall,
+};
 use crate::serve::state::AppState;
+use crate::serve::tools::{self, ToolChoice, ToolRequest};
 
 const FLAVOR: Flavor = Flavor::Ollama;
 
@@ -142,6 +146,10 @@ pub(crate) struct Message {
     role: String,
     #[serde(default)]
     content: String,
+    /// Assistant messages: the calls it made.
+    tool_calls: Option<Vec<OllamaCall>>,
+    /// Tool messages: the tool whose result this is.
+    tool_name: Option<String>,
 }
 
 /// `POST /api/chat`.
@@ -151,11 +159,9 @@ pub(crate) struct ChatRequest {
     model: Option<String>,
     #[serde(default)]
     messages: Vec<Message>,
-    /// Only an empty list (the official client always sends one): tool calling is not
-    /// implemented yet.
+    /// Functions the model may call (it decides, as `tool_choice: auto` on OpenAI).
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
-    tools: Vec<Value>,
+    tools: Vec<ToolDef>,
     #[serde(default = "default_true")]
     stream: bool,
     #[serde(default)]
@@ -199,16 +205,13 @@ pub(crate) async fn generate(
     };
     let prompt = match system {
         None => Prompt::Text(req.prompt),
-        Some(system) => Prompt::Chat(vec![
-            ChatMessage {
-                role: "system".into(),
-                content: system,
-            },
-            ChatMessage {
-                role: "user".into(),
-                content: req.prompt,
-            },
-        ]),
+        Some(system) => Prompt::Chat(
+            vec![
+                ChatMessage::new("system", system),
+                ChatMessage::new("user", req.prompt),
+            ]
+            .into(),
+        ),
     };
     let logprobs = params.logprobs.is_some();
     let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
@@ -234,31 +237,51 @@ pub(crate) async fn chat(
     let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
     let mut params = req.options.apply(&state, generate::base_params(preset))?;
     req.common.apply(&model, &mut params)?;
-    if !req.tools.is_empty() {
-        return Err(ApiError::bad_request(
-            FLAVOR,
-            "tools: tool calling is not supported by this server yet",
-        ));
-    }
     if req.messages.is_empty() {
         return Err(ApiError::bad_request(FLAVOR, "messages must not be empty"));
     }
+    let bad = |e: String| ApiError::bad_request(FLAVOR, e);
     let mut messages = Vec::with_capacity(req.messages.len());
-    for m in req.messages {
-        if !matches!(m.role.as_str(), "system" | "user" | "assistant") {
-            return Err(ApiError::bad_request(
-                FLAVOR,
-                format!("unsupported role {:?}", m.role),
-            ));
+    for (i, m) in req.messages.into_iter().enumerate() {
+        if !matches!(m.role.as_str(), "system" | "user" | "assistant" | "tool") {
+            return Err(bad(format!("unsupported role {:?}", m.role)));
+        }
+        if m.tool_calls.is_some() && m.role != "assistant" {
+            return Err(bad(format!(
+                "messages[{i}].tool_calls: only assistant messages make calls"
+            )));
+        }
+        if m.tool_name.is_some() && m.role != "tool" {
+            return Err(bad(format!(
+                "messages[{i}].tool_name: only tool messages name a tool"
+            )));
         }
         messages.push(ChatMessage {
+            tool_calls: tool_wire::ollama_calls(i, m.tool_calls.unwrap_or_default()),
+            tool_name: m.tool_name,
+            tool_call_id: None,
             role: m.role,
             content: m.content,
         });
     }
-    let prompt = Prompt::Chat(generate::with_system(preset, messages));
+    let tools = tool_wire::tools(req.tools).map_err(bad)?;
+    let choice = if tools.is_empty() {
+        ToolChoice::None
+    } else {
+        ToolChoice::Auto
+    };
+    let request = ToolRequest {
+        tools,
+        choice,
+        parallel: true,
+    };
+    let syntax = super::openai::tool_syntax(&state);
+    let messages = generate::with_system(preset, messages);
+    let prepared = tools::prepare(request, syntax, messages, &mut params).map_err(bad)?;
     let logprobs = params.logprobs.is_some();
-    let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
+    let live = generate::start(&state, FLAVOR, log, Prompt::Chat(prepared.chat), params)
+        .await?
+        .with_tools(prepared.stream);
     respond(live, model, true, req.stream, logprobs).await
 }
 
@@ -288,12 +311,17 @@ async fn respond(
 ) -> Result<Response, ApiError> {
     let last = move |model: &str,
                      text: &str,
-                     finish: crate::serve::engine::FinishReason,
+                     finish: FinishReason,
                      u: crate::serve::engine::Usage,
                      lps: &[TokenLogprob]| {
         let mut v = piece(model, chat, text, want_logprobs.then_some(lps));
         v["done"] = json!(true);
-        v["done_reason"] = json!(finish.as_str());
+        // Ollama ends an answer with calls as any other: "stop".
+        let reason = match finish {
+            FinishReason::ToolCalls => FinishReason::Stop,
+            other => other,
+        };
+        v["done_reason"] = json!(reason.as_str());
         v["total_duration"] = json!(nanos(u.total));
         v["load_duration"] = json!(0);
         v["prompt_eval_count"] = json!(u.prompt_tokens);
@@ -304,7 +332,10 @@ async fn respond(
     };
     if !stream {
         let done = live.collect().await?;
-        let body = last(&model, &done.text, done.finish, done.usage, &done.logprobs);
+        let mut body = last(&model, &done.text, done.finish, done.usage, &done.logprobs);
+        if !done.tool_calls.is_empty() {
+            body["message"]["tool_calls"] = calls_json(&done.tool_calls);
+        }
         return Ok(Json(body).into_response());
     }
     live.log.streaming();
@@ -320,6 +351,11 @@ async fn respond(
                     let logprobs = want_logprobs.then_some(lps.as_slice());
                     (Some(piece(&model, chat, &t, logprobs)), false)
                 }
+                Step::ToolCalls(calls) => {
+                    let mut v = piece(&model, chat, "", None);
+                    v["message"]["tool_calls"] = calls_json(&calls);
+                    (Some(v), false)
+                }
                 Step::Done(finish, usage) => (Some(last(&model, "", finish, usage, &[])), true),
                 Step::Failed(e) => (Some(e.body()), true),
             };
@@ -333,4 +369,13 @@ async fn respond(
         Body::from_stream(lines),
     )
         .into_response())
+}
+
+fn calls_json(calls: &[ToolCall]) -> Value {
+    calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| tool_wire::ollama_call(c, i))
+        .collect::<Vec<_>>()
+        .into()
 }

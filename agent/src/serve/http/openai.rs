@@ -15,11 +15,14 @@ use super::fields::Rest;
 use super::generate::{self, Live, OneOrMany, Step};
 use super::logprobs;
 use super::structured::ResponseFormat;
+use super::tool_wire::{self, OpenAiCall, ToolDef};
 use super::{ApiError, ApiJson, Flavor, RequestLog};
 use crate::serve::engine::{
-    ChatMessage, FinishReason, MAX_TOP_LOGPROBS, Prompt, SamplingParams, TokenLogprob, Usage,
+    ChatMessage, FinishReason, MAX_TOP_LOGPROBS, Prompt, SamplingParams, TokenLogprob, ToolCall,
+    ToolSyntax, Usage,
 };
 use crate::serve::state::AppState;
+use crate::serve::tools::{self, ToolRequest};
 
 const FLAVOR: Flavor = Flavor::OpenAi;
 
@@ -118,6 +121,10 @@ pub(crate) struct Part {
 pub(crate) struct Message {
     role: String,
     content: Option<Content>,
+    /// Assistant messages: the calls it made.
+    tool_calls: Option<Vec<OpenAiCall>>,
+    /// Tool messages: the call this result answers.
+    tool_call_id: Option<String>,
 }
 
 /// `POST /v1/chat/completions`.
@@ -141,6 +148,14 @@ pub(crate) struct ChatRequest {
     modalities: Option<Vec<String>>,
     /// OpenAI's successor of `user`: written to the request log the same way.
     safety_identifier: Option<String>,
+    /// Functions the model may call.
+    tools: Option<Vec<ToolDef>>,
+    /// `none`, `auto` (the default with tools), `required`, or `{"type": "function",
+    /// "function": {"name": ...}}`.
+    #[schema(value_type = Object)]
+    tool_choice: Option<Value>,
+    /// Several calls in one answer (default true).
+    parallel_tool_calls: Option<bool>,
     #[serde(flatten)]
     sampling: Sampling,
     #[serde(flatten)]
@@ -198,6 +213,7 @@ fn messages(raw: Vec<Message>) -> Result<Vec<ChatMessage>, ApiError> {
                 "system" | "developer" => "system",
                 "user" => "user",
                 "assistant" => "assistant",
+                "tool" => "tool",
                 other => {
                     return Err(ApiError::bad_request(
                         FLAVOR,
@@ -218,9 +234,32 @@ fn messages(raw: Vec<Message>) -> Result<Vec<ChatMessage>, ApiError> {
                     parts.into_iter().map(|p| p.text).collect()
                 }
             };
+            let tool_calls = match m.tool_calls {
+                Some(calls) if role == "assistant" => {
+                    tool_wire::openai_calls(calls).map_err(|e| ApiError::bad_request(FLAVOR, e))?
+                }
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        FLAVOR,
+                        format!(
+                            "tool_calls on a {role} message: only assistant messages make calls"
+                        ),
+                    ));
+                }
+                None => Vec::new(),
+            };
+            if (role == "tool") != m.tool_call_id.is_some() {
+                return Err(ApiError::bad_request(
+                    FLAVOR,
+                    "tool_call_id: tool messages need it, other messages must not have it",
+                ));
+            }
             Ok(ChatMessage {
                 role: role.into(),
                 content,
+                tool_calls,
+                tool_call_id: m.tool_call_id,
+                tool_name: None,
             })
         })
         .collect()
@@ -262,10 +301,24 @@ pub(crate) async fn chat(
     if let Some(format) = &req.response_format {
         params.grammar = format.grammar()?;
     }
-    let prompt = Prompt::Chat(generate::with_system(preset, messages(req.messages)?));
+    let bad = |e: String| ApiError::bad_request(FLAVOR, e);
+    let tools = tool_wire::tools(req.tools.unwrap_or_default()).map_err(bad)?;
+    let choice =
+        tool_wire::tool_choice(req.tool_choice.as_ref(), !tools.is_empty()).map_err(bad)?;
+    let request = ToolRequest {
+        tools,
+        choice,
+        parallel: req.parallel_tool_calls.unwrap_or(true),
+    };
+    let syntax = tool_syntax(&state);
+    let messages = generate::with_system(preset, messages(req.messages)?);
+    let prepared = tools::prepare(request, syntax, messages, &mut params).map_err(bad)?;
+    let prompt = Prompt::Chat(prepared.chat);
     let logprobs = params.logprobs.is_some();
     let include_usage = usage_in_stream(req.stream, req.stream_options)?;
-    let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
+    let live = generate::start(&state, FLAVOR, log, prompt, params)
+        .await?
+        .with_tools(prepared.stream);
     respond(
         &state,
         live,
@@ -324,6 +377,15 @@ pub(crate) async fn completions(
         logprobs,
     )
     .await
+}
+
+/// How the loaded model writes tool calls (the generic form while it loads: the request then
+/// gets a 503 from `generate::start` anyway).
+pub(crate) fn tool_syntax(state: &AppState) -> ToolSyntax {
+    state
+        .engine
+        .get()
+        .map_or(ToolSyntax::Generic, |e| e.info().tool_syntax)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -402,9 +464,21 @@ async fn respond(
     if !stream {
         let done = live.collect().await?;
         let logprobs = render(&done.logprobs, 0);
+        let mut choice = choice(kind, &done.text, Some(done.finish), false, false, logprobs);
+        if !done.tool_calls.is_empty() {
+            let calls: Vec<Value> = done
+                .tool_calls
+                .iter()
+                .map(|c| tool_wire::openai_call(c, None))
+                .collect();
+            choice["message"]["tool_calls"] = calls.into();
+            if done.text.is_empty() {
+                choice["message"]["content"] = Value::Null;
+            }
+        }
         let body = json!({
             "id": id, "object": object, "created": created, "model": model,
-            "choices": [choice(kind, &done.text, Some(done.finish), false, false, logprobs)],
+            "choices": [choice],
             "usage": usage_json(&done.usage),
         });
         return Ok((header, Json(body)).into_response());
@@ -435,6 +509,10 @@ async fn respond(
                         let choice = choice(kind, &t, None, first, true, logprobs);
                         (vec![frame(json!([choice]), None)], false)
                     }
+                    Step::ToolCalls(calls) => (
+                        vec![frame(json!([calls_delta(&calls, first)]), None)],
+                        false,
+                    ),
                     Step::Done(finish, usage) => {
                         let mut out = vec![frame(
                             json!([choice(kind, "", Some(finish), false, true, None)]),
@@ -459,4 +537,21 @@ async fn respond(
     .flatten()
     .map(Ok::<_, Infallible>);
     Ok((header, Sse::new(events)).into_response())
+}
+
+/// The chunk that carries an answer's calls, whole (the official client concatenates the
+/// `function.arguments` of deltas with the same `index`; one delta per call is the simplest
+/// case of that).
+fn calls_delta(calls: &[ToolCall], first: bool) -> Value {
+    let calls: Vec<Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| tool_wire::openai_call(c, Some(i)))
+        .collect();
+    let mut delta = json!({"tool_calls": calls});
+    if first {
+        delta["role"] = json!("assistant");
+        delta["content"] = Value::Null;
+    }
+    json!({"index": 0, "finish_reason": null, "logprobs": null, "delta": delta})
 }

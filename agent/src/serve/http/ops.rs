@@ -80,6 +80,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> Json<Value> {
         "presets": state.presets.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
         "ctx_per_slot": info.map(|i| i.ctx_per_slot),
         "chat_template": info.map(|i| i.chat_template.clone()),
+        "tool_syntax": info.map(|i| i.tool_syntax),
         "load_seconds": info.map(|i| i.load_seconds),
         "gguf": snap.gguf,
         "error": snap.error,
