@@ -13,11 +13,24 @@ use super::proxy::proxy;
 use super::state::RouterState;
 use crate::serve::http::{ApiError, Flavor};
 
-const GET_ROUTES: [&str; 4] = ["/v1/models", "/api/tags", "/api/ps", "/api/version"];
-const POST_ROUTES: [&str; 8] = [
+const GET_ROUTES: [&str; 5] = [
+    "/v1/models",
+    "/v1/models/{*id}",
+    "/api/tags",
+    "/api/ps",
+    "/api/version",
+];
+/// Anthropic's messages and the token routes pass through like the others; the router's
+/// per-answer figures (tokens, TTFT) and shadow traffic cover the OpenAI and Ollama
+/// generation routes (`proxy::GENERATION_PATHS`).
+const POST_ROUTES: [&str; 12] = [
     "/v1/chat/completions",
     "/v1/completions",
     "/v1/embeddings",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+    "/tokenize",
+    "/detokenize",
     "/api/generate",
     "/api/chat",
     "/api/show",

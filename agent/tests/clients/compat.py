@@ -1,4 +1,5 @@
-"""Drives a running `llamafleet-agent serve` with the official openai and ollama clients.
+"""Drives a running `llamafleet-agent serve` with the official openai, anthropic and ollama
+clients.
 
 Usage: compat.py BASE_URL MODEL API_KEY. Exits non-zero (with a traceback) on any mismatch.
 """
@@ -6,6 +7,7 @@ import json
 import sys
 from typing import Literal
 
+import anthropic
 import ollama
 import openai
 from pydantic import BaseModel, Field
@@ -175,5 +177,32 @@ for c in reply.message.tool_calls or []:
     assert c.function.name == "get_weather", reply
     Weather.model_validate(c.function.arguments)
 assert reply.message.tool_calls or reply.message.content, reply
+
+# Anthropic's client: a message, its event stream, token counting, tools, structured output.
+an = anthropic.Anthropic(base_url=base, api_key=key)
+hello = [{"role": "user", "content": "Name a colour."}]
+msg = an.messages.create(model=model, max_tokens=12, messages=hello, system="Be brief.")
+assert msg.content[0].type == "text" and msg.content[0].text, msg
+assert msg.stop_reason in ("end_turn", "max_tokens") and msg.usage.output_tokens <= 12, msg
+with an.messages.stream(model=model, max_tokens=12, messages=hello) as stream:
+    streamed_text = "".join(stream.text_stream)
+    final_message = stream.get_final_message()
+assert streamed_text and final_message.content[0].text == streamed_text, final_message
+counted = an.messages.count_tokens(model=model, messages=hello, system="Be brief.")
+assert counted.input_tokens == msg.usage.input_tokens + (msg.usage.cache_read_input_tokens or 0), counted
+weather_schema = Weather.model_json_schema()
+used = an.messages.create(
+    model=model, max_tokens=80, messages=asked,
+    tools=[{"name": "get_weather", "description": "Weather in a city", "input_schema": weather_schema}],
+    tool_choice={"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True},
+)
+block = next(b for b in used.content if b.type == "tool_use")
+assert used.stop_reason == "tool_use" and block.name == "get_weather", used
+Weather.model_validate(block.input)
+try:
+    an.messages.create(model=model, max_tokens=4, messages=hello, container="c")
+    raise AssertionError("an unsupported field was accepted")
+except anthropic.BadRequestError as e:
+    assert "container" in str(e), e
 
 print("compat ok")

@@ -1,5 +1,5 @@
 """Nothing silently ignored: every request field of the official clients' request types
-(openai and ollama, pinned in scripts/requirements-test.txt) is sent, one at a time, to a
+(openai, anthropic and ollama, pinned in scripts/requirements-test.txt) is sent, one at a time, to a
 running `llamafleet-agent serve`, and must be either honoured (200) or refused with a 400
 whose message names it. A field a new client version adds, and this table does not decide,
 fails the test.
@@ -12,6 +12,7 @@ import typing
 import urllib.error
 import urllib.request
 
+from anthropic.types import message_create_params
 from ollama import _types as ollama_types
 from openai.types import completion_create_params, embedding_create_params
 from openai.types.chat import completion_create_params as chat_create_params
@@ -66,6 +67,31 @@ ROUTES = {
             "web_search_options": ({}, REFUSED),
         },
         set(typing.get_type_hints(chat_create_params.CompletionCreateParamsBase)) | {"stream"},
+    ),
+    "/v1/messages": (
+        {"model": model, "max_tokens": 2, "messages": USER},
+        {
+            "cache_control": ({"type": "ephemeral"}, OK),
+            "container": ("c", REFUSED),
+            "diagnostics": ({}, REFUSED),
+            "inference_geo": ("us", REFUSED),
+            "max_tokens": (2, OK),
+            "messages": (USER, OK),
+            "metadata": ({"user_id": "u-1"}, OK),
+            "model": (model, OK),
+            "output_config": ({"format": {"type": "json_schema", "schema": {"type": "object"}}}, OK),
+            "service_tier": ("auto", OK),
+            "speed": ("fast", REFUSED),
+            "stop_sequences": (["\n"], OK),
+            "stream": (False, OK),
+            "system": ("Be brief.", OK),
+            "thinking": ({"type": "disabled"}, OK),
+            "tool_choice": ({"type": "auto"}, OK),
+            "tools": ([{"name": "f", "input_schema": {"type": "object"}}], OK),
+            "user_profile_id": ("p", REFUSED),
+            "workspace_id": ("w", REFUSED),
+        },
+        set(typing.get_type_hints(message_create_params.MessageCreateParamsBase)) | {"stream"},
     ),
     "/v1/completions": (
         {"model": model, "prompt": "Hi", "max_tokens": 2},

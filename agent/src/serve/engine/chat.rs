@@ -113,7 +113,9 @@ pub enum ToolSyntax {
 /// The syntax a Jinja chat template teaches, when it renders `tools` itself and writes calls
 /// in a form this server parses; `None` otherwise (tools then take the generic form).
 pub fn native_tool_syntax(source: &str) -> Option<ToolSyntax> {
-    if !source.contains("tools") {
+    // XML call formats (Qwen3-Coder's `<function=...>`, GLM's `<arg_key>`) inside
+    // `<tool_call>` are not the JSON this server parses.
+    if !source.contains("tools") || source.contains("<function=") || source.contains("<arg_key>") {
         return None;
     }
     if source.contains("<tool_call>") {

@@ -19,6 +19,8 @@ pub(super) struct Job {
     pub sampler: Sampler,
     /// Alternatives per token when the request wants log probabilities.
     pub logprobs: Option<u32>,
+    /// Special tokens whose text is part of the answer.
+    pub preserved: Vec<LlamaToken>,
     pub text: TextStream,
     pub next: Option<LlamaToken>,
     pub generated: u32,
@@ -28,6 +30,22 @@ pub(super) struct Job {
     pub assigned: Option<Instant>,
     pub first_token: Option<Instant>,
     pub last_token: Option<Instant>,
+}
+
+/// The prompt's tokens as the model sees them: templated, with BOS.
+pub(super) fn prompt_tokens(
+    model: &LlamaModel,
+    template: &ChatFormat,
+    prompt: super::Prompt,
+) -> Result<Vec<LlamaToken>, EngineError> {
+    let text = render(model, template, prompt)?;
+    let vocab = model.vocab();
+    let mut tokens = vocab.tokenize(text.as_bytes(), true, true);
+    // A template that writes its own BOS plus the tokenizer's would give two.
+    if tokens.len() >= 2 && tokens[0] == tokens[1] && tokens[0] == vocab.bos() {
+        tokens.remove(0);
+    }
+    Ok(tokens)
 }
 
 /// Templating, tokenizing and the context check happen before the request queues, so a
@@ -47,19 +65,14 @@ pub(super) fn admit(
         events,
         enqueued,
     } = job;
-    let text = match render(model, template, prompt) {
-        Ok(text) => text,
+    let tokens = match prompt_tokens(model, template, prompt) {
+        Ok(tokens) => tokens,
         Err(e) => {
             let _ = events.send(Event::Error(e));
             return None;
         }
     };
     let vocab = model.vocab();
-    let mut tokens = vocab.tokenize(text.as_bytes(), true, true);
-    // A template that writes its own BOS plus the tokenizer's would give two.
-    if tokens.len() >= 2 && tokens[0] == tokens[1] && tokens[0] == vocab.bos() {
-        tokens.remove(0);
-    }
     let prompt_tokens = tokens.len() as u32;
     let room = context.saturating_sub(prompt_tokens);
     let max_tokens = params.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS.min(room));
@@ -98,6 +111,17 @@ pub(super) fn admit(
             }
         }
     }
+    // A text that is one special token in this vocabulary; others are plain text anyway.
+    let preserved = params
+        .preserved
+        .iter()
+        .filter_map(
+            |text| match vocab.tokenize(text.as_bytes(), false, true)[..] {
+                [token] => Some(token),
+                _ => None,
+            },
+        )
+        .collect();
     let _ = events.send(Event::Accepted { prompt_tokens });
     Some(Job {
         tokens,
@@ -105,6 +129,7 @@ pub(super) fn admit(
         max_tokens,
         sampler,
         logprobs: params.logprobs,
+        preserved,
         text: TextStream::new(params.stop),
         next: None,
         generated: 0,

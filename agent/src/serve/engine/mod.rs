@@ -45,8 +45,10 @@ pub enum Prompt {
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishReason {
-    /// End of sequence or a stop string.
+    /// End of generation (the model's end-of-turn token).
     Stop,
+    /// A stop string, by its index in the request's list.
+    StopSequence(u16),
     /// The token limit.
     Length,
     /// The answer is tool calls (decided by the API layer, which parses them).
@@ -57,7 +59,7 @@ impl FinishReason {
     /// The OpenAI spelling (`stop` / `length`), which Ollama's `done_reason` shares.
     pub fn as_str(self) -> &'static str {
         match self {
-            FinishReason::Stop => "stop",
+            FinishReason::Stop | FinishReason::StopSequence(_) => "stop",
             FinishReason::Length => "length",
             FinishReason::ToolCalls => "tool_calls",
         }
@@ -177,6 +179,10 @@ pub(crate) enum Command {
     Detokenize {
         ids: Vec<i32>,
         reply: oneshot::Sender<Result<String, EngineError>>,
+    },
+    Count {
+        prompt: Prompt,
+        reply: oneshot::Sender<Result<u32, EngineError>>,
     },
 }
 
@@ -305,6 +311,15 @@ impl Engine {
             })
             .map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// The tokens `prompt` takes once templated (Anthropic's `count_tokens`).
+    pub async fn count_tokens(&self, prompt: Prompt) -> Result<u32, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Count { prompt, reply })
+            .map_err(|_| EngineError::Stopped)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
     }
 
     /// The text of token ids (an id outside the vocabulary is [`EngineError::Invalid`]).

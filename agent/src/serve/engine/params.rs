@@ -42,6 +42,9 @@ pub struct SamplingParams {
     /// With `grammar`: regexes over the output so far that switch it on, from their first
     /// capture group (llama.cpp's lazy grammar patterns); `^...$` ones match the whole output.
     pub grammar_trigger_patterns: Vec<String>,
+    /// Texts of special tokens that belong to the answer (a tool call's opening such as
+    /// Mistral's `[TOOL_CALLS]`): written out, where other special tokens are hidden.
+    pub preserved: Vec<String>,
     /// Generation goes on past end-of-generation tokens (they are never picked) until
     /// `max_tokens` or a stop string: llama-server's `ignore_eos`, for benchmarks.
     pub ignore_eos: bool,
@@ -66,6 +69,7 @@ impl Default for SamplingParams {
             grammar: None,
             grammar_triggers: Vec::new(),
             grammar_trigger_patterns: Vec::new(),
+            preserved: Vec::new(),
             ignore_eos: false,
             logprobs: None,
         }

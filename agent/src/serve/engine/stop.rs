@@ -14,8 +14,8 @@ pub(crate) struct TextStream {
 pub(crate) enum Delta {
     /// Text safe to send.
     Text(String),
-    /// A stop string was reached; this is the text before it.
-    Stopped(String),
+    /// A stop string was reached: the text before it, and which one (its index).
+    Stopped(String, usize),
 }
 
 impl TextStream {
@@ -39,15 +39,16 @@ impl TextStream {
         let text = String::from_utf8_lossy(&self.bytes).into_owned();
         self.bytes = rest;
         self.held.push_str(&text);
-        if let Some(at) = self
+        if let Some((at, which)) = self
             .stop
             .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
+            .enumerate()
+            .filter_map(|(i, s)| self.held.find(s.as_str()).map(|at| (at, i)))
             .min()
         {
             let before = self.held[..at].to_owned();
             self.held.clear();
-            return Delta::Stopped(before);
+            return Delta::Stopped(before, which);
         }
         let keep = self.partial_stop_len();
         let cut = self.held.len() - keep;
@@ -88,11 +89,14 @@ mod tests {
         let mut s = TextStream::new(vec!["END".into()]);
         assert_eq!(s.push(b"hello E"), Delta::Text("hello ".into()));
         assert_eq!(s.push(b"N"), Delta::Text(String::new()));
-        assert_eq!(s.push(b"D more"), Delta::Stopped(String::new()));
+        assert_eq!(s.push(b"D more"), Delta::Stopped(String::new(), 0));
         let mut s = TextStream::new(vec!["END".into()]);
         assert_eq!(s.push(b"a E"), Delta::Text("a ".into()));
         assert_eq!(s.push(b"x"), Delta::Text("Ex".into()));
-        assert_eq!(s.push(b"yEND"), Delta::Stopped("y".into()));
+        assert_eq!(s.push(b"yEND"), Delta::Stopped("y".into(), 0));
+        // The earliest match wins, and says which stop string it was.
+        let mut s = TextStream::new(vec!["END".into(), "x".into()]);
+        assert_eq!(s.push(b"a x END"), Delta::Stopped("a ".into(), 1));
     }
 
     #[test]

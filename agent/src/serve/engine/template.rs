@@ -96,10 +96,14 @@ fn from_text(model: &LlamaModel, text: &str) -> Result<Option<ChatFormat>, Engin
         return Ok(None);
     };
     let tools = match native_tool_syntax(text) {
-        Some(syntax) if looks_like_jinja(text) => Some(NativeTools {
-            template: compile(model, text)?,
-            syntax,
-        }),
+        Some(syntax) if looks_like_jinja(text) => match compile(model, text) {
+            Ok(template) => Some(NativeTools { template, syntax }),
+            // llama.cpp still renders plain chats; tools then take the generic form.
+            Err(e) => {
+                tracing::warn!(error = %e, "the chat template's tool part is not usable; tools use the generic form");
+                None
+            }
+        },
         _ => None,
     };
     Ok(Some(ChatFormat { plain, tools }))

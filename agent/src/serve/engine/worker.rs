@@ -178,6 +178,10 @@ impl<'m> Worker<'m> {
             Command::Detokenize { ids, reply } => {
                 let _ = reply.send(tokens::detokenize(self.setup.model, &ids));
             }
+            Command::Count { prompt, reply } => {
+                let tokens = job::prompt_tokens(self.setup.model, &self.setup.template, prompt);
+                let _ = reply.send(tokens.map(|t| t.len() as u32));
+            }
         }
     }
 
@@ -324,18 +328,19 @@ impl<'m> Worker<'m> {
             let _ = job.events.send(Event::Logprob(Box::new(lp)));
         }
         job.generated += 1;
-        let piece = vocab.token_to_piece(token, false, None);
+        let piece = vocab.token_to_piece(token, job.preserved.contains(&token), None);
         match job.text.push(&piece) {
             Delta::Text(text) => {
                 if !text.is_empty() {
                     let _ = job.events.send(Event::Token(text));
                 }
             }
-            Delta::Stopped(text) => {
+            Delta::Stopped(text, which) => {
                 if !text.is_empty() {
                     let _ = job.events.send(Event::Token(text));
                 }
-                return self.finish(i, FinishReason::Stop);
+                let which = u16::try_from(which).unwrap_or(u16::MAX);
+                return self.finish(i, FinishReason::StopSequence(which));
             }
         }
         if job.generated >= job.max_tokens {

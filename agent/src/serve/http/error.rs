@@ -1,5 +1,6 @@
-//! The one error type of the HTTP surface: OpenAI's error object on `/v1`, Ollama's
-//! `{"error": ...}` elsewhere; also usable as an in-stream error frame.
+//! The one error type of the HTTP surface: OpenAI's error object on `/v1`, Anthropic's on
+//! `/v1/messages`, Ollama's `{"error": ...}` elsewhere; also usable as an in-stream error
+//! frame.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,12 +15,16 @@ pub enum Flavor {
     OpenAi,
     /// `/api/...` and everything else.
     Ollama,
+    /// `/v1/messages...`
+    Anthropic,
 }
 
 impl Flavor {
     /// The flavor of a request path.
     pub fn for_path(path: &str) -> Flavor {
-        if path.starts_with("/v1/") || path == "/v1" {
+        if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+            Flavor::Anthropic
+        } else if path.starts_with("/v1/") || path == "/v1" {
             Flavor::OpenAi
         } else {
             Flavor::Ollama
@@ -210,6 +215,24 @@ impl ApiError {
                 "code": self.kind,
             }}),
             Flavor::Ollama => json!({"error": self.message}),
+            Flavor::Anthropic => json!({"type": "error", "error": {
+                "type": self.anthropic_type(),
+                "message": self.message,
+            }}),
+        }
+    }
+
+    /// Anthropic's error types go by status.
+    fn anthropic_type(&self) -> &'static str {
+        match self.status.as_u16() {
+            400 | 408 | 422 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            503 => "overloaded_error",
+            _ => "api_error",
         }
     }
 }

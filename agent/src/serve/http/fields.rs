@@ -3,8 +3,26 @@
 //! skips (through `serde_ignored`); a struct that flattens another hides its leftover keys
 //! from that, so it ends with a [`Rest`], which refuses them itself.
 
-use serde::de::{Deserialize, Deserializer, Error as _};
+use serde::de::{Deserialize, DeserializeOwned, Deserializer, Error as _};
 use serde_json::{Map, Value};
+
+/// Message content: a string, or a list of `what` (OpenAI's parts, Anthropic's blocks). Read
+/// by hand rather than as an untagged enum: serde's untagged error ("did not match any
+/// variant") would hide which field of a part is unsupported.
+pub(crate) fn text_or_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    deserializer: D,
+    what: &str,
+) -> Result<Result<String, Vec<T>>, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::String(text) => Ok(Ok(text)),
+        list @ Value::Array(_) => serde_json::from_value(list)
+            .map(Err)
+            .map_err(|e| D::Error::custom(format!("content {what}: {e}"))),
+        other => Err(D::Error::custom(format!(
+            "content must be a string or a list of {what}, not {other}"
+        ))),
+    }
+}
 
 /// The message for a field that is not implemented (`path` as `serde_ignored` writes it,
 /// e.g. `messages.0.name`).

@@ -104,6 +104,8 @@ pub(crate) struct Live {
     deadline: tokio::time::Instant,
     flavor: Flavor,
     pub log: RequestLog,
+    /// Prompt tokens, as the engine counted them at admission.
+    pub prompt_tokens: u32,
     pub text: String,
     log_text: bool,
     /// Log probabilities of tokens whose text has not been sent yet.
@@ -136,8 +138,9 @@ pub(crate) async fn start(
         .generate(prompt, params)
         .map_err(|e| ApiError::engine(flavor, e))?;
     match rx.recv().await {
-        Some(Event::Accepted { .. }) => Ok(Live {
+        Some(Event::Accepted { prompt_tokens }) => Ok(Live {
             rx,
+            prompt_tokens,
             _permit: permit,
             deadline: tokio::time::Instant::now() + state.options.request_timeout,
             flavor,

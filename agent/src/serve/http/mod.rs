@@ -1,5 +1,7 @@
 //! `app(state)`: the whole HTTP surface (OpenAI, Ollama, ops) with its middleware.
 
+mod anthropic;
+mod anthropic_answer;
 mod embeddings;
 mod error;
 mod fields;
@@ -39,6 +41,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(openai_models::models))
         .route("/v1/models/{*id}", get(openai_models::model))
         .route("/v1/embeddings", post(embeddings::openai))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/api/generate", post(ollama::generate))
         .route("/api/chat", post(ollama::chat))
         .route("/api/tags", get(ollama_models::tags))

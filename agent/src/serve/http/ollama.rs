@@ -278,6 +278,7 @@ pub(crate) async fn chat(
     let syntax = super::openai::tool_syntax(&state);
     let messages = generate::with_system(preset, messages);
     let prepared = tools::prepare(request, syntax, messages, &mut params).map_err(bad)?;
+    tools::streamable(req.stream, &params, &prepared).map_err(bad)?;
     let logprobs = params.logprobs.is_some();
     let live = generate::start(&state, FLAVOR, log, Prompt::Chat(prepared.chat), params)
         .await?
@@ -318,7 +319,7 @@ async fn respond(
         v["done"] = json!(true);
         // Ollama ends an answer with calls as any other: "stop".
         let reason = match finish {
-            FinishReason::ToolCalls => FinishReason::Stop,
+            FinishReason::ToolCalls | FinishReason::StopSequence(_) => FinishReason::Stop,
             other => other,
         };
         v["done_reason"] = json!(reason.as_str());

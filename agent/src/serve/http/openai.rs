@@ -84,8 +84,7 @@ pub(crate) struct StreamOptions {
     include_usage: bool,
 }
 
-/// A message's text, or its parts. Read by hand rather than as an untagged enum: serde's
-/// untagged error ("did not match any variant") would hide which part field is unsupported.
+/// A message's text, or its parts (see [`super::fields::text_or_list`]).
 #[derive(Debug, utoipa::ToSchema)]
 pub(crate) enum Content {
     Text(String),
@@ -94,16 +93,8 @@ pub(crate) enum Content {
 
 impl<'de> Deserialize<'de> for Content {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        match Value::deserialize(deserializer)? {
-            Value::String(text) => Ok(Content::Text(text)),
-            parts @ Value::Array(_) => serde_json::from_value(parts)
-                .map(Content::Parts)
-                .map_err(|e| D::Error::custom(format!("content parts: {e}"))),
-            other => Err(D::Error::custom(format!(
-                "content must be a string or a list of parts, not {other}"
-            ))),
-        }
+        let content = super::fields::text_or_list(deserializer, "parts")?;
+        Ok(content.map_or_else(Content::Parts, Content::Text))
     }
 }
 
@@ -313,6 +304,7 @@ pub(crate) async fn chat(
     let syntax = tool_syntax(&state);
     let messages = generate::with_system(preset, messages(req.messages)?);
     let prepared = tools::prepare(request, syntax, messages, &mut params).map_err(bad)?;
+    tools::streamable(req.stream, &params, &prepared).map_err(bad)?;
     let prompt = Prompt::Chat(prepared.chat);
     let logprobs = params.logprobs.is_some();
     let include_usage = usage_in_stream(req.stream, req.stream_options)?;

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{embeddings, ollama, ollama_models, openai, openai_models, ops, tokens};
+use super::{anthropic, embeddings, ollama, ollama_models, openai, openai_models, ops, tokens};
 
 struct BearerKey;
 
@@ -23,8 +23,9 @@ impl Modify for BearerKey {
 #[openapi(
     info(
         title = "llamafleet agent",
-        description = "OpenAI- and Ollama-compatible inference over llama.cpp. When the server \
-            has an API key, /v1 and /api routes need `Authorization: Bearer KEY`."
+        description = "OpenAI-, Anthropic- and Ollama-compatible inference over llama.cpp. When \
+            the server has an API key, /v1 and /api routes need `Authorization: Bearer KEY` \
+            (or `x-api-key: KEY`)."
     ),
     paths(
         openai::chat,
@@ -32,6 +33,8 @@ impl Modify for BearerKey {
         openai_models::models,
         openai_models::model,
         embeddings::openai,
+        anthropic::messages,
+        anthropic::count_tokens,
         ollama::generate,
         ollama::chat,
         ollama_models::tags,

@@ -87,6 +87,15 @@ pub(crate) fn ollama_format(format: Option<&Value>) -> Result<Option<String>, Ap
     grammar.map(Some).map_err(|e| refused(flavor, "format", e))
 }
 
+/// The grammar for `schema` given in `field`, or a 400 in `flavor` naming both.
+pub(crate) fn schema_grammar_for(
+    flavor: Flavor,
+    field: &str,
+    schema: &Value,
+) -> Result<String, ApiError> {
+    schema_grammar(schema).map_err(|e| refused(flavor, field, e))
+}
+
 fn refused(flavor: Flavor, field: &str, e: SchemaError) -> ApiError {
     ApiError::bad_request(flavor, format!("{field}: {e}"))
 }

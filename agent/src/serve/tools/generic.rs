@@ -45,7 +45,7 @@ pub(super) fn rewrite(
     instructions: Option<String>,
 ) -> Vec<ChatMessage> {
     let offered = instructions.is_some();
-    let mut out: Vec<ChatMessage> = messages
+    let rewritten: Vec<ChatMessage> = messages
         .into_iter()
         .map(|m| {
             if m.role == "tool" {
@@ -67,6 +67,18 @@ pub(super) fn rewrite(
             m
         })
         .collect();
+    // Results become user messages; templates that insist on alternating roles must not see
+    // two in a row.
+    let mut out: Vec<ChatMessage> = Vec::with_capacity(rewritten.len());
+    for m in rewritten {
+        match out.last_mut() {
+            Some(last) if last.role == m.role => {
+                last.content.push('\n');
+                last.content.push_str(&m.content);
+            }
+            _ => out.push(m),
+        }
+    }
     if let Some(text) = instructions {
         match out.iter_mut().find(|m| m.role == "system") {
             Some(system) => system.content = format!("{}\n\n{text}", system.content),
@@ -112,6 +124,7 @@ mod tests {
                 ChatMessage::new("user", "Time?"),
                 call,
                 result,
+                ChatMessage::new("user", "And?"),
                 ChatMessage::new("assistant", "Noon."),
             ],
             Some(instructions(&tools, false, true)),
@@ -127,9 +140,10 @@ mod tests {
             r#"{"tool_calls":[{"name":"get_time","arguments":{"zone":"UTC"}}]}"#
         );
         assert_eq!(out[3].role, "user");
+        // The result and the next user message are one user turn.
         assert_eq!(
             out[3].content,
-            r#"{"tool_response":{"name":"get_time","tool_call_id":"call_1","content":"12:00"}}"#
+            "{\"tool_response\":{\"name\":\"get_time\",\"tool_call_id\":\"call_1\",\"content\":\"12:00\"}}\nAnd?"
         );
         assert_eq!(out[4].content, r#"{"response":"Noon."}"#);
         assert!(out.iter().all(|m| !m.is_tool_related()));

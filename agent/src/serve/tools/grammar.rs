@@ -18,7 +18,7 @@ pub(crate) struct Constraint {
 
 /// A Llama 3 call is the whole answer: a JSON object whose first key is "name". The grammar
 /// applies from the `{` (the capture group) when the answer opens so.
-const LLAMA3_OPENING: &str = r#"^\s*(\{\s*"name"[\s\S]*)$"#;
+const LLAMA3_OPENING: &str = r#"^\s*(?:<\|python_tag\|>)?\s*(\{\s*"name"[\s\S]*)$"#;
 
 /// The key the model writes the arguments under.
 fn arguments_key(syntax: ToolSyntax) -> &'static str {
@@ -35,6 +35,15 @@ pub(crate) fn marker(syntax: ToolSyntax) -> Option<&'static str> {
         ToolSyntax::Hermes => Some("<tool_call>"),
         ToolSyntax::Mistral => Some("[TOOL_CALLS]"),
         ToolSyntax::Llama3 | ToolSyntax::Generic => None,
+    }
+}
+
+/// The texts that open a call and may be special tokens of the model's vocabulary (hidden
+/// from the output unless preserved; the grammar and the parser need them).
+pub(crate) fn opening_tokens(syntax: ToolSyntax) -> Vec<String> {
+    match syntax {
+        ToolSyntax::Llama3 => vec!["<|python_tag|>".to_owned()],
+        other => marker(other).into_iter().map(str::to_owned).collect(),
     }
 }
 
@@ -148,27 +157,72 @@ fn any_call(tools: &[Tool], key: &str) -> (Value, Map<String, Value>) {
     (call, defs)
 }
 
-/// Rewrites `#/$defs/X` and `#/definitions/X` references to `#/$defs/<prefix>X`.
+/// Rewrites the `#/$defs/X` and `#/definitions/X` references of a schema node to
+/// `#/$defs/<prefix>X` (the only references tools may use: [`local_refs_only`]).
 fn prefix_refs(node: &mut Value, prefix: &str) {
     match node {
         Value::Object(map) => {
             for (key, value) in map.iter_mut() {
-                if key == "$ref"
-                    && let Some(r) = value.as_str()
-                {
-                    let name = r
-                        .strip_prefix("#/$defs/")
-                        .or_else(|| r.strip_prefix("#/definitions/"));
-                    if let Some(name) = name {
-                        *value = Value::String(format!("#/$defs/{prefix}{name}"));
+                match key.as_str() {
+                    "$ref" => {
+                        if let Some(name) = value.as_str().and_then(def_name) {
+                            *value = Value::String(format!("#/$defs/{prefix}{name}"));
+                        }
                     }
-                } else if !matches!(key.as_str(), "const" | "enum" | "default" | "examples") {
-                    prefix_refs(value, prefix);
+                    // Data, not schemas.
+                    "const" | "enum" | "default" | "examples" => {}
+                    // Maps of names to schemas: a property may be called "default".
+                    "properties" | "$defs" | "definitions" => {
+                        if let Value::Object(schemas) = value {
+                            schemas.values_mut().for_each(|v| prefix_refs(v, prefix));
+                        }
+                    }
+                    _ => prefix_refs(value, prefix),
                 }
             }
         }
         Value::Array(items) => items.iter_mut().for_each(|v| prefix_refs(v, prefix)),
         _ => {}
+    }
+}
+
+fn def_name(reference: &str) -> Option<&str> {
+    reference
+        .strip_prefix("#/$defs/")
+        .or_else(|| reference.strip_prefix("#/definitions/"))
+}
+
+/// Tool schemas are combined into one, so a reference may only point into the tool's own
+/// `$defs`/`definitions` (moved with it); the path of the first other one.
+pub(crate) fn local_refs_only(node: &Value, path: &str) -> Result<(), String> {
+    match node {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match key.as_str() {
+                    "$ref" => match value.as_str() {
+                        Some(r) if def_name(r).is_some() => {}
+                        _ => {
+                            return Err(format!(
+                                "$ref {value} at {path}: only references into $defs or definitions"
+                            ));
+                        }
+                    },
+                    "const" | "enum" | "default" | "examples" => {}
+                    "properties" | "$defs" | "definitions" => {
+                        for (name, schema) in value.as_object().into_iter().flatten() {
+                            local_refs_only(schema, &format!("{path}/{key}/{name}"))?;
+                        }
+                    }
+                    _ => local_refs_only(value, &format!("{path}/{key}"))?,
+                }
+            }
+            Ok(())
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| local_refs_only(v, &format!("{path}/{i}"))),
+        _ => Ok(()),
     }
 }
 
@@ -264,6 +318,28 @@ mod tests {
         assert!(c.grammar.contains(name_first), "{}", c.grammar);
         let dangling = tool("x", json!({"properties": {"a": {"$ref": "#/$defs/Nope"}}}));
         assert!(constraint(ToolSyntax::Hermes, &[dangling], true, true).is_err());
+    }
+
+    #[test]
+    fn references_under_properties_named_like_keywords_are_moved_too() {
+        let t = tool(
+            "f",
+            json!({"properties": {"default": {"$ref": "#/$defs/D"}, "enum": {"$ref": "#/$defs/D"}},
+                "$defs": {"D": {"type": "string"}}}),
+        );
+        let (call, _) = any_call(&[t], "arguments");
+        let props = &call["properties"]["arguments"]["properties"];
+        assert_eq!(props["default"]["$ref"], "#/$defs/t0-D");
+        assert_eq!(props["enum"]["$ref"], "#/$defs/t0-D");
+        assert!(local_refs_only(&json!({"properties": {"a": {"$ref": "#/$defs/D"}}}), "#").is_ok());
+        let err = local_refs_only(
+            &json!({"properties": {"b": {"$ref": "#/properties/a"}}}),
+            "#",
+        );
+        assert_eq!(
+            err.unwrap_err(),
+            "$ref \"#/properties/a\" at #/properties/b: only references into $defs or definitions"
+        );
     }
 
     #[test]

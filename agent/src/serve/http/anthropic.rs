@@ -1,0 +1,449 @@
+//! Anthropic's Messages API: `POST /v1/messages` (whole or as Anthropic's server-sent events)
+//! and `POST /v1/messages/count_tokens`, over the same engine, tools and structured output as
+//! the OpenAI and Ollama routes. Requests are read into the engine's chat form here; answers
+//! are written in `anthropic_answer.rs`.
+
+use axum::extract::{Extension, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::fields::Rest;
+use super::{ApiError, ApiJson, Flavor, RequestLog, anthropic_answer, generate, structured};
+use crate::serve::engine::{ChatMessage, Prompt, SamplingParams, Tool, ToolCall};
+use crate::serve::state::AppState;
+use crate::serve::tools::{self, Prepared, ToolChoice, ToolRequest};
+
+const FLAVOR: Flavor = Flavor::Anthropic;
+
+/// Text as a string or a list of text blocks (`system`, message and tool-result content).
+#[derive(Debug, utoipa::ToSchema)]
+pub(crate) enum Content {
+    Text(String),
+    Blocks(Vec<Block>),
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let content = super::fields::text_or_list(deserializer, "blocks")?;
+        Ok(content.map_or_else(Content::Blocks, Content::Text))
+    }
+}
+
+/// The content blocks this server reads; any other `type` (images, documents, thinking,
+/// server tools) is refused by name.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum Block {
+    Text {
+        text: String,
+        /// Accepted: prompt prefixes are reused from the slot's cache without being asked.
+        #[schema(value_type = Object)]
+        #[allow(dead_code, reason = "prefix caching is automatic")]
+        cache_control: Option<Value>,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        #[schema(value_type = Object)]
+        input: Value,
+        #[schema(value_type = Object)]
+        #[allow(dead_code, reason = "prefix caching is automatic")]
+        cache_control: Option<Value>,
+    },
+    ToolResult {
+        tool_use_id: String,
+        /// Text, or text blocks (refused otherwise when read).
+        #[schema(no_recursion)]
+        content: Option<Content>,
+        /// Written in front of the result ("Error: ...") so the model sees it.
+        is_error: Option<bool>,
+        #[schema(value_type = Object)]
+        #[allow(dead_code, reason = "prefix caching is automatic")]
+        cache_control: Option<Value>,
+    },
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = AnthropicMessage)]
+pub(crate) struct Message {
+    /// `user`, `assistant` or `system`.
+    role: String,
+    content: Content,
+}
+
+/// One tool (`custom`, the default type; server tools are refused).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ToolDef {
+    name: String,
+    description: Option<String>,
+    #[schema(value_type = Object)]
+    input_schema: Value,
+    /// Only `custom`.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// Calls always follow the schema here, so both values are served.
+    #[allow(dead_code, reason = "both values are served by the same enforcement")]
+    strict: Option<bool>,
+    #[schema(value_type = Object)]
+    #[allow(dead_code, reason = "prefix caching is automatic")]
+    cache_control: Option<Value>,
+}
+
+/// `tool_choice`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum ToolChoiceDef {
+    Auto {
+        disable_parallel_tool_use: Option<bool>,
+    },
+    Any {
+        disable_parallel_tool_use: Option<bool>,
+    },
+    Tool {
+        name: String,
+        disable_parallel_tool_use: Option<bool>,
+    },
+    None {},
+}
+
+/// `output_config`: structured output (`format`); `effort` is for reasoning models.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OutputConfig {
+    #[schema(value_type = Object)]
+    format: Option<Value>,
+    #[schema(value_type = Object)]
+    effort: Option<Value>,
+}
+
+/// What the two routes share: the conversation and its tools.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct Conversation {
+    model: Option<String>,
+    messages: Vec<Message>,
+    system: Option<Content>,
+    tools: Option<Vec<ToolDef>>,
+    tool_choice: Option<ToolChoiceDef>,
+    output_config: Option<OutputConfig>,
+    /// Only `{"type": "disabled"}`: these models do not reason.
+    #[schema(value_type = Object)]
+    thinking: Option<Value>,
+    /// Accepted: prompt prefixes are reused from the slot's cache without being asked.
+    #[schema(value_type = Object)]
+    #[allow(dead_code, reason = "prefix caching is automatic")]
+    cache_control: Option<Value>,
+}
+
+/// `POST /v1/messages`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = AnthropicMessagesRequest)]
+pub(crate) struct MessagesRequest {
+    max_tokens: u32,
+    #[serde(default)]
+    stream: bool,
+    stop_sequences: Option<Vec<String>>,
+    /// `user_id` is written to the request log (`user=`).
+    metadata: Option<Metadata>,
+    /// `auto` or `standard_only`: there is one tier here, so both are served.
+    service_tier: Option<String>,
+    /// llama-server's and Ollama's extensions (not in Anthropic's current API).
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    top_k: Option<i32>,
+    #[serde(flatten)]
+    conversation: Conversation,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    _rest: Rest,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Metadata {
+    user_id: Option<String>,
+}
+
+/// `POST /v1/messages/count_tokens`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = AnthropicCountTokensRequest)]
+pub(crate) struct CountRequest {
+    #[serde(flatten)]
+    conversation: Conversation,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    _rest: Rest,
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(FLAVOR, message)
+}
+
+fn text_of(content: Content, what: &str) -> Result<String, ApiError> {
+    match content {
+        Content::Text(t) => Ok(t),
+        Content::Blocks(blocks) => blocks
+            .into_iter()
+            .map(|b| match b {
+                Block::Text { text, .. } => Ok(text),
+                _ => Err(bad(format!("{what}: only text blocks"))),
+            })
+            .collect(),
+    }
+}
+
+/// The conversation in the engine's form: tool results become tool messages (before the
+/// user's text of the same turn, as Anthropic orders them), tool uses become calls.
+fn chat_messages(
+    system: Option<Content>,
+    messages: Vec<Message>,
+) -> Result<Vec<ChatMessage>, ApiError> {
+    if messages.is_empty() {
+        return Err(bad("messages must not be empty"));
+    }
+    let mut out = Vec::new();
+    if let Some(system) = system {
+        out.push(ChatMessage::new("system", text_of(system, "system")?));
+    }
+    for (i, m) in messages.into_iter().enumerate() {
+        let role = m.role;
+        if !matches!(role.as_str(), "user" | "assistant" | "system") {
+            return Err(bad(format!("messages[{i}].role {role:?}")));
+        }
+        let blocks = match m.content {
+            Content::Text(text) => vec![Block::Text {
+                text,
+                cache_control: None,
+            }],
+            Content::Blocks(blocks) => blocks,
+        };
+        let mut text = String::new();
+        let mut calls = Vec::new();
+        for block in blocks {
+            match block {
+                Block::Text { text: t, .. } => text.push_str(&t),
+                Block::ToolUse {
+                    id, name, input, ..
+                } if role == "assistant" => {
+                    if !input.is_object() {
+                        return Err(bad(format!(
+                            "messages[{i}]: tool_use input must be an object"
+                        )));
+                    }
+                    calls.push(ToolCall {
+                        id,
+                        name,
+                        arguments: input.to_string(),
+                    });
+                }
+                Block::ToolResult {
+                    tool_use_id,
+                    content,
+                    is_error,
+                    ..
+                } if role == "user" => {
+                    let result = match content {
+                        Some(c) => text_of(c, &format!("messages[{i}]: tool_result content"))?,
+                        None => String::new(),
+                    };
+                    let result = if is_error == Some(true) {
+                        format!("Error: {result}")
+                    } else {
+                        result
+                    };
+                    out.push(ChatMessage {
+                        tool_call_id: Some(tool_use_id),
+                        ..ChatMessage::new("tool", result)
+                    });
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "messages[{i}]: tool_use blocks belong to assistant messages and \
+                         tool_result blocks to user messages"
+                    )));
+                }
+            }
+        }
+        if !text.is_empty() || !calls.is_empty() {
+            out.push(ChatMessage {
+                tool_calls: calls,
+                ..ChatMessage::new(role, text)
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn tool_request(
+    tools: Option<Vec<ToolDef>>,
+    choice: Option<ToolChoiceDef>,
+) -> Result<ToolRequest, ApiError> {
+    let tools = tools
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| match t.kind.as_deref() {
+            None | Some("custom") => Ok(Tool {
+                name: t.name,
+                description: t.description,
+                parameters: t.input_schema,
+            }),
+            Some(other) => Err(bad(format!(
+                "tools[{i}].type {other:?}: only custom tools are supported"
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let auto = if tools.is_empty() {
+        ToolChoice::None
+    } else {
+        ToolChoice::Auto
+    };
+    let (choice, single) = match choice {
+        None => (auto, None),
+        Some(ToolChoiceDef::Auto {
+            disable_parallel_tool_use,
+        }) => (auto, disable_parallel_tool_use),
+        Some(ToolChoiceDef::Any {
+            disable_parallel_tool_use,
+        }) => (ToolChoice::Required, disable_parallel_tool_use),
+        Some(ToolChoiceDef::Tool {
+            name,
+            disable_parallel_tool_use,
+        }) => (ToolChoice::Named(name), disable_parallel_tool_use),
+        Some(ToolChoiceDef::None {}) => (ToolChoice::None, None),
+    };
+    Ok(ToolRequest {
+        tools,
+        choice,
+        parallel: single != Some(true),
+    })
+}
+
+impl Conversation {
+    /// Checks the fields, applies the output format and prepares messages and tools.
+    fn prepare(
+        self,
+        state: &AppState,
+        preset_system: Option<&str>,
+        params: &mut SamplingParams,
+    ) -> Result<Prepared, ApiError> {
+        match &self.thinking {
+            None => {}
+            Some(t) if t.get("type").and_then(Value::as_str) == Some("disabled") => {}
+            Some(_) => return Err(bad("thinking: this model does not support thinking")),
+        }
+        if let Some(config) = self.output_config {
+            if config.effort.is_some() {
+                return Err(bad(
+                    "output_config.effort: this model does not reason, so effort has no meaning",
+                ));
+            }
+            if let Some(format) = config.format {
+                params.grammar = anthropic_format(&format)?;
+            }
+        }
+        let mut messages = chat_messages(self.system, self.messages)?;
+        if let Some(system) = preset_system
+            && !messages.iter().any(|m| m.role == "system")
+        {
+            messages.insert(0, ChatMessage::new("system", system));
+        }
+        let request = tool_request(self.tools, self.tool_choice)?;
+        let syntax = super::openai::tool_syntax(state);
+        tools::prepare(request, syntax, messages, params).map_err(bad)
+    }
+}
+
+/// `output_config.format`: `{"type": "json_schema", "schema": {...}}`.
+fn anthropic_format(format: &Value) -> Result<Option<String>, ApiError> {
+    let keys_ok = format
+        .as_object()
+        .is_some_and(|o| o.keys().all(|k| k == "type" || k == "schema"));
+    match (
+        format.get("type").and_then(Value::as_str),
+        format.get("schema"),
+    ) {
+        (Some("json_schema"), Some(schema)) if keys_ok => {
+            structured::schema_grammar_for(FLAVOR, "output_config.format.schema", schema).map(Some)
+        }
+        _ => Err(bad(
+            "output_config.format: expected {\"type\": \"json_schema\", \"schema\": {...}}",
+        )),
+    }
+}
+
+/// A message, whole or streamed as Anthropic's events.
+#[utoipa::path(
+    post,
+    path = "/v1/messages",
+    tag = "anthropic",
+    request_body = MessagesRequest,
+    responses(
+        (status = 200, description = "A message (JSON), or server-sent events when stream is true"),
+        generate::GenerationErrors,
+    )
+)]
+pub(crate) async fn messages(
+    State(state): State<AppState>,
+    Extension(log): Extension<RequestLog>,
+    ApiJson(req): ApiJson<MessagesRequest>,
+) -> Result<Response, ApiError> {
+    let (model, preset) =
+        generate::requested(&state, FLAVOR, &log, req.conversation.model.as_deref())?;
+    if let Some(tier) = req.service_tier.as_deref()
+        && tier != "auto"
+        && tier != "standard_only"
+    {
+        return Err(bad(format!(
+            "service_tier {tier:?}: \"auto\" or \"standard_only\""
+        )));
+    }
+    if let Some(user) = req.metadata.and_then(|m| m.user_id) {
+        log.user(&user);
+    }
+    if req.max_tokens == 0 {
+        return Err(bad("max_tokens must be at least 1"));
+    }
+    let mut params = generate::base_params(preset);
+    params.max_tokens = Some(req.max_tokens);
+    params.temperature = req.temperature.unwrap_or(params.temperature);
+    params.top_p = req.top_p.unwrap_or(params.top_p);
+    params.top_k = req.top_k.unwrap_or(params.top_k);
+    if let Some(stop) = req.stop_sequences {
+        params.stop = stop;
+    }
+    let stops = params.stop.clone();
+    let system = preset.and_then(|p| p.system.as_deref());
+    let prepared = req.conversation.prepare(&state, system, &mut params)?;
+    let live = generate::start(&state, FLAVOR, log, Prompt::Chat(prepared.chat), params)
+        .await?
+        .with_tools(prepared.stream);
+    anthropic_answer::respond(live, model, stops, req.stream).await
+}
+
+/// The prompt's tokens after templating (tools and system included), as the model sees them.
+#[utoipa::path(
+    post,
+    path = "/v1/messages/count_tokens",
+    tag = "anthropic",
+    request_body = CountRequest,
+    responses((status = 200, description = "{\"input_tokens\": n}"), generate::GenerationErrors)
+)]
+pub(crate) async fn count_tokens(
+    State(state): State<AppState>,
+    Extension(log): Extension<RequestLog>,
+    ApiJson(req): ApiJson<CountRequest>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let (_, preset) = generate::requested(&state, FLAVOR, &log, req.conversation.model.as_deref())?;
+    let mut params = generate::base_params(preset);
+    let system = preset.and_then(|p| p.system.as_deref());
+    let prepared = req.conversation.prepare(&state, system, &mut params)?;
+    let engine = generate::engine(&state, FLAVOR)?;
+    let tokens = engine
+        .count_tokens(Prompt::Chat(prepared.chat))
+        .await
+        .map_err(|e| ApiError::engine(FLAVOR, e))?;
+    Ok(axum::Json(json!({"input_tokens": tokens})))
+}
