@@ -5,18 +5,9 @@
 
 mod serve_support;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-use serve_support::{MODEL, call, ready_state, serial};
-use tower::ServiceExt;
-
-fn post(uri: &str, body: &Value) -> Request<Body> {
-    Request::post(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .expect("request")
-}
+use serve_support::{MODEL, call, post, ready_state, serial, sse_events};
 
 fn message(extra: Value) -> Value {
     let mut body = json!({"model": MODEL, "max_tokens": 24, "temperature": 0,
@@ -28,36 +19,11 @@ fn message(extra: Value) -> Value {
     body
 }
 
-/// `(event name, data)` of an Anthropic event stream.
 async fn events(
     state: &llamafleet_agent::serve::state::AppState,
     body: &Value,
 ) -> Vec<(String, Value)> {
-    let response = llamafleet_agent::serve::app(state.clone())
-        .oneshot(post("/v1/messages", body))
-        .await
-        .expect("infallible");
-    assert_eq!(response.status(), StatusCode::OK);
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    let text = String::from_utf8(bytes.to_vec()).expect("utf-8");
-    text.split("\n\n")
-        .filter(|frame| !frame.trim().is_empty())
-        .map(|frame| {
-            let mut name = String::new();
-            let mut data = Value::Null;
-            for line in frame.lines() {
-                if let Some(n) = line.strip_prefix("event: ") {
-                    name = n.to_owned();
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data = serde_json::from_str(d).expect("JSON data");
-                }
-            }
-            assert_eq!(data["type"], name.as_str(), "{frame}");
-            (name, data)
-        })
-        .collect()
+    sse_events(state, "/v1/messages", body).await
 }
 
 #[tokio::test]

@@ -20,11 +20,12 @@ const GET_ROUTES: [&str; 5] = [
     "/api/ps",
     "/api/version",
 ];
-/// Anthropic's messages and the token routes pass through like the others; the router's
+/// Responses, Anthropic's messages and the token routes pass through like the others; the router's
 /// per-answer figures (tokens, TTFT) and shadow traffic cover the OpenAI and Ollama
 /// generation routes (`proxy::GENERATION_PATHS`).
-const POST_ROUTES: [&str; 12] = [
+const POST_ROUTES: [&str; 13] = [
     "/v1/chat/completions",
+    "/v1/responses",
     "/v1/completions",
     "/v1/embeddings",
     "/v1/messages",

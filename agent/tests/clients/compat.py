@@ -178,6 +178,32 @@ for c in reply.message.tool_calls or []:
     Weather.model_validate(c.function.arguments)
 assert reply.message.tool_calls or reply.message.content, reply
 
+# The Responses API: text, the event stream the client accumulates, a function call round trip.
+resp = oa.responses.create(model=model, input="Name a colour.", instructions="Be brief.", max_output_tokens=12)
+assert resp.output_text and resp.usage.output_tokens <= 12, resp
+# Cut by max_output_tokens, a response ends with response.incomplete (the helper's
+# get_final_response wants response.completed, as on OpenAI).
+with oa.responses.stream(model=model, input="Name a colour.", max_output_tokens=12) as stream:
+    kinds = [event.type for event in stream]
+assert kinds[0] == "response.created" and "response.output_text.delta" in kinds, kinds
+assert kinds[-1] in ("response.completed", "response.incomplete"), kinds
+fn_tool = {"type": "function", "name": "get_weather", "description": "Weather in a city",
+           "parameters": Weather.model_json_schema(), "strict": True}
+fn_call = oa.responses.create(
+    model=model, input="Weather in Paris?", tools=[fn_tool], tool_choice="required",
+    parallel_tool_calls=False, max_output_tokens=80, temperature=0,
+)
+made = [item for item in fn_call.output if item.type == "function_call"]
+assert len(made) == 1, fn_call
+Weather.model_validate_json(made[0].arguments)
+follow_up = oa.responses.create(
+    model=model,
+    input=[{"role": "user", "content": "Weather in Paris?"}, *fn_call.output,
+           {"type": "function_call_output", "call_id": made[0].call_id, "output": "21 C"}],
+    tools=[fn_tool], max_output_tokens=16,
+)
+assert follow_up.status in ("completed", "incomplete"), follow_up
+
 # Anthropic's client: a message, its event stream, token counting, tools, structured output.
 an = anthropic.Anthropic(base_url=base, api_key=key)
 hello = [{"role": "user", "content": "Name a colour."}]

@@ -16,6 +16,7 @@ from anthropic.types import message_create_params
 from ollama import _types as ollama_types
 from openai.types import completion_create_params, embedding_create_params
 from openai.types.chat import completion_create_params as chat_create_params
+from openai.types.responses import response_create_params
 
 base, model, key = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -67,6 +68,46 @@ ROUTES = {
             "web_search_options": ({}, REFUSED),
         },
         set(typing.get_type_hints(chat_create_params.CompletionCreateParamsBase)) | {"stream"},
+    ),
+    "/v1/responses": (
+        {"model": model, "input": "Hi", "max_output_tokens": 2},
+        {
+            "access_programs": ({}, REFUSED),
+            "background": (True, REFUSED),
+            "background_options": ({}, REFUSED),
+            "context_management": ([], REFUSED),
+            "conversation": ("conv_1", REFUSED),
+            "image": ({}, REFUSED),
+            "include": ([], REFUSED),
+            "input": ("Hi", OK),
+            "instructions": ("Be brief.", OK),
+            "max_output_tokens": (2, OK),
+            "max_tool_calls": (1, REFUSED),
+            "metadata": ({"k": "v"}, OK),
+            "model": (model, OK),
+            "moderation": ({}, REFUSED),
+            "parallel_tool_calls": (False, OK),
+            "previous_response_id": ("resp_1", REFUSED),
+            "prompt": ({"id": "p"}, REFUSED),
+            "prompt_cache_key": ("k", REFUSED),
+            "prompt_cache_options": ({}, REFUSED),
+            "prompt_cache_retention": ("24h", REFUSED),
+            "reasoning": ({"effort": "low"}, REFUSED),
+            "safety_identifier": ("s-1", OK),
+            "service_tier": ("auto", REFUSED),
+            "store": (False, OK),
+            "stream": (False, OK),
+            "stream_options": ({"include_obfuscation": False}, REFUSED),
+            "temperature": (0.5, OK),
+            "text": ({"format": {"type": "json_object"}}, OK),
+            "tool_choice": ("auto", OK),
+            "tools": ([{"type": "function", "name": "f", "parameters": {"type": "object"}}], OK),
+            "top_logprobs": (2, REFUSED),
+            "top_p": (0.9, OK),
+            "truncation": ("disabled", OK),
+            "user": ("u-1", OK),
+        },
+        set(typing.get_type_hints(response_create_params.ResponseCreateParamsBase)) | {"stream"},
     ),
     "/v1/messages": (
         {"model": model, "max_tokens": 2, "messages": USER},

@@ -194,6 +194,31 @@ pub async fn sse_chunks(state: &AppState, uri: &str, body: &Value) -> Vec<Value>
 }
 
 /// Lines of an SSE body's `data:` fields.
+/// The named events of an SSE answer (Anthropic's and the Responses API's): `(event, data)`,
+/// each data's `type` checked to be the event's name.
+pub async fn sse_events(state: &AppState, uri: &str, body: &Value) -> Vec<(String, Value)> {
+    use tower::ServiceExt;
+    let response = llamafleet_agent::serve::app(state.clone())
+        .oneshot(post(uri, body))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), axum::http::StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let text = String::from_utf8(bytes.to_vec()).expect("utf-8");
+    text.split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .map(|frame| {
+            let field = |name: &str| frame.lines().find_map(|l| l.strip_prefix(name));
+            let event = field("event: ").expect("event name").to_owned();
+            let data: Value = serde_json::from_str(field("data: ").expect("data")).expect("JSON");
+            assert_eq!(data["type"], event.as_str(), "{frame}");
+            (event, data)
+        })
+        .collect()
+}
+
 pub fn sse_data(text: &str) -> Vec<String> {
     text.lines()
         .filter_map(|l| l.strip_prefix("data:"))

@@ -15,6 +15,8 @@ mod openai;
 mod openai_models;
 mod openapi;
 mod ops;
+mod responses;
+mod responses_answer;
 mod structured;
 mod tokens;
 mod tool_wire;
@@ -41,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(openai_models::models))
         .route("/v1/models/{*id}", get(openai_models::model))
         .route("/v1/embeddings", post(embeddings::openai))
+        .route("/v1/responses", post(responses::responses))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/api/generate", post(ollama::generate))

@@ -5,7 +5,9 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{anthropic, embeddings, ollama, ollama_models, openai, openai_models, ops, tokens};
+use super::{
+    anthropic, embeddings, ollama, ollama_models, openai, openai_models, ops, responses, tokens,
+};
 
 struct BearerKey;
 
@@ -33,6 +35,7 @@ impl Modify for BearerKey {
         openai_models::models,
         openai_models::model,
         embeddings::openai,
+        responses::responses,
         anthropic::messages,
         anthropic::count_tokens,
         ollama::generate,

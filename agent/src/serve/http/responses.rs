@@ -1,0 +1,341 @@
+//! OpenAI's Responses API, stateless: `POST /v1/responses` with `input` as text or items
+//! (messages, function calls and their outputs, as the official client sends a conversation
+//! back), `instructions`, function tools and `text.format`, answered whole or as Responses
+//! events (`responses_answer.rs`). Nothing is stored: `store: true`, `previous_response_id`
+//! and `conversation` are refused.
+
+use axum::extract::{Extension, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::fields::Rest;
+use super::tool_wire::tool_choice;
+use super::{ApiError, ApiJson, Flavor, RequestLog, generate, responses_answer, structured};
+use crate::serve::engine::{ChatMessage, Prompt, Tool, ToolCall, json_object_grammar};
+use crate::serve::state::AppState;
+use crate::serve::tools::{self, ToolRequest};
+
+const FLAVOR: Flavor = Flavor::OpenAi;
+
+/// `text`: the output format (`verbosity` is refused: nothing here adjusts it).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TextConfig {
+    format: Option<TextFormat>,
+}
+
+/// `text.format`: the Responses API writes the schema beside the type, not under it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum TextFormat {
+    Text {},
+    JsonObject {},
+    JsonSchema {
+        name: String,
+        #[schema(value_type = Object)]
+        schema: Value,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        strict: Option<bool>,
+    },
+}
+
+/// `POST /v1/responses`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = OpenAiResponsesRequest)]
+pub(crate) struct ResponsesRequest {
+    model: Option<String>,
+    /// A string (one user message) or a list of input items.
+    #[schema(value_type = Object)]
+    input: Value,
+    /// A system message in front of the input.
+    instructions: Option<String>,
+    /// Function tools (`{"type": "function", "name", "description", "parameters", "strict"}`).
+    #[schema(value_type = Vec<Object>)]
+    tools: Option<Vec<Value>>,
+    #[schema(value_type = Object)]
+    tool_choice: Option<Value>,
+    parallel_tool_calls: Option<bool>,
+    max_output_tokens: Option<u32>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    #[serde(default)]
+    stream: bool,
+    text: Option<TextConfig>,
+    /// Only `false`: nothing is stored.
+    store: Option<bool>,
+    /// Echoed in the response.
+    #[schema(value_type = Object)]
+    metadata: Option<Map<String, Value>>,
+    /// Written to the request log (`user=`).
+    user: Option<String>,
+    safety_identifier: Option<String>,
+    /// Only `disabled`: a prompt over the context is a 400, never cut.
+    truncation: Option<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    _rest: Rest,
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(FLAVOR, message)
+}
+
+/// Refuses keys of an input item other than `allowed`, naming the first.
+fn only_keys(item: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<(), ApiError> {
+    match item.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(key) => Err(bad(format!(
+            "unsupported field \"{path}.{key}\": this server does not implement it"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn string_at(item: &Map<String, Value>, key: &str, path: &str) -> Result<String, ApiError> {
+    item.get(key)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| bad(format!("{path}.{key} must be a string")))
+}
+
+/// A message's text: a string, or `input_text`/`output_text` parts.
+fn content_text(content: &Value, path: &str) -> Result<String, ApiError> {
+    match content {
+        Value::String(s) => Ok(s.clone()),
+        Value::Array(parts) => parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let at = format!("{path}[{i}]");
+                let part = part
+                    .as_object()
+                    .ok_or_else(|| bad(format!("{at} must be an object")))?;
+                match part.get("type").and_then(Value::as_str) {
+                    Some("input_text") => only_keys(part, &["type", "text"], &at)?,
+                    // What the server answered, sent back: annotations only when empty.
+                    Some("output_text") => {
+                        only_keys(part, &["type", "text", "annotations", "logprobs"], &at)?;
+                        if part
+                            .get("annotations")
+                            .and_then(Value::as_array)
+                            .is_some_and(|a| !a.is_empty())
+                        {
+                            return Err(bad(format!("{at}.annotations: only an empty list")));
+                        }
+                    }
+                    other => {
+                        return Err(bad(format!(
+                            "{at}.type {other:?}: only input_text and output_text parts"
+                        )));
+                    }
+                }
+                string_at(part, "text", &at)
+            })
+            .collect(),
+        _ => Err(bad(format!("{path} must be a string or a list of parts"))),
+    }
+}
+
+/// The input items as chat messages: consecutive function calls become one assistant message
+/// with calls, function outputs become tool messages.
+fn input_messages(input: &Value) -> Result<Vec<ChatMessage>, ApiError> {
+    let items = match input {
+        Value::String(text) => return Ok(vec![ChatMessage::new("user", text.clone())]),
+        Value::Array(items) if !items.is_empty() => items,
+        _ => return Err(bad("input must be a string or a non-empty list of items")),
+    };
+    let mut out: Vec<ChatMessage> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("input[{i}]");
+        let item = item
+            .as_object()
+            .ok_or_else(|| bad(format!("{path} must be an object")))?;
+        match item
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("message")
+        {
+            "message" => {
+                only_keys(item, &["type", "role", "content", "id", "status"], &path)?;
+                let role = match string_at(item, "role", &path)?.as_str() {
+                    "user" => "user",
+                    "assistant" => "assistant",
+                    "system" | "developer" => "system",
+                    other => return Err(bad(format!("{path}.role {other:?}"))),
+                };
+                let content = item.get("content").unwrap_or(&Value::Null);
+                let text = content_text(content, &format!("{path}.content"))?;
+                out.push(ChatMessage::new(role, text));
+            }
+            "function_call" => {
+                only_keys(
+                    item,
+                    &["type", "call_id", "name", "arguments", "id", "status"],
+                    &path,
+                )?;
+                let call = ToolCall {
+                    id: string_at(item, "call_id", &path)?,
+                    name: string_at(item, "name", &path)?,
+                    arguments: string_at(item, "arguments", &path)?,
+                };
+                match out.last_mut() {
+                    Some(last) if last.role == "assistant" && !last.tool_calls.is_empty() => {
+                        last.tool_calls.push(call);
+                    }
+                    _ => out.push(ChatMessage {
+                        tool_calls: vec![call],
+                        ..ChatMessage::new("assistant", "")
+                    }),
+                }
+            }
+            "function_call_output" => {
+                only_keys(item, &["type", "call_id", "output", "id", "status"], &path)?;
+                let output = item.get("output").unwrap_or(&Value::Null);
+                out.push(ChatMessage {
+                    tool_call_id: Some(string_at(item, "call_id", &path)?),
+                    ..ChatMessage::new("tool", content_text(output, &format!("{path}.output"))?)
+                });
+            }
+            other => {
+                return Err(bad(format!(
+                    "{path}.type {other:?}: only message, function_call and function_call_output items"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Function tools in the Responses form (name at the top, not under `function`).
+fn function_tools(tools: &[Value]) -> Result<Vec<Tool>, ApiError> {
+    tools
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let path = format!("tools[{i}]");
+            let t = t
+                .as_object()
+                .ok_or_else(|| bad(format!("{path} must be an object")))?;
+            if t.get("type").and_then(Value::as_str) != Some("function") {
+                return Err(bad(format!(
+                    "{path}.type {}: only function tools are supported",
+                    t.get("type").unwrap_or(&Value::Null)
+                )));
+            }
+            only_keys(
+                t,
+                &["type", "name", "description", "parameters", "strict"],
+                &path,
+            )?;
+            Ok(Tool {
+                name: string_at(t, "name", &path)?,
+                description: t
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                parameters: t.get("parameters").cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect()
+}
+
+/// `tool_choice`: the chat forms, with a named function written `{"type": "function",
+/// "name": ...}`.
+fn responses_tool_choice(
+    value: Option<&Value>,
+    has_tools: bool,
+) -> Result<tools::ToolChoice, ApiError> {
+    let value = match value {
+        Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("function") => {
+            only_keys(o, &["type", "name"], "tool_choice")?;
+            let name = string_at(o, "name", "tool_choice")?;
+            return Ok(tools::ToolChoice::Named(name));
+        }
+        other => other,
+    };
+    tool_choice(value, has_tools).map_err(bad)
+}
+
+/// A response, whole or as events.
+#[utoipa::path(
+    post,
+    path = "/v1/responses",
+    tag = "openai",
+    request_body = ResponsesRequest,
+    responses(
+        (status = 200, description = "A response (JSON), or server-sent events when stream is true"),
+        generate::GenerationErrors,
+    )
+)]
+pub(crate) async fn responses(
+    State(state): State<AppState>,
+    Extension(log): Extension<RequestLog>,
+    ApiJson(req): ApiJson<ResponsesRequest>,
+) -> Result<Response, ApiError> {
+    let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
+    if req.store == Some(true) {
+        return Err(bad(
+            "store: true is not supported: responses are not stored",
+        ));
+    }
+    if req.truncation.as_deref().is_some_and(|t| t != "disabled") {
+        return Err(bad("truncation: only \"disabled\""));
+    }
+    for user in [&req.user, &req.safety_identifier].into_iter().flatten() {
+        log.user(user);
+    }
+    let mut params = generate::base_params(preset);
+    params.temperature = req.temperature.unwrap_or(params.temperature);
+    params.top_p = req.top_p.unwrap_or(params.top_p);
+    if req.max_output_tokens.is_some() {
+        params.max_tokens = req.max_output_tokens;
+    }
+    let format = req.text.and_then(|t| t.format);
+    params.grammar = match &format {
+        None | Some(TextFormat::Text {}) => None,
+        Some(TextFormat::JsonObject {}) => {
+            Some(json_object_grammar().map_err(|e| ApiError::internal(FLAVOR, &e.to_string()))?)
+        }
+        Some(TextFormat::JsonSchema { schema, .. }) => Some(structured::schema_grammar_for(
+            FLAVOR,
+            "text.format.schema",
+            schema,
+        )?),
+    };
+    let raw_tools = req.tools.unwrap_or_default();
+    let tools = function_tools(&raw_tools)?;
+    let choice = responses_tool_choice(req.tool_choice.as_ref(), !tools.is_empty())?;
+    let parallel = req.parallel_tool_calls.unwrap_or(true);
+    let mut messages = input_messages(&req.input)?;
+    if let Some(instructions) = &req.instructions {
+        messages.insert(0, ChatMessage::new("system", instructions.clone()));
+    }
+    let messages = generate::with_system(preset, messages);
+    let request = ToolRequest {
+        tools,
+        choice,
+        parallel,
+    };
+    let syntax = super::openai::tool_syntax(&state);
+    let prepared = tools::prepare(request, syntax, messages, &mut params).map_err(bad)?;
+    let echo = json!({
+        "model": model,
+        "instructions": req.instructions,
+        "tools": raw_tools,
+        "tool_choice": req.tool_choice.unwrap_or_else(|| json!("auto")),
+        "parallel_tool_calls": parallel,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "max_output_tokens": req.max_output_tokens,
+        "text": {"format": format.map_or_else(|| json!({"type": "text"}), |f| json!(f))},
+        "metadata": req.metadata.unwrap_or_default(),
+        "store": false,
+        "truncation": "disabled",
+    });
+    let live = generate::start(&state, FLAVOR, log, Prompt::Chat(prepared.chat), params)
+        .await?
+        .with_tools(prepared.stream);
+    responses_answer::respond(live, echo, req.stream).await
+}
