@@ -23,8 +23,13 @@ fi
 # Stopped on the way out: the CUDA build when the suite fails first, the control plane.
 cuda_pid=""
 e2e_state=""
+# No `set -e` in here: a failing step (say, killing a CUDA build that already ended) must not
+# end the handler before the cluster is down.
 on_exit() {
-  [[ -n "$cuda_pid" ]] && kill -- "-$cuda_pid" 2>/dev/null
+  set +e
+  if [[ -n "$cuda_pid" ]]; then
+    kill -- "-$cuda_pid" 2>/dev/null
+  fi
   if [[ -n "$e2e_state" ]]; then
     bash tests/cluster/down.sh "$e2e_state" || echo "e2e: tests/cluster/down.sh $e2e_state failed"
   fi
