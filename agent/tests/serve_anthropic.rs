@@ -75,6 +75,13 @@ async fn messages_whole_and_streamed_agree_and_stop_reasons_are_anthropics() {
     assert_eq!(stopped["stop_reason"], "stop_sequence", "{stopped}");
     assert_eq!(stopped["stop_sequence"], stop.as_str(), "{stopped}");
 
+    // A limit larger than the context, as Anthropic's clients send, is cut to the room left.
+    // (The stop sequence ends it where the answer above stopped.)
+    let body = message(json!({"max_tokens": 1_000_000, "stop_sequences": [stop]}));
+    let (status, long) = call(&state, post("/v1/messages", &body)).await;
+    assert_eq!(status, StatusCode::OK, "{long}");
+    assert_eq!(long["stop_reason"], "stop_sequence", "{long}");
+
     // count_tokens counts what the model sees: the same prompt tokens as the answer's usage.
     let count_body = json!({"model": MODEL, "system": "You are terse.",
         "messages": message(json!({}))["messages"]});
@@ -167,6 +174,11 @@ async fn refusals_use_anthropics_error_shape_and_name_the_field() {
     };
     let cases = [
         (message(json!({"container": "c"})), "container"),
+        (
+            message(json!({"messages": [{"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "The colour is"}]})),
+            "prefill",
+        ),
         (
             message(json!({"thinking": {"type": "enabled", "budget_tokens": 1024}})),
             "thinking",

@@ -234,7 +234,7 @@ async fn tools_that_cannot_be_served_are_refused_by_name() {
                 json!("required"),
                 json!({"response_format": {"type": "json_object"}}),
             ),
-            "tools with a response format",
+            "tools with a structured output format",
         ),
         (body(json!("required"), json!({"tools": []})), "needs tools"),
         (body(json!("sometimes"), json!({})), "tool_choice"),

@@ -1,8 +1,10 @@
 //! Reading an upstream answer as it passes through: generated text, token counts, error
-//! frames and whether it ended properly. OpenAI streams are SSE (`data: {...}` lines ending
-//! with `data: [DONE]`), Ollama streams are NDJSON (ending with `"done": true`), other answers
-//! are one JSON document.
+//! frames and whether it ended properly. OpenAI chat streams are SSE (`data: {...}` lines
+//! ending with `data: [DONE]`), Anthropic's and the Responses API's are SSE of typed events
+//! (ending with `message_stop`, `response.completed` or `response.incomplete`), Ollama streams
+//! are NDJSON (ending with `"done": true`), other answers are one JSON document.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -141,7 +143,10 @@ impl Answer {
     }
 
     fn frame(&mut self, frame: &Value) {
-        if frame.get("error").is_some_and(|e| !e.is_null()) {
+        let kind = frame.get("type").and_then(Value::as_str);
+        if frame.get("error").is_some_and(|e| !e.is_null())
+            || matches!(kind, Some("error" | "response.failed"))
+        {
             self.error = true;
         }
         if let Some(piece) = text_of(frame).filter(|t| !t.is_empty()) {
@@ -150,36 +155,136 @@ impl Answer {
             self.last_token = Some(now);
             self.chunks += 1;
             if self.keep_text {
-                self.text.push_str(piece);
+                self.text.push_str(&piece);
             }
         }
-        let usage = frame.get("usage");
-        let count = |openai: &str, ollama: &str| {
-            usage
-                .and_then(|u| u.get(openai))
-                .or_else(|| frame.get(ollama))
-                .and_then(Value::as_u64)
-        };
-        if let Some(n) = count("completion_tokens", "eval_count") {
+        // Anthropic's message_start and the Responses API's final event carry it inside.
+        let usage = frame
+            .get("usage")
+            .or_else(|| frame.pointer("/message/usage"))
+            .or_else(|| frame.pointer("/response/usage"));
+        let field = |name: &str| usage.and_then(|u| u.get(name)).and_then(Value::as_u64);
+        let top = |name: &str| frame.get(name).and_then(Value::as_u64);
+        if let Some(n) = field("completion_tokens")
+            .or_else(|| field("output_tokens"))
+            .or_else(|| top("eval_count"))
+        {
             self.completion_tokens = Some(n);
         }
-        if let Some(n) = count("prompt_tokens", "prompt_eval_count") {
+        // Anthropic counts cache reads apart from `input_tokens`; the prompt is both.
+        let input =
+            field("input_tokens").map(|n| n + field("cache_read_input_tokens").unwrap_or(0));
+        if let Some(n) = field("prompt_tokens")
+            .or(input)
+            .or_else(|| top("prompt_eval_count"))
+        {
             self.prompt_tokens = Some(n);
         }
         if self.framing == Framing::Ndjson && frame.get("done") == Some(&Value::Bool(true)) {
             self.complete = true;
         }
+        if matches!(
+            kind,
+            Some("message_stop" | "response.completed" | "response.incomplete")
+        ) {
+            self.complete = true;
+        }
     }
 }
 
-/// The generated text in one frame of any of the four generation APIs.
-fn text_of(frame: &Value) -> Option<&str> {
+/// The generated text in one frame of any of the generation APIs.
+fn text_of(frame: &Value) -> Option<Cow<'_, str>> {
+    // Anthropic's and the Responses API's frames say what they are.
+    match frame.get("type").and_then(Value::as_str) {
+        Some("content_block_delta") => return borrowed(frame.pointer("/delta/text")),
+        Some("response.output_text.delta") => return borrowed(frame.get("delta")),
+        // A whole Anthropic message: its text blocks.
+        Some("message") => return Some(Cow::Owned(texts(frame.get("content")))),
+        Some(_) => return None,
+        None => {}
+    }
+    if frame.get("object").and_then(Value::as_str) == Some("response") {
+        // A whole response: the text parts of its message items.
+        let items = frame.get("output").and_then(Value::as_array);
+        let text = items
+            .into_iter()
+            .flatten()
+            .map(|item| texts(item.get("content")))
+            .collect();
+        return Some(Cow::Owned(text));
+    }
     let choice = frame.get("choices").and_then(|c| c.get(0));
-    choice
-        .and_then(|c| c.get("delta").or_else(|| c.get("message")))
-        .and_then(|m| m.get("content"))
-        .or_else(|| choice.and_then(|c| c.get("text")))
-        .or_else(|| frame.get("response"))
-        .or_else(|| frame.get("message").and_then(|m| m.get("content")))
-        .and_then(Value::as_str)
+    borrowed(
+        choice
+            .and_then(|c| c.get("delta").or_else(|| c.get("message")))
+            .and_then(|m| m.get("content"))
+            .or_else(|| choice.and_then(|c| c.get("text")))
+            .or_else(|| frame.get("response"))
+            .or_else(|| frame.get("message").and_then(|m| m.get("content"))),
+    )
+}
+
+fn borrowed(v: Option<&Value>) -> Option<Cow<'_, str>> {
+    v.and_then(Value::as_str).map(Cow::Borrowed)
+}
+
+/// The `text` of each block or part in a content list.
+fn texts(content: Option<&Value>) -> String {
+    content
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|part| part.get("text").and_then(Value::as_str))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(framing: Framing, body: &str) -> Answer {
+        let mut answer = Answer::new(framing, true);
+        answer.feed(body.as_bytes());
+        answer.finish();
+        answer
+    }
+
+    #[test]
+    fn anthropic_answers_are_read_streamed_and_whole() {
+        let sse = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":7,\"output_tokens\":0}}}\n\n\
+            event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n\
+            event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n\
+            event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"input_tokens\":2,\"cache_read_input_tokens\":5,\"output_tokens\":3}}\n\n\
+            event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+        let a = read(Framing::Sse, sse);
+        assert_eq!(
+            (a.text.as_str(), a.chunks, a.complete, a.error),
+            ("Hi", 1, true, false)
+        );
+        assert_eq!((a.prompt_tokens, a.completion_tokens), (Some(7), Some(3)));
+        let whole = r#"{"type":"message","content":[{"type":"text","text":"Hi"},{"type":"tool_use","input":{}}],"usage":{"input_tokens":4,"output_tokens":2}}"#;
+        let a = read(Framing::Document, whole);
+        assert_eq!(
+            (a.text.as_str(), a.billed_tokens(), a.complete),
+            ("Hi", 6, true)
+        );
+        let failed =
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\"}}\n";
+        assert!(read(Framing::Sse, failed).error);
+    }
+
+    #[test]
+    fn responses_answers_are_read_streamed_and_whole() {
+        let sse = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"usage\":null}}\n\n\
+            event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hel\"}\n\n\
+            event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"lo\"}\n\n\
+            event: response.output_text.done\ndata: {\"type\":\"response.output_text.done\",\"text\":\"Hello\"}\n\n\
+            event: response.incomplete\ndata: {\"type\":\"response.incomplete\",\"response\":{\"usage\":{\"input_tokens\":9,\"output_tokens\":2}}}\n\n";
+        let a = read(Framing::Sse, sse);
+        assert_eq!((a.text.as_str(), a.chunks, a.complete), ("Hello", 2, true));
+        assert_eq!((a.prompt_tokens, a.completion_tokens), (Some(9), Some(2)));
+        let whole = r#"{"object":"response","output":[{"type":"message","content":[{"type":"output_text","text":"Yes"}]},{"type":"function_call","arguments":"{}"}],"usage":{"input_tokens":3,"output_tokens":1}}"#;
+        let a = read(Framing::Document, whole);
+        assert_eq!((a.text.as_str(), a.billed_tokens()), ("Yes", 4));
+    }
 }

@@ -20,9 +20,9 @@ const GET_ROUTES: [&str; 5] = [
     "/api/ps",
     "/api/version",
 ];
-/// Responses, Anthropic's messages and the token routes pass through like the others; the router's
-/// per-answer figures (tokens, TTFT) and shadow traffic cover the OpenAI and Ollama
-/// generation routes (`proxy::GENERATION_PATHS`).
+/// Every client route of `serve`; the generation routes among them are also read for the
+/// router's figures (tokens, TTFT), token budgets and shadow traffic
+/// (`proxy::GENERATION_PATHS`).
 const POST_ROUTES: [&str; 13] = [
     "/v1/chat/completions",
     "/v1/responses",
@@ -54,7 +54,7 @@ pub fn app(state: RouterState) -> Router {
             allowed_origin(&cors_state, origin)
         }))
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+        .allow_headers(crate::serve::http::CORS_HEADERS);
     router
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

@@ -19,9 +19,11 @@ use super::{choose, keys, shadow};
 use crate::serve::http::{ApiError, Flavor};
 
 /// Routes whose answers carry generated text (read for tokens, TTFT and shadow comparison).
-const GENERATION_PATHS: [&str; 4] = [
+const GENERATION_PATHS: [&str; 6] = [
     "/v1/chat/completions",
     "/v1/completions",
+    "/v1/responses",
+    "/v1/messages",
     "/api/generate",
     "/api/chat",
 ];

@@ -75,7 +75,11 @@ pub(super) fn admit(
     let vocab = model.vocab();
     let prompt_tokens = tokens.len() as u32;
     let room = context.saturating_sub(prompt_tokens);
-    let max_tokens = params.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS.min(room));
+    let max_tokens = match params.max_tokens {
+        Some(n) if params.fit_max_tokens => n.min(room),
+        Some(n) => n,
+        None => DEFAULT_MAX_TOKENS.min(room),
+    };
     if tokens.is_empty() || prompt_tokens.saturating_add(max_tokens.max(1)) > context {
         let _ = events.send(Event::Error(EngineError::ContextOverflow {
             prompt_tokens,

@@ -45,6 +45,9 @@ pub struct SamplingParams {
     /// Texts of special tokens that belong to the answer (a tool call's opening such as
     /// Mistral's `[TOOL_CALLS]`): written out, where other special tokens are hidden.
     pub preserved: Vec<String>,
+    /// `max_tokens` is an upper bound to cut to the room the prompt leaves in the context,
+    /// not a demand refused when it does not fit (Anthropic's clients always send one).
+    pub fit_max_tokens: bool,
     /// Generation goes on past end-of-generation tokens (they are never picked) until
     /// `max_tokens` or a stop string: llama-server's `ignore_eos`, for benchmarks.
     pub ignore_eos: bool,
@@ -70,6 +73,7 @@ impl Default for SamplingParams {
             grammar_triggers: Vec::new(),
             grammar_trigger_patterns: Vec::new(),
             preserved: Vec::new(),
+            fit_max_tokens: false,
             ignore_eos: false,
             logprobs: None,
         }

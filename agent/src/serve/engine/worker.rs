@@ -354,7 +354,9 @@ impl<'m> Worker<'m> {
             return;
         };
         let rest = job.text.finish();
-        if !rest.is_empty() && finish == FinishReason::Length {
+        // Text held back because it could have grown into a stop string is the answer's own,
+        // unless a stop string was found.
+        if !rest.is_empty() && !matches!(finish, FinishReason::StopSequence(_)) {
             let _ = job.events.send(Event::Token(rest));
         }
         let now = Instant::now();

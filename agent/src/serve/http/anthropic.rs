@@ -184,13 +184,15 @@ fn bad(message: impl Into<String>) -> ApiError {
 fn text_of(content: Content, what: &str) -> Result<String, ApiError> {
     match content {
         Content::Text(t) => Ok(t),
+        // Blocks are separate pieces of text: a line between them, not glued together.
         Content::Blocks(blocks) => blocks
             .into_iter()
             .map(|b| match b {
                 Block::Text { text, .. } => Ok(text),
                 _ => Err(bad(format!("{what}: only text blocks"))),
             })
-            .collect(),
+            .collect::<Result<Vec<_>, _>>()
+            .map(|texts| texts.join("\n")),
     }
 }
 
@@ -202,6 +204,14 @@ fn chat_messages(
 ) -> Result<Vec<ChatMessage>, ApiError> {
     if messages.is_empty() {
         return Err(bad("messages must not be empty"));
+    }
+    // Anthropic continues a final assistant message ("prefill"); chat templates close every
+    // turn they render, so that cannot be honoured here.
+    if messages.last().is_some_and(|m| m.role == "assistant") {
+        return Err(bad(
+            "messages: a final assistant message (prefill) is not supported; the answer \
+             always starts a new assistant turn",
+        ));
     }
     let mut out = Vec::new();
     if let Some(system) = system {
@@ -223,7 +233,12 @@ fn chat_messages(
         let mut calls = Vec::new();
         for block in blocks {
             match block {
-                Block::Text { text: t, .. } => text.push_str(&t),
+                Block::Text { text: t, .. } => {
+                    if !text.is_empty() {
+                        text.push('\n');
+                    }
+                    text.push_str(&t);
+                }
                 Block::ToolUse {
                     id, name, input, ..
                 } if role == "assistant" => {
@@ -408,6 +423,8 @@ pub(crate) async fn messages(
     }
     let mut params = generate::base_params(preset);
     params.max_tokens = Some(req.max_tokens);
+    // Anthropic's clients always send a limit, often larger than a small model's context.
+    params.fit_max_tokens = true;
     params.temperature = req.temperature.unwrap_or(params.temperature);
     params.top_p = req.top_p.unwrap_or(params.top_p);
     params.top_k = req.top_k.unwrap_or(params.top_k);

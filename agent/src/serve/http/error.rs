@@ -225,7 +225,8 @@ impl ApiError {
     /// Anthropic's error types go by status.
     fn anthropic_type(&self) -> &'static str {
         match self.status.as_u16() {
-            400 | 408 | 422 => "invalid_request_error",
+            400 | 422 => "invalid_request_error",
+            408 => "timeout_error",
             401 => "authentication_error",
             403 => "permission_error",
             404 => "not_found_error",

@@ -22,7 +22,7 @@ mod tokens;
 mod tool_wire;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -83,6 +83,17 @@ pub fn app(state: AppState) -> Router {
     router.with_state(state)
 }
 
+/// Request headers a browser may send cross-origin (`serve` and `route`): the key in either
+/// form, JSON, and the headers Anthropic's browser client adds.
+pub const CORS_HEADERS: [HeaderName; 6] = [
+    header::AUTHORIZATION,
+    header::CONTENT_TYPE,
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("anthropic-version"),
+    HeaderName::from_static("anthropic-beta"),
+    HeaderName::from_static("anthropic-dangerous-direct-browser-access"),
+];
+
 fn cors(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
@@ -96,7 +107,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+            .allow_headers(CORS_HEADERS),
     )
 }
 

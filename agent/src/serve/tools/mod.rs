@@ -62,7 +62,7 @@ pub(crate) fn prepare(
         ToolChoice::None => Vec::new(),
         ToolChoice::Auto | ToolChoice::Required if tools.is_empty() => {
             if request.choice == ToolChoice::Required {
-                return Err("tool_choice \"required\" needs tools".into());
+                return Err("a required tool call (tool_choice) needs tools".into());
             }
             Vec::new()
         }
@@ -84,8 +84,8 @@ pub(crate) fn prepare(
     }
     if params.grammar.is_some() {
         return Err(
-            "tools with a response format: an answer is either tool calls or formatted text; \
-             send tool_choice \"none\" to use the format"
+            "tools with a structured output format: an answer is either tool calls or \
+             formatted text; turn the tools off (tool_choice none) to use the format"
                 .into(),
         );
     }
