@@ -434,3 +434,52 @@ async fn models_by_id_tokenize_detokenize_and_ollama_model_management() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_list_of_prompts_gets_one_choice_each_in_order() {
+    let _serial = serial().await;
+    let Some(state) = ready_state(|_| {}, vec![], None) else {
+        return;
+    };
+    let prompts = ["The sky is", "Two plus two is"];
+    let mut singles = Vec::new();
+    for prompt in prompts {
+        let (status, one) = call(
+            &state,
+            post("/v1/completions", &greedy_completion(prompt, 8)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{one}");
+        singles.push(one);
+    }
+    let mut body = greedy_completion("", 8);
+    body["prompt"] = json!(prompts);
+    let (status, list) = call(&state, post("/v1/completions", &body)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let count = |v: &Value, key: &str| v["usage"][key].as_u64().expect("usage");
+    for (i, single) in singles.iter().enumerate() {
+        assert_eq!(list["choices"][i]["index"], i, "{list}");
+        // Greedy, each prompt gets the text it gets alone (CPU decoding is per sequence).
+        assert_eq!(
+            list["choices"][i]["text"], single["choices"][0]["text"],
+            "{list}"
+        );
+    }
+    for key in ["prompt_tokens", "completion_tokens"] {
+        let sum: u64 = singles.iter().map(|s| count(s, key)).sum();
+        assert_eq!(count(&list, key), sum, "{key}: {list}");
+    }
+    body["stream"] = json!(true);
+    let (status, refused) = call(&state, post("/v1/completions", &body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused
+            .to_string()
+            .contains("a list of prompts with stream"),
+        "{refused}"
+    );
+    body["stream"] = json!(false);
+    body["prompt"] = json!([]);
+    let (status, _) = call(&state, post("/v1/completions", &body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

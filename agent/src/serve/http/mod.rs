@@ -15,6 +15,7 @@ mod openai;
 mod openai_models;
 mod openapi;
 mod ops;
+mod prompt_list;
 mod responses;
 mod responses_answer;
 mod structured;

@@ -349,11 +349,14 @@ pub(crate) async fn completions(
     }
     params.logprobs = req.logprobs;
     let mut prompts = req.prompt.into_vec();
-    if prompts.len() != 1 {
-        return Err(ApiError::bad_request(
-            FLAVOR,
-            "exactly one prompt is supported",
-        ));
+    match prompts.len() {
+        0 => return Err(ApiError::bad_request(FLAVOR, "prompt must not be empty")),
+        1 => {}
+        _ => {
+            usage_in_stream(req.stream, req.stream_options)?;
+            return super::prompt_list::complete(&state, log, model, prompts, params, req.stream)
+                .await;
+        }
     }
     let prompt = Prompt::Text(prompts.remove(0));
     let logprobs = params.logprobs.is_some();
