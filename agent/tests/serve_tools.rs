@@ -312,10 +312,21 @@ Given the following functions, respond with a JSON for a function call with its 
 
 {% endif %}"#;
 
+/// A template in the Mistral style: calls after `[TOOL_CALLS]`, and call ids that must be 9
+/// letters and digits (Mistral's templates raise otherwise).
+const MISTRAL: &str = r#"{%- if tools %}[AVAILABLE_TOOLS]{{ tools | tojson }}[/AVAILABLE_TOOLS]{% endif %}
+{%- for message in messages %}
+{%- if message.role == 'user' %}[INST]{{ message.content }}[/INST]
+{%- elif message.tool_calls %}[TOOL_CALLS][{% for c in message.tool_calls %}{"name": "{{ c.function.name }}", "arguments": {{ c.function.arguments | tojson }}, "id": "{{ c.id }}"}{% if not loop.last %}, {% endif %}{% endfor %}]</s>
+{%- elif message.role == 'tool' %}{% if message.tool_call_id | length != 9 %}{{ raise_exception("Tool call IDs should be alphanumeric strings with length 9!") }}{% endif %}[TOOL_RESULTS]{"content": {{ message.content | tojson }}, "call_id": "{{ message.tool_call_id }}"}[/TOOL_RESULTS]
+{%- else %}{{ message.content }}</s>{% endif %}
+{%- endfor %}"#;
+
 #[tokio::test]
-async fn hermes_and_llama3_templates_get_their_own_syntax() {
+async fn hermes_llama3_and_mistral_templates_get_their_own_syntax() {
     let _serial = serial().await;
-    for (template, syntax) in [(HERMES, "hermes"), (LLAMA3, "llama3")] {
+    let templates = [(HERMES, "hermes"), (LLAMA3, "llama3"), (MISTRAL, "mistral")];
+    for (template, syntax) in templates {
         let Some(engine) = engine_with_template(template) else {
             return;
         };

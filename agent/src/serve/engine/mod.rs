@@ -83,6 +83,21 @@ pub struct Usage {
     pub prompt_eval: Duration,
 }
 
+impl Usage {
+    /// Two generations of one request together (a list of prompts): token counts add up,
+    /// times are the longer one's, as they ran side by side.
+    pub fn plus(self, other: Usage) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_tokens + other.prompt_tokens,
+            cached_tokens: self.cached_tokens + other.cached_tokens,
+            completion_tokens: self.completion_tokens + other.completion_tokens,
+            ttft: self.ttft.max(other.ttft),
+            total: self.total.max(other.total),
+            prompt_eval: self.prompt_eval.max(other.prompt_eval),
+        }
+    }
+}
+
 /// What the engine sends back for one generation, in order: `Accepted`, `Token`*, `Done`
 /// (or `Error` at any point).
 #[derive(Debug, Clone, PartialEq)]

@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use super::fields::Rest;
 use super::{ApiError, ApiJson, Flavor, RequestLog, anthropic_answer, generate, structured};
 use crate::serve::engine::{ChatMessage, Prompt, SamplingParams, Tool, ToolCall};
+use crate::serve::presets::Preset;
 use crate::serve::state::AppState;
-use crate::serve::tools::{self, Prepared, ToolChoice, ToolRequest};
+use crate::serve::tools::{ToolChoice, ToolRequest};
 
 const FLAVOR: Flavor = Flavor::Anthropic;
 
@@ -337,13 +338,13 @@ fn tool_request(
 }
 
 impl Conversation {
-    /// Checks the fields, applies the output format and prepares messages and tools.
-    fn prepare(
+    /// Checks the fields and applies the output format; the conversation (with the preset's
+    /// system prompt unless it has its own) and its tools.
+    fn read(
         self,
-        state: &AppState,
-        preset_system: Option<&str>,
+        preset: Option<&Preset>,
         params: &mut SamplingParams,
-    ) -> Result<Prepared, ApiError> {
+    ) -> Result<(Vec<ChatMessage>, ToolRequest), ApiError> {
         match &self.thinking {
             None => {}
             Some(t) if t.get("type").and_then(Value::as_str) == Some("disabled") => {}
@@ -359,15 +360,9 @@ impl Conversation {
                 params.grammar = anthropic_format(&format)?;
             }
         }
-        let mut messages = chat_messages(self.system, self.messages)?;
-        if let Some(system) = preset_system
-            && !messages.iter().any(|m| m.role == "system")
-        {
-            messages.insert(0, ChatMessage::new("system", system));
-        }
+        let messages = chat_messages(self.system, self.messages)?;
         let request = tool_request(self.tools, self.tool_choice)?;
-        let syntax = super::openai::tool_syntax(state);
-        tools::prepare(request, syntax, messages, params).map_err(bad)
+        Ok((generate::with_system(preset, messages), request))
     }
 }
 
@@ -432,11 +427,9 @@ pub(crate) async fn messages(
         params.stop = stop;
     }
     let stops = params.stop.clone();
-    let system = preset.and_then(|p| p.system.as_deref());
-    let prepared = req.conversation.prepare(&state, system, &mut params)?;
-    let live = generate::start(&state, FLAVOR, log, Prompt::Chat(prepared.chat), params)
-        .await?
-        .with_tools(prepared.stream);
+    let (messages, request) = req.conversation.read(preset, &mut params)?;
+    let live =
+        generate::start_chat(&state, FLAVOR, log, messages, request, params, req.stream).await?;
     anthropic_answer::respond(live, model, stops, req.stream).await
 }
 
@@ -455,8 +448,8 @@ pub(crate) async fn count_tokens(
 ) -> Result<axum::Json<Value>, ApiError> {
     let (_, preset) = generate::requested(&state, FLAVOR, &log, req.conversation.model.as_deref())?;
     let mut params = generate::base_params(preset);
-    let system = preset.and_then(|p| p.system.as_deref());
-    let prepared = req.conversation.prepare(&state, system, &mut params)?;
+    let (messages, request) = req.conversation.read(preset, &mut params)?;
+    let prepared = generate::prepare_chat(&state, FLAVOR, messages, request, &mut params)?;
     let engine = generate::engine(&state, FLAVOR)?;
     let tokens = engine
         .count_tokens(Prompt::Chat(prepared.chat))

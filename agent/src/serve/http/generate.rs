@@ -1,18 +1,20 @@
-//! What both APIs share: model/preset resolution, admission, starting a generation and
-//! reading its events (collected, or as a stream that holds the admission permit).
+//! What the APIs share: model/preset resolution, admission, starting a generation (chats with
+//! their tools) and reading its events (collected, or as a stream that holds the admission
+//! permit).
+
+use std::collections::VecDeque;
 
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{ApiError, Flavor, RequestLog};
-use std::collections::VecDeque;
-
 use crate::serve::engine::{
-    ChatMessage, Engine, Event, FinishReason, Prompt, SamplingParams, TokenLogprob, ToolCall, Usage,
+    ChatMessage, Engine, Event, FinishReason, Prompt, SamplingParams, TokenLogprob, ToolCall,
+    ToolSyntax, Usage,
 };
 use crate::serve::presets::Preset;
 use crate::serve::state::AppState;
-use crate::serve::tools::{ToolStream, call_id};
+use crate::serve::tools::{self, Prepared, ToolRequest, ToolStream, call_id};
 
 /// A string or a list of strings (`stop`, `prompt`, `input`).
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
@@ -84,6 +86,45 @@ pub(crate) fn with_system(
         messages.insert(0, ChatMessage::new("system", system.clone()));
     }
     messages
+}
+
+/// How the loaded model writes tool calls (the generic form while it loads: the request then
+/// gets a 503 from [`start`] anyway).
+pub(crate) fn tool_syntax(state: &AppState) -> ToolSyntax {
+    state
+        .engine
+        .get()
+        .map_or(ToolSyntax::Generic, |e| e.info().tool_syntax)
+}
+
+/// A conversation and the request's tools, prepared for the loaded model's tool syntax (see
+/// [`crate::serve::tools`]); sets the grammar of `params` when tools are offered.
+pub(crate) fn prepare_chat(
+    state: &AppState,
+    flavor: Flavor,
+    messages: Vec<ChatMessage>,
+    request: ToolRequest,
+    params: &mut SamplingParams,
+) -> Result<Prepared, ApiError> {
+    tools::prepare(request, tool_syntax(state), messages, params)
+        .map_err(|e| ApiError::bad_request(flavor, e))
+}
+
+/// [`prepare_chat`], then [`start`], with the output read for tool calls: what every chat
+/// route does.
+pub(crate) async fn start_chat(
+    state: &AppState,
+    flavor: Flavor,
+    log: RequestLog,
+    messages: Vec<ChatMessage>,
+    request: ToolRequest,
+    mut params: SamplingParams,
+    stream: bool,
+) -> Result<Live, ApiError> {
+    let prepared = prepare_chat(state, flavor, messages, request, &mut params)?;
+    tools::streamable(stream, &params, &prepared).map_err(|e| ApiError::bad_request(flavor, e))?;
+    let live = start(state, flavor, log, Prompt::Chat(prepared.chat), params).await?;
+    Ok(live.with_tools(prepared.stream))
 }
 
 /// The engine, or 503 while starting.

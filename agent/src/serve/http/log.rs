@@ -75,17 +75,7 @@ impl RequestLog {
     /// (a list of prompts) logs their sums and its longest times.
     pub fn finished(&self, usage: Usage) {
         self.with(|f| {
-            f.usage = Some(match f.usage {
-                None => usage,
-                Some(before) => Usage {
-                    prompt_tokens: before.prompt_tokens + usage.prompt_tokens,
-                    cached_tokens: before.cached_tokens + usage.cached_tokens,
-                    completion_tokens: before.completion_tokens + usage.completion_tokens,
-                    ttft: before.ttft.max(usage.ttft),
-                    total: before.total.max(usage.total),
-                    prompt_eval: before.prompt_eval.max(usage.prompt_eval),
-                },
-            });
+            f.usage = Some(f.usage.map_or(usage, |before| before.plus(usage)));
             f.finished = true;
         });
     }

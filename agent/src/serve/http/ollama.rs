@@ -18,7 +18,7 @@ use crate::serve::engine::{
     ChatMessage, FinishReason, Prompt, SamplingParams, TokenLogprob, ToolCall,
 };
 use crate::serve::state::AppState;
-use crate::serve::tools::{self, ToolChoice, ToolRequest};
+use crate::serve::tools::{ToolChoice, ToolRequest};
 
 const FLAVOR: Flavor = Flavor::Ollama;
 
@@ -275,14 +275,10 @@ pub(crate) async fn chat(
         choice,
         parallel: true,
     };
-    let syntax = super::openai::tool_syntax(&state);
     let messages = generate::with_system(preset, messages);
-    let prepared = tools::prepare(request, syntax, messages, &mut params).map_err(bad)?;
-    tools::streamable(req.stream, &params, &prepared).map_err(bad)?;
     let logprobs = params.logprobs.is_some();
-    let live = generate::start(&state, FLAVOR, log, Prompt::Chat(prepared.chat), params)
-        .await?
-        .with_tools(prepared.stream);
+    let live =
+        generate::start_chat(&state, FLAVOR, log, messages, request, params, req.stream).await?;
     respond(live, model, true, req.stream, logprobs).await
 }
 

@@ -19,10 +19,10 @@ use super::tool_wire::{self, OpenAiCall, ToolDef};
 use super::{ApiError, ApiJson, Flavor, RequestLog};
 use crate::serve::engine::{
     ChatMessage, FinishReason, MAX_TOP_LOGPROBS, Prompt, SamplingParams, TokenLogprob, ToolCall,
-    ToolSyntax, Usage,
+    Usage,
 };
 use crate::serve::state::AppState;
-use crate::serve::tools::{self, ToolRequest};
+use crate::serve::tools::ToolRequest;
 
 const FLAVOR: Flavor = Flavor::OpenAi;
 
@@ -301,16 +301,11 @@ pub(crate) async fn chat(
         choice,
         parallel: req.parallel_tool_calls.unwrap_or(true),
     };
-    let syntax = tool_syntax(&state);
     let messages = generate::with_system(preset, messages(req.messages)?);
-    let prepared = tools::prepare(request, syntax, messages, &mut params).map_err(bad)?;
-    tools::streamable(req.stream, &params, &prepared).map_err(bad)?;
-    let prompt = Prompt::Chat(prepared.chat);
     let logprobs = params.logprobs.is_some();
     let include_usage = usage_in_stream(req.stream, req.stream_options)?;
-    let live = generate::start(&state, FLAVOR, log, prompt, params)
-        .await?
-        .with_tools(prepared.stream);
+    let live =
+        generate::start_chat(&state, FLAVOR, log, messages, request, params, req.stream).await?;
     respond(
         &state,
         live,
@@ -374,22 +369,13 @@ pub(crate) async fn completions(
     .await
 }
 
-/// How the loaded model writes tool calls (the generic form while it loads: the request then
-/// gets a 503 from `generate::start` anyway).
-pub(crate) fn tool_syntax(state: &AppState) -> ToolSyntax {
-    state
-        .engine
-        .get()
-        .map_or(ToolSyntax::Generic, |e| e.info().tool_syntax)
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     Chat,
     Text,
 }
 
-fn usage_json(u: &Usage) -> Value {
+pub(crate) fn usage_json(u: &Usage) -> Value {
     json!({
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,

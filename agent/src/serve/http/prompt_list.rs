@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::generate::{self, Live};
 use super::{ApiError, Flavor, RequestLog, logprobs};
-use crate::serve::engine::{Prompt, SamplingParams};
+use crate::serve::engine::{Prompt, SamplingParams, Usage};
 use crate::serve::state::AppState;
 
 const FLAVOR: Flavor = Flavor::OpenAi;
@@ -63,15 +63,15 @@ pub(crate) async fn complete(
                 "logprobs": want_logprobs.then(|| logprobs::legacy(&d.logprobs, 0))})
         })
         .collect();
-    let prompt_tokens: u32 = done.iter().map(|d| d.usage.prompt_tokens).sum();
-    let completion_tokens: u32 = done.iter().map(|d| d.usage.completion_tokens).sum();
-    let cached_tokens: u32 = done.iter().map(|d| d.usage.cached_tokens).sum();
+    let usage = done
+        .iter()
+        .map(|d| d.usage)
+        .reduce(Usage::plus)
+        .unwrap_or_default();
     let body = json!({
         "id": id, "object": "text_completion", "created": generate::unix_now(), "model": model,
         "choices": choices,
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": cached_tokens}},
+        "usage": super::openai::usage_json(&usage),
     });
     Ok(Json(body).into_response())
 }

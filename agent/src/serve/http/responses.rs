@@ -9,10 +9,10 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::fields::Rest;
+use super::fields::{Rest, unsupported};
 use super::tool_wire::tool_choice;
 use super::{ApiError, ApiJson, Flavor, RequestLog, generate, responses_answer, structured};
-use crate::serve::engine::{ChatMessage, Prompt, Tool, ToolCall, json_object_grammar};
+use crate::serve::engine::{ChatMessage, Tool, ToolCall, json_object_grammar};
 use crate::serve::state::AppState;
 use crate::serve::tools::{self, ToolRequest};
 
@@ -86,9 +86,7 @@ fn bad(message: impl Into<String>) -> ApiError {
 /// Refuses keys of an input item other than `allowed`, naming the first.
 fn only_keys(item: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<(), ApiError> {
     match item.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(key) => Err(bad(format!(
-            "unsupported field \"{path}.{key}\": this server does not implement it"
-        ))),
+        Some(key) => Err(bad(unsupported(&format!("{path}.{key}")))),
         None => Ok(()),
     }
 }
@@ -318,8 +316,6 @@ pub(crate) async fn responses(
         choice,
         parallel,
     };
-    let syntax = super::openai::tool_syntax(&state);
-    let prepared = tools::prepare(request, syntax, messages, &mut params).map_err(bad)?;
     let echo = json!({
         "model": model,
         "instructions": req.instructions,
@@ -334,8 +330,7 @@ pub(crate) async fn responses(
         "store": false,
         "truncation": "disabled",
     });
-    let live = generate::start(&state, FLAVOR, log, Prompt::Chat(prepared.chat), params)
-        .await?
-        .with_tools(prepared.stream);
+    let live =
+        generate::start_chat(&state, FLAVOR, log, messages, request, params, req.stream).await?;
     responses_answer::respond(live, echo, req.stream).await
 }
