@@ -115,6 +115,16 @@ struct ServeArgs {
     /// Chat template override: a llama.cpp template name (chatml, gemma, llama3, ...) or text.
     #[arg(long)]
     chat_template: Option<String>,
+    /// Longest prompt a request may send, in tokens once templated (longer: 400).
+    #[arg(long)]
+    max_prompt_tokens: Option<u32>,
+    /// Most tokens one request may generate (asking for more: 400); also caps the default.
+    #[arg(long)]
+    max_tokens: Option<u32>,
+    /// Prefill every prompt in its own slot instead of copying the longest prefix another
+    /// slot has cached (to measure the sharing, or to rule it out).
+    #[arg(long)]
+    no_prefix_sharing: bool,
     /// Model name clients use (default: the file name without .gguf).
     #[arg(long)]
     model_name: Option<String>,
@@ -245,6 +255,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             config.engine.gpu_layers = args.gpu_layers;
             config.engine.chat_template = args.chat_template;
+            config.engine.share_prefixes = !args.no_prefix_sharing;
+            config.engine.limits = serve::engine::RequestLimits {
+                prompt_tokens: args.max_prompt_tokens,
+                max_tokens: args.max_tokens,
+            };
             let slots = config.engine.parallel as usize;
             let name = args
                 .model_name

@@ -20,12 +20,12 @@ const PROMPT: &str = "The capital of France is";
 
 fn load(gpu_layers: GpuLayers) -> Option<Engine> {
     let config = EngineConfig {
-        model_path: model_path()?,
         ctx: 1024,
         parallel: 2,
         threads: 2,
         gpu_layers,
         chat_template: None,
+        ..EngineConfig::new(model_path()?)
     };
     Some(Engine::load(config, metrics().engine).expect("load the test model"))
 }

@@ -42,8 +42,11 @@ async fn wait_ready(base: &str) {
 async fn the_real_agent_behind_the_router_with_shadow_and_python_clients() {
     let Some(model) = model_path() else { return };
     let dir = tempfile::tempdir().unwrap();
-    // One slot: the live request and its shadow copy each decode alone, so greedy answers
-    // are identical token for token.
+    // Two slots: the clients' `n: 2` needs them. Both variants are this one agent, so the
+    // live request and its shadow copy decode side by side; without prefix sharing each
+    // computes its own prompt and greedy answers are identical token for token (sharing would
+    // order their cache cells differently, and llama.cpp's half-precision attention can then
+    // break a near tie differently, which two real variants never share).
     let serve_port = free_port();
     let _serve = agent(&[
         "serve",
@@ -58,7 +61,8 @@ async fn the_real_agent_behind_the_router_with_shadow_and_python_clients() {
         "--ctx",
         "1024",
         "--parallel",
-        "1",
+        "2",
+        "--no-prefix-sharing",
         "--threads",
         "2",
     ]);

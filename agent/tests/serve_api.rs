@@ -469,15 +469,6 @@ async fn a_list_of_prompts_gets_one_choice_each_in_order() {
         let sum: u64 = singles.iter().map(|s| count(s, key)).sum();
         assert_eq!(count(&list, key), sum, "{key}: {list}");
     }
-    body["stream"] = json!(true);
-    let (status, refused) = call(&state, post("/v1/completions", &body)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        refused
-            .to_string()
-            .contains("a list of prompts with stream"),
-        "{refused}"
-    );
     body["stream"] = json!(false);
     body["prompt"] = json!([]);
     let (status, _) = call(&state, post("/v1/completions", &body)).await;

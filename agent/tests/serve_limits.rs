@@ -11,6 +11,7 @@ use serve_support::{CTX, call, get, greedy_completion, json_body, post, ready_st
 use tower::ServiceExt;
 
 use llamafleet_agent::serve::app;
+use llamafleet_agent::serve::engine::RequestLimits;
 
 #[tokio::test]
 async fn context_overflow_is_a_400_with_the_counts() {
@@ -218,4 +219,57 @@ async fn cors_headers_only_when_origins_are_configured() {
         r.headers()["access-control-allow-origin"],
         "https://chat.example"
     );
+}
+
+#[tokio::test]
+async fn the_prompt_and_token_limits_hold_in_every_api() {
+    let _g = serial().await;
+    let Some(engine) = serve_support::engine_configured(|c| {
+        c.parallel = 1;
+        c.limits = RequestLimits {
+            prompt_tokens: Some(16),
+            max_tokens: Some(4),
+        };
+    }) else {
+        return;
+    };
+    let state = serve_support::ready_state_for(engine, |_| {}, vec![], None);
+    let long = "word ".repeat(40);
+    let refusals = [
+        (
+            "/v1/completions",
+            json!({"prompt": long, "max_tokens": 2}),
+            "prompt is",
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "Hi", "max_tokens": 5}),
+            "max_tokens: 5",
+        ),
+        (
+            "/api/generate",
+            json!({"prompt": long, "stream": false}),
+            "prompt is",
+        ),
+        (
+            "/api/generate",
+            json!({"prompt": "Hi", "stream": false, "options": {"num_predict": 9}}),
+            "max_tokens: 9",
+        ),
+        (
+            "/v1/messages",
+            json!({"max_tokens": 64, "messages": [{"role": "user", "content": "Hi"}]}),
+            "at most 4 tokens",
+        ),
+    ];
+    for (uri, body, says) in refusals {
+        let (status, v) = call(&state, post(uri, &body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri} {body}: {v}");
+        assert!(v.to_string().contains(says), "{uri} {body}: {v}");
+    }
+    // Without max_tokens the limit is the default.
+    let body = json!({"prompt": "Hi", "temperature": 0, "ignore_eos": true});
+    let (status, v) = call(&state, post("/v1/completions", &body)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["usage"]["completion_tokens"], 4, "{v}");
 }

@@ -6,7 +6,7 @@
 mod serve_support;
 
 use llamafleet_agent::serve::engine::{
-    ChatMessage, Engine, EngineConfig, Event, GpuLayers, Prompt, SamplingParams,
+    ChatMessage, Engine, EngineConfig, Event, Prompt, SamplingParams,
 };
 use serve_support::{metrics, model_path};
 
@@ -15,12 +15,11 @@ const JINJA: &str = "{{ bos_token }}{% for m in messages %}<<{{ m.role }}>> {{ m
 
 fn load(template: &str) -> Option<Engine> {
     let config = EngineConfig {
-        model_path: model_path()?,
         ctx: 512,
         parallel: 1,
         threads: 2,
-        gpu_layers: GpuLayers::Auto,
         chat_template: Some(template.to_owned()),
+        ..EngineConfig::new(model_path()?)
     };
     Some(Engine::load(config, metrics().engine).expect("load"))
 }
@@ -92,12 +91,11 @@ async fn known_formats_stay_with_llama_cpp_and_unknown_names_are_refused() {
     };
     assert_eq!(engine.info().chat_template, "override");
     let config = EngineConfig {
-        model_path: model_path().unwrap(),
         ctx: 256,
         parallel: 1,
         threads: 2,
-        gpu_layers: GpuLayers::Auto,
         chat_template: Some("no-such-template".into()),
+        ..EngineConfig::new(model_path().unwrap())
     };
     let Err(err) = Engine::load(config, metrics().engine) else {
         panic!("an unknown template name loaded");

@@ -605,6 +605,10 @@ fn agents_answer_the_deployment_name_its_presets_and_its_limits() {
             "1048576",
             "--request-timeout",
             "300",
+            "--max-prompt-tokens",
+            "6000",
+            "--max-tokens",
+            "2048",
             "--preset",
             "/etc/llamafleet/presets/presets.yaml",
         ])

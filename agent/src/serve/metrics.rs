@@ -33,6 +33,10 @@ pub struct EngineMetrics {
     pub prompt_tokens: IntCounter,
     /// Tokens generated.
     pub generated_tokens: IntCounter,
+    /// Prompt tokens found in the slot's own cache (its previous prompt).
+    pub prompt_tokens_reused: IntCounter,
+    /// Prompt tokens copied from another slot's cache.
+    pub prompt_tokens_shared: IntCounter,
     /// Generation speed per request.
     pub tokens_per_second: Histogram,
     /// Requests accepted and waiting for a slot.
@@ -64,6 +68,18 @@ pub struct ServeMetrics {
     pub store: StoreMetrics,
     /// Whether NVML initialised, so `/metrics` carries per-GPU series.
     pub has_gpu_metrics: bool,
+}
+
+/// One series of `llamafleet_agent_prompt_tokens_cached_total`: where the tokens came from.
+fn cached_tokens(source: &str) -> prometheus::Result<IntCounter> {
+    IntCounter::with_opts(
+        Opts::new(
+            "llamafleet_agent_prompt_tokens_cached_total",
+            "Prompt tokens not computed because a cache held them, by where: the slot's own \
+             previous prompt, or a prefix shared from another slot",
+        )
+        .const_label("source", source),
+    )
 }
 
 fn histogram(name: &str, help: &str, buckets: &[f64]) -> prometheus::Result<Histogram> {
@@ -108,6 +124,8 @@ impl ServeMetrics {
                 "llamafleet_agent_generated_tokens_total",
                 "Tokens generated",
             )?,
+            prompt_tokens_reused: cached_tokens("slot")?,
+            prompt_tokens_shared: cached_tokens("shared")?,
             tokens_per_second: histogram(
                 "llamafleet_agent_generation_tokens_per_second",
                 "Generation speed of each request after its first token",
@@ -122,7 +140,8 @@ impl ServeMetrics {
             slots: IntGauge::new("llamafleet_agent_slots", "Parallel slots in total")?,
             kv_cells_used: IntGauge::new(
                 "llamafleet_agent_kv_cache_used_cells",
-                "KV cache cells holding tokens (including reusable prefixes of idle slots)",
+                "Tokens the slots hold in the KV cache, reusable prefixes of idle slots included \
+                 (a prefix shared by several slots is stored once, counted once per slot)",
             )?,
             kv_cells_total: IntGauge::new(
                 "llamafleet_agent_kv_cache_cells",
@@ -141,6 +160,8 @@ impl ServeMetrics {
         registry.register(Box::new(e.inter_token.clone()))?;
         registry.register(Box::new(e.prompt_tokens.clone()))?;
         registry.register(Box::new(e.generated_tokens.clone()))?;
+        registry.register(Box::new(e.prompt_tokens_reused.clone()))?;
+        registry.register(Box::new(e.prompt_tokens_shared.clone()))?;
         registry.register(Box::new(e.tokens_per_second.clone()))?;
         registry.register(Box::new(e.queue_depth.clone()))?;
         registry.register(Box::new(e.busy_slots.clone()))?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use super::engine::{Engine, EngineConfig, GpuLayers, Prompt, SamplingParams};
+use super::engine::{Engine, EngineConfig, Prompt, SamplingParams};
 use super::metrics::ServeMetrics;
 use super::state::{AppState, Download, Phase, ServeOptions};
 use crate::store::{
@@ -61,7 +61,6 @@ impl ServeConfig {
         listen: SocketAddr,
     ) -> Self {
         let source = source.into();
-        let threads = std::thread::available_parallelism().map_or(4, |n| n.get() as i32);
         ServeConfig {
             options: ServeOptions::new(model_name(&source), 1),
             source,
@@ -69,14 +68,7 @@ impl ServeConfig {
             bearer_token: None,
             store: StoreConfig::new(cache_dir),
             listen,
-            engine: EngineConfig {
-                model_path: PathBuf::new(),
-                ctx: 2048,
-                parallel: 1,
-                threads,
-                gpu_layers: GpuLayers::Auto,
-                chat_template: None,
-            },
+            engine: EngineConfig::new(PathBuf::new()),
             api_key: None,
             preset_file: None,
             grace: Duration::from_secs(30),

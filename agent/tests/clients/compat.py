@@ -75,6 +75,24 @@ content = lp.choices[0].logprobs.content
 assert len(content) == lp.usage.completion_tokens and len(content[0].top_logprobs) == 2, lp
 assert content[0].top_logprobs[0].token == content[0].token, lp
 
+# Several choices, as the client reads them (what the copies share is tested in serve_choices.rs).
+two = oa.chat.completions.create(
+    model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=4, temperature=0, n=2,
+    logprobs=True,
+)
+assert [c.index for c in two.choices] == [0, 1], two
+assert all(len(c.logprobs.content) == 4 or c.finish_reason == "stop" for c in two.choices), two
+assert two.usage.completion_tokens == sum(len(c.logprobs.content) for c in two.choices), two
+finished = {}
+for chunk in oa.chat.completions.create(
+    model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=4, temperature=0.9,
+    seed=3, n=2, stream=True,
+):
+    for c in chunk.choices:
+        if c.finish_reason:
+            finished[c.index] = c.finish_reason
+assert set(finished) == {0, 1}, finished
+
 # Structured outputs. Every field is bounded, so a complete answer fits in max_tokens.
 class Person(BaseModel):
     name: str = Field(max_length=12)

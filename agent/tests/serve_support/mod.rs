@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, Response};
-use llamafleet_agent::serve::engine::{Engine, EngineConfig, GpuLayers};
+use llamafleet_agent::serve::engine::{Engine, EngineConfig};
 use llamafleet_agent::serve::metrics::ServeMetrics;
 use llamafleet_agent::serve::presets::Preset;
 use llamafleet_agent::serve::state::{AppState, Phase, ServeOptions};
@@ -77,34 +77,31 @@ pub fn metrics() -> ServeMetrics {
 
 /// The engine of this test binary (loaded on first use).
 pub fn engine() -> Option<Engine> {
-    let path = model_path()?;
+    model_path()?;
     Some(
         ENGINE
-            .get_or_init(|| {
-                let config = EngineConfig {
-                    model_path: path,
-                    ctx: CTX,
-                    parallel: SLOTS,
-                    threads: 2,
-                    gpu_layers: GpuLayers::Auto,
-                    chat_template: None,
-                };
-                Engine::load(config, metrics().engine).expect("load the test model")
-            })
+            .get_or_init(|| engine_configured(|_| {}).expect("the model path is set"))
             .clone(),
     )
 }
 
 /// An engine of its own with `chat_template` overriding the model's (one slot).
 pub fn engine_with_template(chat_template: &str) -> Option<Engine> {
-    let config = EngineConfig {
-        model_path: model_path()?,
+    engine_configured(|c| {
+        c.parallel = 1;
+        c.chat_template = Some(chat_template.to_owned());
+    })
+}
+
+/// An engine of its own: the shared engine's settings changed by `adjust`.
+pub fn engine_configured(adjust: impl FnOnce(&mut EngineConfig)) -> Option<Engine> {
+    let mut config = EngineConfig {
         ctx: CTX,
-        parallel: 1,
+        parallel: SLOTS,
         threads: 2,
-        gpu_layers: GpuLayers::Auto,
-        chat_template: Some(chat_template.to_owned()),
+        ..EngineConfig::new(model_path()?)
     };
+    adjust(&mut config);
     Some(Engine::load(config, metrics().engine).expect("load the test model"))
 }
 

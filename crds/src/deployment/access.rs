@@ -115,11 +115,13 @@ pub struct RequestLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1024, max = 67_108_864))]
     pub max_body_bytes: Option<i64>,
-    /// Longest prompt in tokens (longer → 400).
+    /// Longest prompt in tokens once templated (longer → 400). Enforced by every serving
+    /// agent, whatever the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1_048_576))]
     pub max_prompt_tokens: Option<u32>,
-    /// Most tokens one request may generate.
+    /// Most tokens one request may generate (asking for more → 400); also caps the default
+    /// when a request names none. Enforced by every serving agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1_048_576))]
     pub max_tokens: Option<u32>,

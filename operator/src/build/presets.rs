@@ -41,6 +41,12 @@ pub fn serve_args(plan: &Plan) -> Vec<String> {
     if let Some(seconds) = limits.and_then(|l| l.request_timeout_seconds) {
         args.extend(["--request-timeout".into(), seconds.to_string()]);
     }
+    if let Some(tokens) = limits.and_then(|l| l.max_prompt_tokens) {
+        args.extend(["--max-prompt-tokens".into(), tokens.to_string()]);
+    }
+    if let Some(tokens) = limits.and_then(|l| l.max_tokens) {
+        args.extend(["--max-tokens".into(), tokens.to_string()]);
+    }
     if !plan.spec.presets.is_empty() {
         args.extend(["--preset".into(), format!("{PRESETS_DIR}/{PRESETS_KEY}")]);
     }

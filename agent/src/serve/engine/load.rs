@@ -59,6 +59,38 @@ pub struct EngineConfig {
     pub gpu_layers: GpuLayers,
     /// A chat template (llama.cpp name such as `chatml`, or Jinja text) overriding the GGUF's.
     pub chat_template: Option<String>,
+    /// Whether a slot copies the longest cached prefix of its prompt from any other slot
+    /// (off only to measure or rule out the sharing).
+    pub share_prefixes: bool,
+    /// What one request may ask for.
+    pub limits: RequestLimits,
+}
+
+/// Per-request limits the server enforces whatever the API (an LlmDeployment's
+/// `spec.access.limits`): a request beyond them is refused with a message that names the limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// The longest prompt, in tokens once templated.
+    pub prompt_tokens: Option<u32>,
+    /// The most tokens one generation may produce; also caps the default.
+    pub max_tokens: Option<u32>,
+}
+
+impl EngineConfig {
+    /// The settings for `model_path` that `serve` starts from: 2048 tokens in one slot, all
+    /// cores, as many GPU layers as fit, the model's own template, prefix sharing, no limits.
+    pub fn new(model_path: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            model_path: model_path.into(),
+            ctx: 2048,
+            parallel: 1,
+            threads: std::thread::available_parallelism().map_or(4, |n| n.get() as i32),
+            gpu_layers: GpuLayers::Auto,
+            chat_template: None,
+            share_prefixes: true,
+            limits: RequestLimits::default(),
+        }
+    }
 }
 
 /// Facts about the loaded model that `/status`, `/api/show` and the handlers need.
@@ -182,6 +214,11 @@ pub(super) fn context_params(config: &EngineConfig) -> LlamaContextParams {
         .with_n_batch(BATCH_TOKENS as u32)
         .with_n_ubatch(BATCH_TOKENS as u32)
         .with_n_seq_max(config.parallel)
+        // One pool of cells for all slots: copying a prefix from one slot to another then
+        // only tags its cells with a second sequence (split per-slot buffers would need whole
+        // buffer copies, which llama.cpp allows only for entire sequences). The pool holds
+        // ctx * parallel cells, so every slot still has room for a full context.
+        .with_kv_unified(true)
         // Full-size caches for sliding-window layers (llama.cpp's default, said here because
         // it matters): prefix reuse cuts a slot's sequence back to a shared prefix, which a
         // window-sized cache, having dropped older positions, could not attend from. The

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
 pub use chat::{Chat, ChatMessage, Tool, ToolCall, ToolSyntax, native_tool_syntax};
-pub use load::{EngineConfig, GpuLayers, ModelInfo};
+pub use load::{EngineConfig, GpuLayers, ModelInfo, RequestLimits};
 pub use logprobs::{MAX_TOP_LOGPROBS, TokenChoice, TokenLogprob};
 pub use offload::{GpuDevice, gpu_devices};
 pub use params::{DEFAULT_MAX_TOKENS, MAX_STOP_STRINGS, SamplingParams};
@@ -173,11 +173,16 @@ pub struct Embeddings {
     pub prompt_tokens: u32,
 }
 
+/// One prompt and its copies (`n`), each with its own parameters and events.
 pub(crate) struct Generation {
     pub prompt: Prompt,
+    pub copies: Vec<Copy>,
+    pub enqueued: Instant,
+}
+
+pub(crate) struct Copy {
     pub params: SamplingParams,
     pub events: tmpsc::UnboundedSender<Event>,
-    pub enqueued: Instant,
 }
 
 pub(crate) enum Command {
@@ -289,17 +294,36 @@ impl Engine {
         prompt: Prompt,
         params: SamplingParams,
     ) -> Result<tmpsc::UnboundedReceiver<Event>, EngineError> {
-        let (events, rx) = tmpsc::unbounded_channel();
+        let mut copies = self.generate_copies(prompt, vec![params])?;
+        copies.pop().ok_or(EngineError::Stopped)
+    }
+
+    /// Queues copies of one prompt (`n` choices), one per entry of `params`, with a receiver
+    /// each. The prompt is tokenized and prefilled once: the copies take slots with the first
+    /// and, once its prompt is decoded, its KV cache and the same logits for their first token
+    /// (so greedy copies agree), then generate on their own. A copy that finds no free slot
+    /// then, or whose first copy goes away, runs as a request of its own.
+    pub fn generate_copies(
+        &self,
+        prompt: Prompt,
+        params: Vec<SamplingParams>,
+    ) -> Result<Vec<tmpsc::UnboundedReceiver<Event>>, EngineError> {
+        let (copies, receivers) = params
+            .into_iter()
+            .map(|params| {
+                let (events, rx) = tmpsc::unbounded_channel();
+                (Copy { params, events }, rx)
+            })
+            .unzip();
         let job = Generation {
             prompt,
-            params,
-            events,
+            copies,
             enqueued: Instant::now(),
         };
         self.tx
             .send(Command::Generate(Box::new(job)))
             .map_err(|_| EngineError::Stopped)?;
-        Ok(rx)
+        Ok(receivers)
     }
 
     /// Pooled embeddings of each input.

@@ -26,6 +26,9 @@ use crate::serve::metrics::EngineMetrics;
 /// Tokens decoded per step at most. It bounds how long generating streams wait while a long
 /// prompt is prefilled (chunked prefill) and matches llama.cpp's default micro-batch.
 pub(crate) const BATCH_TOKENS: usize = 512;
+/// The fewest tokens worth taking from another slot (or waiting for): a shorter prefix (a chat
+/// template's opening) costs less to compute than the wait, and would only reorder the cache.
+const MIN_SHARED_TOKENS: usize = 16;
 /// How often an idle engine wakes up to report that it is alive.
 const IDLE_TICK: Duration = Duration::from_millis(200);
 
@@ -57,6 +60,12 @@ struct Worker<'m> {
     /// The model's end-of-generation tokens, found once (a scan of the whole vocabulary),
     /// for requests with `ignore_eos`.
     eog: Vec<LlamaToken>,
+    /// Whether the model's memory holds one entry per position, so a prefix can be copied
+    /// between slots (not so for recurrent and hybrid models, whose state is the whole
+    /// sequence at once).
+    can_share: bool,
+    /// The last job id given out.
+    next_id: u64,
 }
 
 pub(crate) fn run(
@@ -97,7 +106,11 @@ pub(crate) fn run(
         batch: LlamaBatch::new(BATCH_TOKENS, 1),
         closed: false,
         eog: Vec::new(),
+        can_share: false,
+        next_id: 0,
     };
+    let model = worker.setup.model;
+    worker.can_share = !model.is_recurrent() && !model.is_hybrid();
     let vocab = worker.setup.model.vocab();
     worker.eog = (0..worker.setup.model.n_vocab())
         .map(LlamaToken)
@@ -187,8 +200,16 @@ impl<'m> Worker<'m> {
 
     fn admit(&mut self, job: Generation) {
         let model = self.setup.model;
-        let ctx = self.setup.config.ctx;
-        if let Some(job) = job::admit(model, &self.setup.template, ctx, job, &self.eog) {
+        let config = self.setup.config;
+        let mut leader = None;
+        for mut job in job::admit(model, &self.setup.template, config, job, &self.eog) {
+            self.next_id += 1;
+            job.id = self.next_id;
+            job.twin_of = leader;
+            // Without sharing, every copy prefills its prompt itself.
+            if config.share_prefixes {
+                leader = leader.or(Some(job.id));
+            }
             self.waiting.push_back(job);
         }
     }
@@ -203,37 +224,189 @@ impl<'m> Worker<'m> {
         }
     }
 
-    /// Gives waiting jobs free slots, preferring the slot whose cache shares the longest prefix.
+    /// Gives waiting jobs free slots. A job whose prompt prefix another slot is prefilling
+    /// right now waits for it (and then copies it) rather than computing the same tokens
+    /// beside it: users of one preset arriving together. Copies of a prompt (`n`) take slots
+    /// with their first copy.
     fn assign(&mut self) {
-        while let Some(free) = self.slots.iter().position(|s| s.job.is_none()) {
-            let Some(mut job) = self.waiting.pop_front() else {
+        self.release_orphans();
+        let mut k = 0;
+        while k < self.waiting.len() && self.free_slot().is_some() {
+            let job = &self.waiting[k];
+            if job.twin_of.is_some()
+                || (self.setup.config.share_prefixes && self.prefix_coming(&job.tokens))
+            {
+                k += 1;
+                continue;
+            }
+            let Some(job) = self.waiting.remove(k) else {
                 return;
             };
-            let best = self
-                .slots
+            let (id, leader) = (job.id, self.place(job));
+            while let Some(pos) = self.waiting.iter().position(|j| j.twin_of == Some(id)) {
+                match (leader, self.free_slot()) {
+                    (Some(_), Some(free)) => {
+                        if let Some(mut twin) = self.waiting.remove(pos) {
+                            twin.assigned = Some(Instant::now());
+                            self.slots[free].job = Some(twin);
+                        }
+                    }
+                    // No room beside it: the copy runs as a request of its own.
+                    _ => self.waiting[pos].twin_of = None,
+                }
+            }
+        }
+    }
+
+    /// A free slot, preferring one with the least cache to lose.
+    fn free_slot(&self) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.job.is_none())
+            .min_by_key(|(i, s)| (s.cache.len(), *i))
+            .map(|(i, _)| i)
+    }
+
+    /// Copies waiting in a slot for a first copy that is gone (cancelled, failed) or already
+    /// past its prompt go back to the queue as requests of their own.
+    fn release_orphans(&mut self) {
+        let prefilling: Vec<u64> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.job.as_ref())
+            .filter(|j| j.twin_of.is_none() && j.next.is_none())
+            .map(|j| j.id)
+            .collect();
+        for i in 0..self.slots.len() {
+            let orphan = self.slots[i]
+                .job
+                .as_ref()
+                .and_then(|j| j.twin_of)
+                .is_some_and(|leader| !prefilling.contains(&leader));
+            if orphan && let Some(mut job) = self.slots[i].job.take() {
+                job.twin_of = None;
+                self.waiting.push_front(job);
+            }
+        }
+    }
+
+    /// Whether a busy slot is prefilling more of `tokens`' prefix than any cache holds now.
+    fn prefix_coming(&self, tokens: &[LlamaToken]) -> bool {
+        let usable = reusable(tokens);
+        let have = self
+            .slots
+            .iter()
+            .map(|s| common_prefix(&s.cache, tokens))
+            .max()
+            .unwrap_or(0)
+            .min(usable);
+        self.slots.iter().any(|s| {
+            s.job.as_ref().is_some_and(|j| {
+                let coming = common_prefix(&j.tokens, tokens).min(usable);
+                coming > s.cache.len() && coming >= have + MIN_SHARED_TOKENS
+            })
+        })
+    }
+
+    /// Puts `job` in the free slot that keeps the longest prefix of its prompt (ties: the one
+    /// with the least cache to lose), then copies a longer prefix from any other slot, busy or
+    /// idle, when there is one. Returns the slot (`None`: none was free, the job waits).
+    fn place(&mut self, mut job: Job) -> Option<usize> {
+        let usable = reusable(&job.tokens);
+        let Some((target, own)) = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.job.is_none())
+            .map(|(i, s)| (i, common_prefix(&s.cache, &job.tokens).min(usable)))
+            .max_by_key(|&(i, n)| {
+                (
+                    n,
+                    std::cmp::Reverse(self.slots[i].cache.len()),
+                    std::cmp::Reverse(i),
+                )
+            })
+        else {
+            self.waiting.push_front(job);
+            return None;
+        };
+        let shared = if self.setup.config.share_prefixes && self.can_share {
+            self.slots
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| s.job.is_none())
-                .map(|(i, s)| (i, common_prefix(&s.cache, &job.tokens)))
+                .filter(|&(i, _)| i != target)
+                .map(|(i, s)| (i, common_prefix(&s.cache, &job.tokens).min(usable)))
                 .max_by_key(|&(i, n)| (n, std::cmp::Reverse(i)))
-                .unwrap_or((free, 0));
-            let slot = &mut self.slots[best.0];
-            // At least the last prompt token is decoded again: its logits start generation.
-            let mut keep = best.1.min(job.tokens.len() - 1);
-            let mem = &mut self.ctx;
-            if mem
-                .kv_cache_seq_rm(slot.seq, Some(keep as u32), None)
-                .is_err()
-            {
-                let _ = mem.kv_cache_seq_rm(slot.seq, None, None);
-                keep = 0;
-            }
-            slot.cache.truncate(keep);
-            job.fed = keep;
-            job.cached = keep as u32;
-            job.assigned = Some(Instant::now());
-            slot.job = Some(job);
+                .filter(|&(_, n)| n >= own + MIN_SHARED_TOKENS)
+        } else {
+            None
+        };
+        let seq = self.slots[target].seq;
+        let keep = match shared {
+            Some((source, n)) => self.copy_prefix(source, target, n),
+            None => self.cut(target, own),
+        };
+        let m = &self.setup.metrics;
+        match shared {
+            Some(_) => m.prompt_tokens_shared.inc_by(keep as u64),
+            None => m.prompt_tokens_reused.inc_by(keep as u64),
         }
+        tracing::trace!(seq, keep, shared = shared.is_some(), "slot assigned");
+        job.fed = keep;
+        job.cached = keep as u32;
+        job.assigned = Some(Instant::now());
+        self.slots[target].job = Some(job);
+        Some(target)
+    }
+
+    /// Copy `twin` takes slot `leader`'s decoded prompt (all of it: its first token comes from
+    /// the same logits) as the leader samples its first token.
+    fn promote(&mut self, twin: usize, leader: usize) {
+        let n = self.slots[leader].cache.len();
+        let kept = self.copy_prefix(leader, twin, n);
+        self.setup.metrics.prompt_tokens_shared.inc_by(kept as u64);
+        if let Some(job) = &mut self.slots[twin].job {
+            job.twin_of = None;
+            job.fed = kept;
+            job.cached = kept as u32;
+        }
+    }
+
+    /// Keeps the first `keep` tokens of slot `i`'s cache (all of it goes when the model's
+    /// memory cannot be cut at a position); returns what was kept.
+    fn cut(&mut self, i: usize, keep: usize) -> usize {
+        let slot = &mut self.slots[i];
+        let mut keep = keep;
+        if self
+            .ctx
+            .kv_cache_seq_rm(slot.seq, Some(keep as u32), None)
+            .is_err()
+        {
+            let _ = self.ctx.kv_cache_seq_rm(slot.seq, None, None);
+            keep = 0;
+        }
+        slot.cache.truncate(keep);
+        keep
+    }
+
+    /// Replaces slot `target`'s cache with the first `n` tokens of slot `source`'s. In the
+    /// unified KV cache this only tags the cells with a second sequence: nothing is computed
+    /// or stored twice, and either slot may later drop them without touching the other.
+    fn copy_prefix(&mut self, source: usize, target: usize, n: usize) -> usize {
+        let (from, to) = (self.slots[source].seq, self.slots[target].seq);
+        let _ = self.ctx.kv_cache_seq_rm(to, None, None);
+        if self
+            .ctx
+            .kv_cache_seq_cp(from, to, Some(0), Some(n as u32))
+            .is_err()
+        {
+            self.slots[target].cache.clear();
+            return 0;
+        }
+        let prefix = self.slots[source].cache[..n].to_vec();
+        self.slots[target].cache = prefix;
+        n
     }
 
     fn step(&mut self) {
@@ -242,7 +415,9 @@ impl<'m> Worker<'m> {
         let mut planned: Vec<(usize, usize)> = Vec::new();
         let mut budget = BATCH_TOKENS;
         for (i, slot) in self.slots.iter().enumerate() {
-            let Some(job) = &slot.job else { continue };
+            let Some(job) = slot.job.as_ref().filter(|j| j.twin_of.is_none()) else {
+                continue;
+            };
             if let Some(token) = job.next {
                 let pos = slot.cache.len() as i32;
                 if self.batch.add(token, pos, &[slot.seq], true).is_ok() {
@@ -252,7 +427,9 @@ impl<'m> Worker<'m> {
             }
         }
         for (i, slot) in self.slots.iter().enumerate() {
-            let Some(job) = &slot.job else { continue };
+            let Some(job) = slot.job.as_ref().filter(|j| j.twin_of.is_none()) else {
+                continue;
+            };
             if job.next.is_some() || job.fed >= job.tokens.len() || budget == 0 {
                 continue;
             }
@@ -291,7 +468,27 @@ impl<'m> Worker<'m> {
             }
         }
         for (i, idx) in outputs {
+            self.start_twins(i, idx);
             self.sample(i, idx);
+        }
+    }
+
+    /// When slot `i` has just decoded its prompt, its waiting copies take the cache and sample
+    /// their first token from the same logits (`idx`).
+    fn start_twins(&mut self, i: usize, idx: i32) {
+        let Some(leader) = self.slots[i].job.as_ref().filter(|j| j.next.is_none()) else {
+            return;
+        };
+        let id = leader.id;
+        for t in 0..self.slots.len() {
+            if self.slots[t]
+                .job
+                .as_ref()
+                .is_some_and(|j| j.twin_of == Some(id))
+            {
+                self.promote(t, i);
+                self.sample(t, idx);
+            }
         }
     }
 
@@ -404,6 +601,12 @@ impl<'m> Worker<'m> {
         m.queue_depth.set(self.waiting.len() as i64);
         m.kv_cells_used.set(kv as i64);
     }
+}
+
+/// How much of a prompt may come from a cache: all but the last token, whose decoding gives
+/// the logits that start generation.
+fn reusable(tokens: &[LlamaToken]) -> usize {
+    tokens.len().saturating_sub(1)
 }
 
 fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {

@@ -118,13 +118,48 @@ pub(crate) async fn start_chat(
     log: RequestLog,
     messages: Vec<ChatMessage>,
     request: ToolRequest,
-    mut params: SamplingParams,
+    params: SamplingParams,
     stream: bool,
 ) -> Result<Live, ApiError> {
+    let lives = start_chat_copies(state, flavor, log, messages, request, params, 1, stream);
+    lives
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal(flavor, "no generation"))
+}
+
+/// [`start_chat`] for `n` copies of the conversation (see [`start_copies`]).
+#[expect(clippy::too_many_arguments, reason = "start_chat's arguments and n")]
+pub(crate) async fn start_chat_copies(
+    state: &AppState,
+    flavor: Flavor,
+    log: RequestLog,
+    messages: Vec<ChatMessage>,
+    request: ToolRequest,
+    mut params: SamplingParams,
+    n: usize,
+    stream: bool,
+) -> Result<Vec<Live>, ApiError> {
     let prepared = prepare_chat(state, flavor, messages, request, &mut params)?;
     tools::streamable(stream, &params, &prepared).map_err(|e| ApiError::bad_request(flavor, e))?;
-    let live = start(state, flavor, log, Prompt::Chat(prepared.chat), params).await?;
-    Ok(live.with_tools(prepared.stream))
+    let copies = copies(&params, n);
+    let lives = start_copies(state, flavor, log, Prompt::Chat(prepared.chat), copies).await?;
+    Ok(lives
+        .into_iter()
+        .map(|live| live.with_tools(prepared.stream.clone()))
+        .collect())
+}
+
+/// The parameters of `n` copies of a prompt: with a seed, copy `j` draws from its own
+/// (`seed + j`), so the choices differ yet the answer is reproducible.
+pub(crate) fn copies(params: &SamplingParams, n: usize) -> Vec<SamplingParams> {
+    (0..n)
+        .map(|j| {
+            let mut params = params.clone();
+            params.seed = params.seed.map(|s| s.wrapping_add(j as u32));
+            params
+        })
+        .collect()
 }
 
 /// The engine, or 503 while starting.
@@ -155,6 +190,8 @@ pub(crate) struct Live {
     tools: Option<ToolStream>,
     /// Steps decided at the end (the rest of the content, the calls, `Done`).
     queued: VecDeque<Step>,
+    /// Which choice of the answer this is (`n`, a list of prompts): keeps call ids unique.
+    choice: usize,
 }
 
 /// Validates, takes an admission permit (503 when none is left) and waits until the engine
@@ -166,35 +203,63 @@ pub(crate) async fn start(
     prompt: Prompt,
     params: SamplingParams,
 ) -> Result<Live, ApiError> {
-    params
-        .validate()
-        .map_err(|m| ApiError::bad_request(flavor, m))?;
+    let mut lives = start_copies(state, flavor, log, prompt, vec![params]).await?;
+    lives
+        .pop()
+        .ok_or_else(|| ApiError::internal(flavor, "no generation"))
+}
+
+/// [`start`] for copies of one prompt (`n`), one per entry of `params`, with a permit each:
+/// the engine prefills the prompt once for all of them
+/// ([`crate::serve::engine::Engine::generate_copies`]). The choices come back in order, each
+/// marked with its index.
+pub(crate) async fn start_copies(
+    state: &AppState,
+    flavor: Flavor,
+    log: RequestLog,
+    prompt: Prompt,
+    params: Vec<SamplingParams>,
+) -> Result<Vec<Live>, ApiError> {
+    for p in &params {
+        p.validate().map_err(|m| ApiError::bad_request(flavor, m))?;
+    }
     let engine = engine(state, flavor)?;
-    let permit = state
+    let n = u32::try_from(params.len()).map_err(|_| ApiError::busy(flavor))?;
+    let mut permits = state
         .admission
         .clone()
-        .try_acquire_owned()
+        .try_acquire_many_owned(n)
         .map_err(|_| ApiError::busy(flavor))?;
-    let mut rx = engine
-        .generate(prompt, params)
+    let receivers = engine
+        .generate_copies(prompt, params)
         .map_err(|e| ApiError::engine(flavor, e))?;
-    match rx.recv().await {
-        Some(Event::Accepted { prompt_tokens }) => Ok(Live {
-            rx,
-            prompt_tokens,
-            _permit: permit,
-            deadline: tokio::time::Instant::now() + state.options.request_timeout,
-            flavor,
-            log,
-            text: String::new(),
-            log_text: state.options.log_text,
-            pending: Vec::new(),
-            tools: None,
-            queued: VecDeque::new(),
-        }),
-        Some(Event::Error(e)) => Err(ApiError::engine(flavor, e)),
-        _ => Err(ApiError::internal(flavor, "engine closed the request")),
+    let deadline = tokio::time::Instant::now() + state.options.request_timeout;
+    let mut lives = Vec::with_capacity(receivers.len());
+    for (i, mut rx) in receivers.into_iter().enumerate() {
+        // n permits split n times: each choice frees its own when it ends.
+        let permit = permits
+            .split(1)
+            .ok_or_else(|| ApiError::internal(flavor, "admission permits"))?;
+        match rx.recv().await {
+            Some(Event::Accepted { prompt_tokens }) => lives.push(Live {
+                rx,
+                prompt_tokens,
+                _permit: permit,
+                deadline,
+                flavor,
+                log: log.clone(),
+                text: String::new(),
+                log_text: state.options.log_text,
+                pending: Vec::new(),
+                tools: None,
+                queued: VecDeque::new(),
+                choice: i,
+            }),
+            Some(Event::Error(e)) => return Err(ApiError::engine(flavor, e)),
+            _ => return Err(ApiError::internal(flavor, "engine closed the request")),
+        }
     }
+    Ok(lives)
 }
 
 /// A whole generation.
@@ -225,6 +290,12 @@ impl Live {
         self
     }
 
+    /// Choice `i` of an answer with several.
+    pub(crate) fn choice_at(mut self, i: usize) -> Self {
+        self.choice = i;
+        self
+    }
+
     /// The next piece; `None` after `Done`/`Failed` was returned.
     pub(crate) async fn next(&mut self) -> Option<Step> {
         if let Some(step) = self.queued.pop_front() {
@@ -250,12 +321,15 @@ impl Live {
                     FinishReason::ToolCalls
                 };
                 if !found.is_empty() {
-                    let id = self.log.id();
+                    let id = match self.choice {
+                        0 => self.log.id().to_string(),
+                        i => format!("{}-{i}", self.log.id()),
+                    };
                     let calls = found
                         .into_iter()
                         .enumerate()
                         .map(|(i, c)| ToolCall {
-                            id: call_id(id, i),
+                            id: call_id(&id, i),
                             name: c.name,
                             arguments: c.arguments,
                         })

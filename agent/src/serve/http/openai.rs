@@ -1,26 +1,19 @@
 //! OpenAI-compatible routes: chat and text completions (SSE when `stream: true`), models,
 //! embeddings.
 
-use std::convert::Infallible;
-
-use axum::Json;
 use axum::extract::{Extension, State};
-use axum::response::sse::{Event as SseEvent, Sse};
-use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
+use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::fields::Rest;
-use super::generate::{self, Live, OneOrMany, Step};
+use super::generate::{self, OneOrMany};
 use super::logprobs;
+use super::openai_answer::{self, Answer, Choices, Kind};
 use super::structured::ResponseFormat;
 use super::tool_wire::{self, OpenAiCall, ToolDef};
 use super::{ApiError, ApiJson, Flavor, RequestLog};
-use crate::serve::engine::{
-    ChatMessage, FinishReason, MAX_TOP_LOGPROBS, Prompt, SamplingParams, TokenLogprob, ToolCall,
-    Usage,
-};
+use crate::serve::engine::{ChatMessage, MAX_TOP_LOGPROBS, Prompt, SamplingParams};
 use crate::serve::state::AppState;
 use crate::serve::tools::ToolRequest;
 
@@ -49,9 +42,6 @@ pub(crate) struct Sampling {
 
 impl Sampling {
     fn apply(self, log: &RequestLog, mut p: SamplingParams) -> Result<SamplingParams, ApiError> {
-        if self.n.is_some_and(|n| n != 1) {
-            return Err(ApiError::bad_request(FLAVOR, "only n = 1 is supported"));
-        }
         if let Some(user) = &self.user {
             log.user(user);
         }
@@ -183,6 +173,31 @@ fn usage_in_stream(stream: bool, options: Option<StreamOptions>) -> Result<bool,
     }
 }
 
+/// Choices per prompt (`n`): at most the slots, so the copies run side by side and share the
+/// prompt's KV cache, and all choices together at most what the slots and queue can hold
+/// (more would always be refused as busy).
+fn choices_per_prompt(state: &AppState, n: Option<u32>, prompts: usize) -> Result<usize, ApiError> {
+    let slots = generate::engine(state, FLAVOR)?.info().slots as usize;
+    let n = n.unwrap_or(1) as usize;
+    if n == 0 || n > slots {
+        return Err(ApiError::bad_request(
+            FLAVOR,
+            format!("n: between 1 and {slots} (this server's slots), not {n}"),
+        ));
+    }
+    let capacity = slots + state.options.queue;
+    if prompts * n > capacity {
+        return Err(ApiError::bad_request(
+            FLAVOR,
+            format!(
+                "prompt: {prompts} prompts times n = {n} choices exceed the {capacity} this \
+                 server's slots and queue places hold"
+            ),
+        ));
+    }
+    Ok(n)
+}
+
 /// A field this server does not implement with any value but `false`.
 fn only_false(value: Option<bool>, field: &str) -> Result<(), ApiError> {
     if value == Some(true) {
@@ -287,6 +302,7 @@ pub(crate) async fn chat(
     if let Some(id) = &req.safety_identifier {
         log.user(id);
     }
+    let n = req.sampling.n;
     let mut params = req.sampling.apply(&log, generate::base_params(preset))?;
     params.logprobs = logprobs::requested(FLAVOR, req.logprobs, req.top_logprobs)?;
     if let Some(format) = &req.response_format {
@@ -302,20 +318,23 @@ pub(crate) async fn chat(
         parallel: req.parallel_tool_calls.unwrap_or(true),
     };
     let messages = generate::with_system(preset, messages(req.messages)?);
-    let logprobs = params.logprobs.is_some();
-    let include_usage = usage_in_stream(req.stream, req.stream_options)?;
-    let live =
-        generate::start_chat(&state, FLAVOR, log, messages, request, params, req.stream).await?;
-    respond(
-        &state,
-        live,
+    let answer = Answer {
         model,
-        Kind::Chat,
-        req.stream,
-        include_usage,
-        logprobs,
+        kind: Kind::Chat,
+        stream: req.stream,
+        include_usage: usage_in_stream(req.stream, req.stream_options)?,
+        logprobs: params.logprobs.is_some(),
+    };
+    let n = choices_per_prompt(&state, n, 1)?;
+    let lives = generate::start_chat_copies(
+        &state, FLAVOR, log, messages, request, params, n, req.stream,
     )
-    .await
+    .await?;
+    let choices = Choices {
+        lives,
+        per_prompt: n,
+    };
+    openai_answer::respond(&state, choices, answer).await
 }
 
 /// Text completion, streamed or whole.
@@ -335,6 +354,7 @@ pub(crate) async fn completions(
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
+    let n = req.sampling.n;
     let mut params = req.sampling.apply(&log, generate::base_params(preset))?;
     if req.logprobs.is_some_and(|n| n > MAX_TOP_LOGPROBS) {
         return Err(ApiError::bad_request(
@@ -343,196 +363,30 @@ pub(crate) async fn completions(
         ));
     }
     params.logprobs = req.logprobs;
-    let mut prompts = req.prompt.into_vec();
-    match prompts.len() {
-        0 => return Err(ApiError::bad_request(FLAVOR, "prompt must not be empty")),
-        1 => {}
-        _ => {
-            usage_in_stream(req.stream, req.stream_options)?;
-            return super::prompt_list::complete(&state, log, model, prompts, params, req.stream)
-                .await;
-        }
+    let prompts = req.prompt.into_vec();
+    if prompts.is_empty() {
+        return Err(ApiError::bad_request(FLAVOR, "prompt must not be empty"));
     }
-    let prompt = Prompt::Text(prompts.remove(0));
-    let logprobs = params.logprobs.is_some();
-    let include_usage = usage_in_stream(req.stream, req.stream_options)?;
-    let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
-    respond(
-        &state,
-        live,
+    let answer = Answer {
         model,
-        Kind::Text,
-        req.stream,
-        include_usage,
-        logprobs,
-    )
-    .await
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
-    Chat,
-    Text,
-}
-
-pub(crate) fn usage_json(u: &Usage) -> Value {
-    json!({
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.prompt_tokens + u.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
-    })
-}
-
-fn choice(
-    kind: Kind,
-    text: &str,
-    finish: Option<FinishReason>,
-    first: bool,
-    stream: bool,
-    logprobs: Option<Value>,
-) -> Value {
-    let finish = finish.map(FinishReason::as_str);
-    let logprobs = logprobs.unwrap_or(Value::Null);
-    match (kind, stream) {
-        (Kind::Chat, false) => json!({"index": 0, "finish_reason": finish, "logprobs": logprobs,
-            "message": {"role": "assistant", "content": text}}),
-        (Kind::Chat, true) => {
-            let delta = if first {
-                json!({"role": "assistant", "content": text})
-            } else if finish.is_some() {
-                json!({})
-            } else {
-                json!({"content": text})
-            };
-            json!({"index": 0, "finish_reason": finish, "logprobs": logprobs, "delta": delta})
-        }
-        (Kind::Text, _) => {
-            json!({"index": 0, "finish_reason": finish, "logprobs": logprobs, "text": text})
+        kind: Kind::Text,
+        stream: req.stream,
+        include_usage: usage_in_stream(req.stream, req.stream_options)?,
+        logprobs: params.logprobs.is_some(),
+    };
+    let n = choices_per_prompt(&state, n, prompts.len())?;
+    // Admitted one after another (each checked against the context), then generated together.
+    let mut lives = Vec::with_capacity(prompts.len() * n);
+    for prompt in prompts {
+        let copies = generate::copies(&params, n);
+        let prompt = Prompt::Text(prompt);
+        for live in generate::start_copies(&state, FLAVOR, log.clone(), prompt, copies).await? {
+            lives.push(live.choice_at(lives.len()));
         }
     }
-}
-
-async fn respond(
-    state: &AppState,
-    live: Live,
-    model: String,
-    kind: Kind,
-    stream: bool,
-    include_usage: bool,
-    want_logprobs: bool,
-) -> Result<Response, ApiError> {
-    // Chat: one entry per token; legacy completions: parallel arrays with text offsets.
-    let render = move |lps: &[TokenLogprob], offset: usize| {
-        want_logprobs.then(|| match kind {
-            Kind::Chat => json!({"content": logprobs::entries(lps), "refusal": null}),
-            Kind::Text => logprobs::legacy(lps, offset),
-        })
+    let choices = Choices {
+        lives,
+        per_prompt: n,
     };
-    let (prefix, object) = match (kind, stream) {
-        (Kind::Chat, false) => ("chatcmpl", "chat.completion"),
-        (Kind::Chat, true) => ("chatcmpl", "chat.completion.chunk"),
-        (Kind::Text, _) => ("cmpl", "text_completion"),
-    };
-    let id = format!("{prefix}-{}", live.log.id());
-    let created = generate::unix_now();
-    let template = state
-        .engine
-        .get()
-        .map(|e| e.info().chat_template.clone())
-        .unwrap_or_default();
-    let header = [("x-llamafleet-chat-template", template)];
-    if !stream {
-        let done = live.collect().await?;
-        let logprobs = render(&done.logprobs, 0);
-        let mut choice = choice(kind, &done.text, Some(done.finish), false, false, logprobs);
-        if !done.tool_calls.is_empty() {
-            let calls: Vec<Value> = done
-                .tool_calls
-                .iter()
-                .map(|c| tool_wire::openai_call(c, None))
-                .collect();
-            choice["message"]["tool_calls"] = calls.into();
-            if done.text.is_empty() {
-                choice["message"]["content"] = Value::Null;
-            }
-        }
-        let body = json!({
-            "id": id, "object": object, "created": created, "model": model,
-            "choices": [choice],
-            "usage": usage_json(&done.usage),
-        });
-        return Ok((header, Json(body)).into_response());
-    }
-    live.log.streaming();
-    let frame = move |choices: Value, usage: Option<Value>| {
-        let mut v = json!({"id": id, "object": object, "created": created, "model": model,
-            "choices": choices});
-        if let Some(u) = usage {
-            v["usage"] = u;
-        }
-        SseEvent::default().data(v.to_string())
-    };
-    let events = futures_util::stream::unfold(
-        (live, true, false, 0),
-        move |(mut live, first, done, offset)| {
-            let frame = frame.clone();
-            async move {
-                if done {
-                    return None;
-                }
-                let mut next_offset = offset;
-                let (events, done) = match live.next().await? {
-                    Step::Text(t, _) if t.is_empty() && !first => (vec![], false),
-                    Step::Text(t, lps) => {
-                        next_offset += t.len();
-                        let logprobs = render(&lps, offset);
-                        let choice = choice(kind, &t, None, first, true, logprobs);
-                        (vec![frame(json!([choice]), None)], false)
-                    }
-                    Step::ToolCalls(calls) => (
-                        vec![frame(json!([calls_delta(&calls, first)]), None)],
-                        false,
-                    ),
-                    Step::Done(finish, usage) => {
-                        let mut out = vec![frame(
-                            json!([choice(kind, "", Some(finish), false, true, None)]),
-                            (!include_usage).then(|| usage_json(&usage)),
-                        )];
-                        if include_usage {
-                            out.push(frame(json!([]), Some(usage_json(&usage))));
-                        }
-                        out.push(SseEvent::default().data("[DONE]"));
-                        (out, true)
-                    }
-                    Step::Failed(e) => (vec![SseEvent::default().data(e.body().to_string())], true),
-                };
-                let next_first = first && events.is_empty();
-                Some((
-                    futures_util::stream::iter(events),
-                    (live, next_first, done, next_offset),
-                ))
-            }
-        },
-    )
-    .flatten()
-    .map(Ok::<_, Infallible>);
-    Ok((header, Sse::new(events)).into_response())
-}
-
-/// The chunk that carries an answer's calls, whole (the official client concatenates the
-/// `function.arguments` of deltas with the same `index`; one delta per call is the simplest
-/// case of that).
-fn calls_delta(calls: &[ToolCall], first: bool) -> Value {
-    let calls: Vec<Value> = calls
-        .iter()
-        .enumerate()
-        .map(|(i, c)| tool_wire::openai_call(c, Some(i)))
-        .collect();
-    let mut delta = json!({"tool_calls": calls});
-    if first {
-        delta["role"] = json!("assistant");
-        delta["content"] = Value::Null;
-    }
-    json!({"index": 0, "finish_reason": null, "logprobs": null, "delta": delta})
+    openai_answer::respond(&state, choices, answer).await
 }

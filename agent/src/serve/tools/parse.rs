@@ -19,7 +19,8 @@ pub(crate) struct FoundCall {
 }
 
 /// Splits generated text into what the client sees as content now and what may be a call.
-#[derive(Debug)]
+/// Cloned fresh for each choice of an answer.
+#[derive(Debug, Clone)]
 pub(crate) struct ToolStream {
     syntax: ToolSyntax,
     names: Vec<String>,
