@@ -12,8 +12,9 @@
 # on small machines; its default parallelism can exhaust a 2-core box).
 # Env: LLAMAFLEET_TEST_MODEL (default: scripts/fetch-test-model.sh), THREADS (2), CTX (1024,
 # per slot), SLOTS (8: one per stream at the highest count), STREAMS ("1 4 8"), ROUNDS (1),
-# MAX_TOKENS (128), AGENT (default: target/release/llamafleet-agent), JSON (file to append to),
-# LOGDIR (keep both servers' logs there).
+# MAX_TOKENS (128), AGENT (default: target/release/llamafleet-agent), AGENT_ARGS (more `serve`
+# flags, e.g. --no-prefix-sharing), JSON (file to append to), LOGDIR (keep both servers' logs
+# there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,7 +58,7 @@ stop() { kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""; }
 for round in $(seq 1 "$ROUNDS"); do
   RUST_LOG=warn "$AGENT" serve --model "$MODEL" --cache-dir "$CACHE/agent-cache" \
     --listen 127.0.0.1:18480 --ctx "$CTX" --parallel "$SLOTS" --threads "$THREADS" \
-    >"$LOGDIR/agent.log" 2>&1 &
+    ${AGENT_ARGS:-} >"$LOGDIR/agent.log" 2>&1 &
   SERVER_PID=$!
   wait_ready http://127.0.0.1:18480/readyz "$LOGDIR/agent.log"
   run_bench agent http://127.0.0.1:18480 "$round"

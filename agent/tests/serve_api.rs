@@ -116,7 +116,14 @@ async fn ollama_chat_and_generate_without_streaming() {
     assert_eq!(v["done"], true);
     assert_eq!(v["message"]["role"], "assistant");
     assert!(v["eval_count"].as_u64().expect("eval_count") <= 5);
-    assert!(v["prompt_eval_count"].as_u64().expect("prompt count") > 0);
+    let prompt = v["prompt_eval_count"].as_u64().expect("prompt count");
+    assert!(prompt > 0);
+    // Asked again, the prompt comes from the cache, and Ollama's counts say so.
+    let (status, again) = call(&state, post("/api/chat", &chat)).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["prompt_eval_count"], prompt, "{again}");
+    let cached = again["prompt_eval_cached_count"].as_u64().expect("cached");
+    assert!(cached >= prompt - 1, "{again}");
     let gen_req = json!({"model": format!("{MODEL}:latest"), "prompt": "Hello", "stream": false, "options": {"num_predict": 3}});
     let (status, v) = call(&state, post("/api/generate", &gen_req)).await;
     assert_eq!(status, StatusCode::OK, "{v}");

@@ -6,7 +6,9 @@ mod serve_support;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use llamafleet_agent::serve::engine::{Engine, Event, Prompt, SamplingParams, TokenLogprob};
+use llamafleet_agent::serve::engine::{
+    Chat, ChatMessage, Engine, Event, Prompt, SamplingParams, TokenLogprob,
+};
 use serde_json::{Value, json};
 use serve_support::{
     call, engine, engine_configured, greedy_completion, metrics, post, ready_state, serial,
@@ -134,16 +136,14 @@ async fn n_outside_one_to_the_slots_is_refused_by_name() {
 
 /// Greedy tokens of `prompt` (up to `max_tokens`) with their two likeliest alternatives,
 /// and the prompt tokens that came from a cache.
-async fn greedy(engine: &Engine, prompt: &str, max_tokens: u32) -> (Vec<TokenLogprob>, u32) {
+async fn greedy(engine: &Engine, prompt: Prompt, max_tokens: u32) -> (Vec<TokenLogprob>, u32) {
     let params = SamplingParams {
         temperature: 0.0,
         max_tokens: Some(max_tokens),
         logprobs: Some(2),
         ..SamplingParams::default()
     };
-    let mut rx = engine
-        .generate(Prompt::Text(prompt.into()), params)
-        .expect("engine");
+    let mut rx = engine.generate(prompt, params).expect("engine");
     let mut tokens = Vec::new();
     loop {
         match rx.recv().await.expect("event") {
@@ -216,7 +216,7 @@ async fn a_prefix_copied_from_a_busy_slot_gives_the_answer_computed_alone() {
     }
     // ...so the second request lands in another slot and copies the document from it.
     let before = shared_so_far();
-    let (with_sharing, cached) = greedy(&sharing, &asked, 24).await;
+    let (with_sharing, cached) = greedy(&sharing, Prompt::Text(asked.clone()), 24).await;
     let shared = shared_so_far() - before;
     drop(first);
     assert!(shared > 100, "only {shared} tokens shared");
@@ -228,7 +228,51 @@ async fn a_prefix_copied_from_a_busy_slot_gives_the_answer_computed_alone() {
     }) else {
         return;
     };
-    let (computed_alone, cached) = greedy(&alone, &asked, 24).await;
+    let (computed_alone, cached) = greedy(&alone, Prompt::Text(asked), 24).await;
     assert_eq!(cached, 0);
     agree_up_to_rounding(&with_sharing, &computed_alone);
+}
+
+#[tokio::test]
+async fn a_presets_system_prompt_is_pinned_from_startup_and_never_evicted() {
+    let _g = serial().await;
+    let system = "You are the archivist of a lighthouse. You answer questions about the keeper's \
+                  log: the weather, the ships that passed and the birds on the rocks. Be brief.";
+    let Some(pinned) = engine_configured(|c| {
+        c.parallel = 2;
+        c.pinned = vec![system.into(), system.into()];
+    }) else {
+        return;
+    };
+    // Once, however many presets share it.
+    let kept = pinned.info().pinned_prefix_tokens.clone();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let prefix = u64::from(kept[0]);
+    assert!(prefix > 30, "{kept:?}");
+    // Both slots serve other prompts first: nothing of the system prompt is left in them.
+    for other in ["The sky is", "Two plus two is"] {
+        let _ = greedy(&pinned, Prompt::Text(other.repeat(20)), 4).await;
+    }
+    let chat = || {
+        Prompt::Chat(Chat {
+            messages: vec![
+                ChatMessage::new("system", system),
+                ChatMessage::new("user", "Which birds did the keeper see?"),
+            ],
+            tools: Vec::new(),
+        })
+    };
+    let before = shared_so_far();
+    let (with_pin, cached) = greedy(&pinned, chat(), 16).await;
+    assert_eq!(u64::from(cached), prefix);
+    assert_eq!(shared_so_far() - before, prefix);
+
+    let Some(alone) = engine_configured(|c| {
+        c.parallel = 1;
+        c.share_prefixes = false;
+    }) else {
+        return;
+    };
+    let (computed_alone, _) = greedy(&alone, chat(), 16).await;
+    agree_up_to_rounding(&with_pin, &computed_alone);
 }

@@ -216,6 +216,12 @@ async fn start(state: &AppState, mut config: ServeConfig) -> anyhow::Result<()> 
     config.engine.model_path = lease.path.clone();
     let guard = crash::begin_load(store.layout(), &pulled.sha256, crash::MAX_CRASHES)?;
     let engine_metrics = state.metrics.engine.clone();
+    // The presets' system prompts are kept warm (pinned) from the start.
+    config.engine.pinned = state
+        .presets
+        .iter()
+        .filter_map(|p| p.system.clone())
+        .collect();
     let engine_config = config.engine.clone();
     let engine =
         tokio::task::spawn_blocking(move || Engine::load(engine_config, engine_metrics)).await??;

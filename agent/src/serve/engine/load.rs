@@ -64,6 +64,10 @@ pub struct EngineConfig {
     pub share_prefixes: bool,
     /// What one request may ask for.
     pub limits: RequestLimits,
+    /// System prompts kept warm (the presets'): each one's templated prefix is decoded at
+    /// startup into a sequence of its own, beside the slots, that requests copy and nothing
+    /// evicts. The KV cache grows by their tokens.
+    pub pinned: Vec<String>,
 }
 
 /// Per-request limits the server enforces whatever the API (an LlmDeployment's
@@ -89,6 +93,7 @@ impl EngineConfig {
             chat_template: None,
             share_prefixes: true,
             limits: RequestLimits::default(),
+            pinned: Vec::new(),
         }
     }
 }
@@ -126,6 +131,8 @@ pub struct ModelInfo {
     pub chat_template: String,
     /// How the model writes tool calls (its template's syntax, or the generic JSON form).
     pub tool_syntax: ToolSyntax,
+    /// Tokens of each pinned prefix kept warm (the presets' system prompts that could be).
+    pub pinned_prefix_tokens: Vec<u32>,
     /// Seconds the load took.
     pub load_seconds: f64,
 }
@@ -208,12 +215,18 @@ pub(crate) fn spawn(
 
 /// The context every engine creates: one KV cache of `ctx` cells per slot, decoded in steps of
 /// at most [`BATCH_TOKENS`]. `--gpu-layers auto` fits the model together with this context.
-pub(super) fn context_params(config: &EngineConfig) -> LlamaContextParams {
+/// `pinned`: how many pinned prefixes there are and their tokens, which the KV cache holds
+/// beside the slots' contexts.
+pub(super) fn context_params(config: &EngineConfig, pinned: (u32, u32)) -> LlamaContextParams {
+    let cells = config
+        .ctx
+        .saturating_mul(config.parallel)
+        .saturating_add(pinned.1);
     LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(config.ctx.saturating_mul(config.parallel)))
+        .with_n_ctx(NonZeroU32::new(cells))
         .with_n_batch(BATCH_TOKENS as u32)
         .with_n_ubatch(BATCH_TOKENS as u32)
-        .with_n_seq_max(config.parallel)
+        .with_n_seq_max(config.parallel + pinned.0)
         // One pool of cells for all slots: copying a prefix from one slot to another then
         // only tags its cells with a second sequence (split per-slot buffers would need whole
         // buffer copies, which llama.cpp allows only for entire sequences). The pool holds
@@ -255,9 +268,11 @@ fn load_model(
             n
         }
         // The fit leaves its choice (layers, and a split over several GPUs) in `params`.
-        (GpuLayers::Auto, false) => {
-            offload::fit_layers(Pin::new(&mut params), config, context_params(config))?
-        }
+        (GpuLayers::Auto, false) => offload::fit_layers(
+            Pin::new(&mut params),
+            config,
+            context_params(config, (0, 0)),
+        )?,
     };
     let model = LlamaModel::load_from_file(backend, &config.model_path, &params)
         .map_err(|e| EngineError::Internal(format!("loading the model: {e}")))?;
@@ -289,6 +304,7 @@ fn load_model(
         device,
         gpus,
         gpu_memory_bytes: 0,
+        pinned_prefix_tokens: Vec::new(),
         embedding_length: u32::try_from(model.n_embd()).unwrap_or(0),
         parameters: model.n_params(),
         size_bytes: model.size(),

@@ -9,6 +9,7 @@ mod load;
 mod logprobs;
 mod offload;
 mod params;
+mod pinned;
 mod sample;
 mod schema;
 mod stop;

@@ -19,7 +19,7 @@ use super::stop::Delta;
 use super::template::ChatFormat;
 use super::{
     Command, EngineError, EngineStats, Event, FinishReason, Generation, Usage, embed, logprobs,
-    tokens,
+    pinned, tokens,
 };
 use crate::serve::metrics::EngineMetrics;
 
@@ -47,6 +47,8 @@ struct Slot {
     /// Tokens whose keys/values sit in the KV cache for this sequence, positions 0..len.
     cache: Vec<LlamaToken>,
     job: Option<Job>,
+    /// A pinned prefix: a source of copies that never takes a job (see [`super::pinned`]).
+    pinned: bool,
 }
 
 struct Worker<'m> {
@@ -75,7 +77,9 @@ pub(crate) fn run(
     info: ModelInfo,
 ) {
     let config = setup.config;
-    let params = context_params(config);
+    let pinned = pinned_prefixes(&setup);
+    let pinned_tokens: usize = pinned.iter().map(Vec::len).sum();
+    let params = context_params(config, (pinned.len() as u32, pinned_tokens as u32));
     let ctx = match setup.model.new_context(setup.backend, params) {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -88,14 +92,21 @@ pub(crate) fn run(
     setup
         .metrics
         .kv_cells_total
-        .set(i64::from(config.ctx) * i64::from(config.parallel));
+        .set(i64::from(config.ctx) * i64::from(config.parallel) + pinned_tokens as i64);
     setup.metrics.slots.set(i64::from(config.parallel));
-    let slots = (0..config.parallel)
+    let slots = (0..config.parallel as usize)
         .map(|i| Slot {
             seq: i as i32,
             cache: Vec::new(),
             job: None,
+            pinned: false,
         })
+        .chain(pinned.iter().enumerate().map(|(k, _)| Slot {
+            seq: (config.parallel as usize + k) as i32,
+            cache: Vec::new(),
+            job: None,
+            pinned: true,
+        }))
         .collect();
     let mut worker = Worker {
         setup,
@@ -116,7 +127,14 @@ pub(crate) fn run(
         .map(LlamaToken)
         .filter(|&t| vocab.is_eog(t))
         .collect();
+    worker.warm(pinned);
     let mut info = info;
+    info.pinned_prefix_tokens = worker
+        .slots
+        .iter()
+        .filter(|s| s.pinned && !s.cache.is_empty())
+        .map(|s| s.cache.len() as u32)
+        .collect();
     info.gpu_memory_bytes = offload::memory_taken(&info.gpus);
     if ready.send(Ok(info)).is_err() {
         return;
@@ -129,7 +147,51 @@ pub(crate) fn run(
     }
 }
 
+/// The presets' system prompts as pinned prefixes, one per distinct prompt worth one.
+fn pinned_prefixes(setup: &Setup<'_>) -> Vec<Vec<LlamaToken>> {
+    let config = setup.config;
+    let mut prefixes: Vec<Vec<LlamaToken>> = Vec::new();
+    for system in &config.pinned {
+        let max = config.ctx as usize - 1;
+        let found = pinned::prefix(setup.model, &setup.template, system, MIN_SHARED_TOKENS, max);
+        if let Some(tokens) = found
+            && !prefixes.contains(&tokens)
+        {
+            prefixes.push(tokens);
+        }
+    }
+    prefixes
+}
+
 impl<'m> Worker<'m> {
+    /// Decodes each pinned prefix into its sequence (before the engine reports ready, so a
+    /// ready agent has them warm). One that fails to decode is dropped with a warning.
+    fn warm(&mut self, prefixes: Vec<Vec<LlamaToken>>) {
+        let first = self.setup.config.parallel as usize;
+        for (k, tokens) in prefixes.into_iter().enumerate() {
+            let seq = self.slots[first + k].seq;
+            let mut done = 0;
+            while done < tokens.len() {
+                self.batch.clear();
+                let end = (done + BATCH_TOKENS).min(tokens.len());
+                for (pos, &token) in tokens.iter().enumerate().take(end).skip(done) {
+                    // The last one asks for logits only because a batch must produce some.
+                    let _ = self.batch.add(token, pos as i32, &[seq], pos + 1 == end);
+                }
+                if let Err(e) = self.ctx.decode(&mut self.batch) {
+                    tracing::warn!(error = %e, "decoding a pinned prefix failed: not pinned");
+                    let _ = self.ctx.kv_cache_seq_rm(seq, None, None);
+                    break;
+                }
+                done = end;
+            }
+            if done == tokens.len() {
+                tracing::info!(tokens = done, "preset system prompt pinned in the KV cache");
+                self.slots[first + k].cache = tokens;
+            }
+        }
+    }
+
     fn busy(&self) -> bool {
         !self.waiting.is_empty() || self.slots.iter().any(|s| s.job.is_some())
     }
@@ -263,7 +325,7 @@ impl<'m> Worker<'m> {
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.job.is_none())
+            .filter(|(_, s)| s.job.is_none() && !s.pinned)
             .min_by_key(|(i, s)| (s.cache.len(), *i))
             .map(|(i, _)| i)
     }
@@ -318,7 +380,7 @@ impl<'m> Worker<'m> {
             .slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.job.is_none())
+            .filter(|(_, s)| s.job.is_none() && !s.pinned)
             .map(|(i, s)| (i, common_prefix(&s.cache, &job.tokens).min(usable)))
             .max_by_key(|&(i, n)| {
                 (

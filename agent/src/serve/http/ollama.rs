@@ -321,7 +321,10 @@ async fn respond(
         v["done_reason"] = json!(reason.as_str());
         v["total_duration"] = json!(nanos(u.total));
         v["load_duration"] = json!(0);
+        // The whole prompt, cached part included, as Ollama counts it since 0.30; the cached
+        // part on its own as Ollama's `prompt_eval_cached_count`.
         v["prompt_eval_count"] = json!(u.prompt_tokens);
+        v["prompt_eval_cached_count"] = json!(u.cached_tokens);
         v["prompt_eval_duration"] = json!(nanos(u.prompt_eval));
         v["eval_count"] = json!(u.completion_tokens);
         v["eval_duration"] = json!(nanos(u.total.saturating_sub(u.ttft)));

@@ -78,6 +78,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> Json<Value> {
         "queue_depth": queued,
         "model": state.options.model_name,
         "presets": state.presets.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+        "pinned_prefix_tokens": info.map_or_else(Vec::new, |i| i.pinned_prefix_tokens.clone()),
         "ctx_per_slot": info.map(|i| i.ctx_per_slot),
         "chat_template": info.map(|i| i.chat_template.clone()),
         "tool_syntax": info.map(|i| i.tool_syntax),
