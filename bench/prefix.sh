@@ -25,20 +25,15 @@ AGENT="${AGENT:-${CARGO_TARGET_DIR:-target}/release/llamafleet-agent}"
 CACHE="$(mktemp -d)"
 trap 'rm -rf "$CACHE"; [[ -n "${SERVER_PID:-}" ]] && kill "$SERVER_PID" 2>/dev/null || true' EXIT
 
+# shellcheck source=bench/agent.sh
+source bench/agent.sh
+
 measure() {
   local label="$1"; shift
-  RUST_LOG=warn "$AGENT" serve --model "$MODEL" --cache-dir "$CACHE/agent-cache" \
-    --listen 127.0.0.1:18482 --ctx "$CTX" --parallel "$SLOTS" --threads "$THREADS" "$@" \
-    >"$CACHE/agent.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 600); do
-    curl -sf http://127.0.0.1:18482/readyz >/dev/null && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$CACHE/agent.log" >&2; exit 1; }
-    sleep 0.5
-  done
+  start_agent "$AGENT" 18482 "$@"
   python3 bench/prefix-bench.py --url http://127.0.0.1:18482 --label "$label" \
     --users "$USERS" --n "$N" --max-tokens "$MAX_TOKENS" ${JSON:+--json "$JSON"}
-  kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
+  stop_agent
 }
 
 for _ in $(seq 1 "$ROUNDS"); do

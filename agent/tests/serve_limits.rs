@@ -256,11 +256,6 @@ async fn the_prompt_and_token_limits_hold_in_every_api() {
             json!({"prompt": "Hi", "stream": false, "options": {"num_predict": 9}}),
             "max_tokens: 9",
         ),
-        (
-            "/v1/messages",
-            json!({"max_tokens": 64, "messages": [{"role": "user", "content": "Hi"}]}),
-            "at most 4 tokens",
-        ),
     ];
     for (uri, body, says) in refusals {
         let (status, v) = call(&state, post(uri, &body)).await;
@@ -272,4 +267,13 @@ async fn the_prompt_and_token_limits_hold_in_every_api() {
     let (status, v) = call(&state, post("/v1/completions", &body)).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["usage"]["completion_tokens"], 4, "{v}");
+    // Anthropic's max_tokens is required and fitted to the room: fitted to the limit too.
+    let body = json!({"max_tokens": 64, "temperature": 0,
+        "messages": [{"role": "user", "content": "Count: one,"}]});
+    let (status, v) = call(&state, post("/v1/messages", &body)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(
+        v["usage"]["output_tokens"].as_u64().expect("output") <= 4,
+        "{v}"
+    );
 }

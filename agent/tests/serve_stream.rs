@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use llamafleet_agent::serve::engine::{Event, Prompt, SamplingParams};
 use serde_json::{Value, json};
 use serve_support::{listen, ready_state, serial, sse_data};
 
@@ -192,5 +193,43 @@ async fn a_conversation_that_extends_the_last_prompt_reuses_the_cache() {
     assert!(
         cached >= first_prompt - 1,
         "cached {cached} of a {first_prompt}-token first turn: {second}"
+    );
+}
+
+#[tokio::test]
+async fn a_large_embedding_request_lets_running_streams_go_on() {
+    let _g = serial().await;
+    let Some(engine) = serve_support::engine() else {
+        return;
+    };
+    let params = SamplingParams {
+        max_tokens: Some(600),
+        ignore_eos: true,
+        ..SamplingParams::default()
+    };
+    let mut stream = engine
+        .generate(Prompt::Text("Once upon a time".into()), params)
+        .expect("engine");
+    while !matches!(stream.recv().await, Some(Event::Token(_))) {}
+    let inputs: Vec<String> = (0..256).map(|i| format!("input number {i}")).collect();
+    let embedder = engine.clone();
+    let mut embedding = tokio::spawn(async move { embedder.embed(inputs).await });
+    // Tokens the stream gets while the embedding request runs: one input is embedded per
+    // engine loop turn, between decode steps (all 256 at once would leave it none).
+    let mut during = 0;
+    let embeddings = loop {
+        tokio::select! {
+            done = &mut embedding => break done.expect("task").expect("embeddings"),
+            event = stream.recv() => match event {
+                Some(Event::Token(_)) => during += 1,
+                Some(Event::Done { .. }) | None => panic!("the stream ended first"),
+                Some(_) => {}
+            },
+        }
+    };
+    assert_eq!(embeddings.vectors.len(), 256);
+    assert!(
+        during >= 16,
+        "only {during} tokens while 256 inputs were embedded"
     );
 }

@@ -14,7 +14,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use serde::Serialize;
 
 use super::offload::{self, GpuDevice};
-use super::template::choose_template;
+use super::template::{ChatFormat, choose_template};
 use super::worker::BATCH_TOKENS;
 use super::{Command, EngineError, EngineStats, ToolSyntax, worker};
 use crate::serve::metrics::EngineMetrics;
@@ -149,6 +149,18 @@ pub(crate) fn backend() -> Result<&'static LlamaBackend, EngineError> {
         .map_err(|e| EngineError::Internal(format!("llama.cpp backend: {e}")))
 }
 
+/// What the engine thread and the request handlers share: the model (llama.cpp models are
+/// `Send + Sync`), its chat format and the settings. Handlers template and tokenize with them
+/// on blocking-pool threads, so the engine thread only decodes.
+pub(crate) struct Shared {
+    pub model: LlamaModel,
+    pub template: ChatFormat,
+    pub config: EngineConfig,
+}
+
+/// What [`spawn`] hands back: the model's facts, what handlers share, the thread.
+pub(crate) type Spawned = (ModelInfo, Arc<Shared>, JoinHandle<()>);
+
 /// Loads the model on a new thread and returns once it is loaded (or failed), with the thread's
 /// handle; the thread then serves `rx` until every [`super::Engine`] handle is dropped.
 pub(crate) fn spawn(
@@ -157,7 +169,7 @@ pub(crate) fn spawn(
     rx: mpsc::Receiver<Command>,
     stats: Arc<EngineStats>,
     started: Instant,
-) -> Result<(ModelInfo, JoinHandle<()>), EngineError> {
+) -> Result<Spawned, EngineError> {
     let backend = backend()?;
     let (ready_tx, ready_rx) = mpsc::sync_channel(1);
     let thread = std::thread::Builder::new()
@@ -191,21 +203,26 @@ pub(crate) fn spawn(
                 }
             };
             metrics.load_seconds.set(info.load_seconds);
+            let shared = Arc::new(Shared {
+                model,
+                template,
+                config,
+            });
             let setup = worker::Setup {
                 backend,
-                model: &model,
-                template,
-                config: &config,
+                model: &shared.model,
+                template: &shared.template,
+                config: &shared.config,
                 metrics,
                 stats,
                 started,
             };
-            worker::run(setup, rx, ready_tx, info);
+            worker::run(setup, rx, ready_tx, (info, shared.clone()));
         })
         .map_err(|e| EngineError::Internal(format!("spawning the engine thread: {e}")))?;
     // A failed load frees what it had loaded before the caller goes on (or exits).
     let error = match ready_rx.recv() {
-        Ok(Ok(info)) => return Ok((info, thread)),
+        Ok(Ok((info, shared))) => return Ok((info, shared, thread)),
         Ok(Err(e)) => e,
         Err(_) => EngineError::Stopped,
     };

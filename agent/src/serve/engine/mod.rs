@@ -187,24 +187,8 @@ pub(crate) struct Copy {
 }
 
 pub(crate) enum Command {
-    Generate(Box<Generation>),
-    Embed {
-        inputs: Vec<String>,
-        reply: oneshot::Sender<Result<Embeddings, EngineError>>,
-    },
-    Tokenize {
-        text: String,
-        add_special: bool,
-        reply: oneshot::Sender<Vec<TokenPiece>>,
-    },
-    Detokenize {
-        ids: Vec<i32>,
-        reply: oneshot::Sender<Result<String, EngineError>>,
-    },
-    Count {
-        prompt: Prompt,
-        reply: oneshot::Sender<Result<u32, EngineError>>,
-    },
+    Generate(Box<job::Prepared>),
+    Embed(Box<embed::EmbedJob>),
 }
 
 /// Live counters the engine thread updates and `/healthz`, `/status` read.
@@ -227,8 +211,11 @@ pub struct Engine {
     info: Arc<ModelInfo>,
     stats: Arc<EngineStats>,
     started: Instant,
-    /// Held for its `Drop` only (declared last, so dropped after `tx`).
+    /// Held for its `Drop` only (declared after `tx`, so dropped after it).
     _thread: Arc<EngineThread>,
+    /// The model and its template for work off the engine thread (dropped after the thread
+    /// has joined, so the model outlives its contexts).
+    shared: Arc<load::Shared>,
 }
 
 /// Joins the engine thread when the last [`Engine`] goes. Without it the thread would free the
@@ -258,13 +245,14 @@ impl Engine {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(EngineStats::default());
         let started = Instant::now();
-        let (info, thread) = load::spawn(config, metrics, rx, stats.clone(), started)?;
+        let (info, shared, thread) = load::spawn(config, metrics, rx, stats.clone(), started)?;
         Ok(Engine {
             tx,
             info: Arc::new(info),
             stats,
             started,
             _thread: Arc::new(EngineThread(Some(thread))),
+            shared,
         })
     }
 
@@ -321,17 +309,29 @@ impl Engine {
             copies,
             enqueued: Instant::now(),
         };
-        self.tx
-            .send(Command::Generate(Box::new(job)))
-            .map_err(|_| EngineError::Stopped)?;
+        let (shared, tx) = (self.shared.clone(), self.tx.clone());
+        // Templated and tokenized on a blocking-pool thread; a copy that cannot run gets its
+        // error there. A gone engine drops the job, which closes the receivers.
+        off_engine_thread(move || {
+            if let Some(prepared) = job::prepare(&shared, job) {
+                let _ = tx.send(Command::Generate(Box::new(prepared)));
+            }
+        });
         Ok(receivers)
     }
 
     /// Pooled embeddings of each input.
     pub async fn embed(&self, inputs: Vec<String>) -> Result<Embeddings, EngineError> {
+        let shared = self.shared.clone();
+        let inputs = blocking(move || embed::prepare(&shared, &inputs)).await??;
         let (reply, rx) = oneshot::channel();
+        let job = embed::EmbedJob {
+            inputs,
+            vectors: Vec::new(),
+            reply,
+        };
         self.tx
-            .send(Command::Embed { inputs, reply })
+            .send(Command::Embed(Box::new(job)))
             .map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
@@ -342,32 +342,40 @@ impl Engine {
         text: String,
         add_special: bool,
     ) -> Result<Vec<TokenPiece>, EngineError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Tokenize {
-                text,
-                add_special,
-                reply,
-            })
-            .map_err(|_| EngineError::Stopped)?;
-        rx.await.map_err(|_| EngineError::Stopped)
+        let shared = self.shared.clone();
+        blocking(move || tokens::tokenize(&shared.model, &text, add_special)).await
     }
 
     /// The tokens `prompt` takes once templated (Anthropic's `count_tokens`).
     pub async fn count_tokens(&self, prompt: Prompt) -> Result<u32, EngineError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Count { prompt, reply })
-            .map_err(|_| EngineError::Stopped)?;
-        rx.await.map_err(|_| EngineError::Stopped)?
+        let shared = self.shared.clone();
+        let tokens =
+            blocking(move || job::prompt_tokens(&shared.model, &shared.template, prompt)).await??;
+        Ok(tokens.len() as u32)
     }
 
     /// The text of token ids (an id outside the vocabulary is [`EngineError::Invalid`]).
     pub async fn detokenize(&self, ids: Vec<i32>) -> Result<String, EngineError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Detokenize { ids, reply })
-            .map_err(|_| EngineError::Stopped)?;
-        rx.await.map_err(|_| EngineError::Stopped)?
+        let shared = self.shared.clone();
+        blocking(move || tokens::detokenize(&shared.model, &ids)).await?
+    }
+}
+
+/// Runs `f` on tokio's blocking pool (off the engine thread and off the async workers).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Internal(format!("a blocking task failed: {e}")))
+}
+
+/// Runs `f` on tokio's blocking pool when called inside a runtime, else right here.
+fn off_engine_thread(f: impl FnOnce() + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn_blocking(f);
+        }
+        Err(_) => f(),
     }
 }

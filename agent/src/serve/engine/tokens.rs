@@ -1,5 +1,5 @@
-//! Tokenizing and detokenizing for clients (`POST /tokenize`, `/detokenize`), on the engine
-//! thread that owns the model.
+//! Tokenizing and detokenizing for clients (`POST /tokenize`, `/detokenize`), on a
+//! blocking-pool thread with the shared model (never on the engine thread).
 
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;

@@ -13,19 +13,21 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
 use super::job::{self, Job};
-use super::load::{EngineConfig, ModelInfo, context_params};
+use super::load::{EngineConfig, ModelInfo, Shared, context_params};
 use super::offload;
 use super::stop::Delta;
 use super::template::ChatFormat;
 use super::{
-    Command, EngineError, EngineStats, Event, FinishReason, Generation, Usage, embed, logprobs,
-    pinned, tokens,
+    Command, EngineError, EngineStats, Event, FinishReason, Usage, embed, logprobs, pinned,
 };
 use crate::serve::metrics::EngineMetrics;
 
 /// Tokens decoded per step at most. It bounds how long generating streams wait while a long
 /// prompt is prefilled (chunked prefill) and matches llama.cpp's default micro-batch.
 pub(crate) const BATCH_TOKENS: usize = 512;
+/// Fewest prompt tokens a step that also decodes running streams prefills (see
+/// [`Pace::prefill_budget`]).
+const MIN_PREFILL_BESIDE_STREAMS: usize = 16;
 /// The fewest tokens worth taking from another slot (or waiting for): a shorter prefix (a chat
 /// template's opening) costs less to compute than the wait, and would only reorder the cache.
 const MIN_SHARED_TOKENS: usize = 16;
@@ -35,7 +37,7 @@ const IDLE_TICK: Duration = Duration::from_millis(200);
 pub(crate) struct Setup<'m> {
     pub backend: &'static LlamaBackend,
     pub model: &'m LlamaModel,
-    pub template: ChatFormat,
+    pub template: &'m ChatFormat,
     pub config: &'m EngineConfig,
     pub metrics: EngineMetrics,
     pub stats: Arc<EngineStats>,
@@ -55,6 +57,8 @@ struct Worker<'m> {
     setup: Setup<'m>,
     ctx: LlamaContext<'m>,
     embed_ctx: Option<LlamaContext<'m>>,
+    /// Embedding requests, oldest first.
+    embeds: VecDeque<embed::EmbedJob>,
     slots: Vec<Slot>,
     waiting: VecDeque<Job>,
     batch: LlamaBatch<'static>,
@@ -66,15 +70,59 @@ struct Worker<'m> {
     /// between slots (not so for recurrent and hybrid models, whose state is the whole
     /// sequence at once).
     can_share: bool,
+    /// The model's sliding attention window (0: none); see [`Worker::continuable`].
+    n_swa: usize,
     /// The last job id given out.
     next_id: u64,
+    /// How long steps take, for the prefill budget beside running streams.
+    pace: Pace,
+}
+
+/// Step times, measured: a decode step of the running streams alone, and each prompt token
+/// on top of it (exponential averages).
+#[derive(Default)]
+struct Pace {
+    decode_step: Option<f64>,
+    per_prompt_token: Option<f64>,
+}
+
+impl Pace {
+    /// Prompt tokens a step that also decodes running streams may prefill: as many as take
+    /// about as long as their decode step, so a long prompt arriving makes the streams' next
+    /// tokens up to twice as slow instead of freezing them while it is prefilled (a step with
+    /// nothing else to decode takes up to 512).
+    fn prefill_budget(&self) -> usize {
+        match (self.decode_step, self.per_prompt_token) {
+            (Some(step), Some(token)) if token > 0.0 => {
+                ((step / token) as usize).clamp(MIN_PREFILL_BESIDE_STREAMS, BATCH_TOKENS)
+            }
+            _ => MIN_PREFILL_BESIDE_STREAMS * 4,
+        }
+    }
+
+    /// Learns from a step that decoded `generating` stream tokens and `prompt` prompt tokens.
+    fn record(&mut self, took: Duration, generating: usize, prompt: usize) {
+        let took = took.as_secs_f64();
+        let blend = |old: Option<f64>, new: f64| Some(old.map_or(new, |o| 0.8 * o + 0.2 * new));
+        if prompt == 0 && generating > 0 {
+            self.decode_step = blend(self.decode_step, took);
+        } else if prompt >= MIN_PREFILL_BESIDE_STREAMS {
+            let streams = if generating > 0 {
+                self.decode_step.unwrap_or(0.0)
+            } else {
+                0.0
+            };
+            let per_token = ((took - streams) / prompt as f64).max(1e-6);
+            self.per_prompt_token = blend(self.per_prompt_token, per_token);
+        }
+    }
 }
 
 pub(crate) fn run(
     setup: Setup<'_>,
     rx: mpsc::Receiver<Command>,
-    ready: mpsc::SyncSender<Result<ModelInfo, EngineError>>,
-    info: ModelInfo,
+    ready: mpsc::SyncSender<Result<(ModelInfo, Arc<Shared>), EngineError>>,
+    (info, shared): (ModelInfo, Arc<Shared>),
 ) {
     let config = setup.config;
     let pinned = pinned_prefixes(&setup);
@@ -108,17 +156,21 @@ pub(crate) fn run(
             pinned: true,
         }))
         .collect();
+    let n_swa = sliding_window(setup.model);
     let mut worker = Worker {
         setup,
         ctx,
         embed_ctx: None,
+        embeds: VecDeque::new(),
         slots,
         waiting: VecDeque::new(),
         batch: LlamaBatch::new(BATCH_TOKENS, 1),
         closed: false,
         eog: Vec::new(),
         can_share: false,
+        n_swa,
         next_id: 0,
+        pace: Pace::default(),
     };
     let model = worker.setup.model;
     worker.can_share = !model.is_recurrent() && !model.is_hybrid();
@@ -136,15 +188,27 @@ pub(crate) fn run(
         .map(|s| s.cache.len() as u32)
         .collect();
     info.gpu_memory_bytes = offload::memory_taken(&info.gpus);
-    if ready.send(Ok(info)).is_err() {
+    if ready.send(Ok((info, shared))).is_err() {
         return;
     }
     while worker.intake(&rx) {
+        worker.embed_step();
         worker.drop_cancelled();
         worker.assign();
         worker.step();
         worker.publish_stats();
     }
+}
+
+/// The model's sliding attention window in tokens (`<arch>.attention.sliding_window`), 0 when
+/// it has none.
+fn sliding_window(model: &LlamaModel) -> usize {
+    model
+        .meta_val_str("general.architecture")
+        .and_then(|arch| model.meta_val_str(&format!("{arch}.attention.sliding_window")))
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The presets' system prompts as pinned prefixes, one per distinct prompt worth one.
@@ -153,7 +217,7 @@ fn pinned_prefixes(setup: &Setup<'_>) -> Vec<Vec<LlamaToken>> {
     let mut prefixes: Vec<Vec<LlamaToken>> = Vec::new();
     for system in &config.pinned {
         let max = config.ctx as usize - 1;
-        let found = pinned::prefix(setup.model, &setup.template, system, MIN_SHARED_TOKENS, max);
+        let found = pinned::prefix(setup.model, setup.template, system, MIN_SHARED_TOKENS, max);
         if let Some(tokens) = found
             && !prefixes.contains(&tokens)
         {
@@ -193,7 +257,9 @@ impl<'m> Worker<'m> {
     }
 
     fn busy(&self) -> bool {
-        !self.waiting.is_empty() || self.slots.iter().any(|s| s.job.is_some())
+        !self.waiting.is_empty()
+            || !self.embeds.is_empty()
+            || self.slots.iter().any(|s| s.job.is_some())
     }
 
     /// Takes new commands; blocks only when there is nothing to decode. False: shut down.
@@ -233,38 +299,14 @@ impl<'m> Worker<'m> {
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Generate(job) => self.admit(*job),
-            Command::Embed { inputs, reply } => {
-                let result = embed::embed(
-                    self.setup.backend,
-                    self.setup.model,
-                    self.setup.config,
-                    &mut self.embed_ctx,
-                    &inputs,
-                );
-                let _ = reply.send(result);
-            }
-            Command::Tokenize {
-                text,
-                add_special,
-                reply,
-            } => {
-                let _ = reply.send(tokens::tokenize(self.setup.model, &text, add_special));
-            }
-            Command::Detokenize { ids, reply } => {
-                let _ = reply.send(tokens::detokenize(self.setup.model, &ids));
-            }
-            Command::Count { prompt, reply } => {
-                let tokens = job::prompt_tokens(self.setup.model, &self.setup.template, prompt);
-                let _ = reply.send(tokens.map(|t| t.len() as u32));
-            }
+            Command::Embed(job) => self.embeds.push_back(*job),
         }
     }
 
-    fn admit(&mut self, job: Generation) {
-        let model = self.setup.model;
+    fn admit(&mut self, job: job::Prepared) {
         let config = self.setup.config;
         let mut leader = None;
-        for mut job in job::admit(model, &self.setup.template, config, job, &self.eog) {
+        for mut job in job::admit(self.setup.model, job, &self.eog) {
             self.next_id += 1;
             job.id = self.next_id;
             job.twin_of = leader;
@@ -273,6 +315,35 @@ impl<'m> Worker<'m> {
                 leader = leader.or(Some(job.id));
             }
             self.waiting.push_back(job);
+        }
+    }
+
+    /// Embeds one input of the oldest embedding request (one per loop turn, between
+    /// generation steps).
+    fn embed_step(&mut self) {
+        let Some(job) = self.embeds.front_mut() else {
+            return;
+        };
+        let setup = &self.setup;
+        let more = job.step(
+            setup.backend,
+            setup.model,
+            setup.config,
+            &mut self.embed_ctx,
+        );
+        self.touch();
+        match more {
+            Ok(true) => {}
+            Ok(false) => {
+                if let Some(job) = self.embeds.pop_front() {
+                    job.finish();
+                }
+            }
+            Err(e) => {
+                if let Some(job) = self.embeds.pop_front() {
+                    let _ = job.reply.send(Err(e));
+                }
+            }
         }
     }
 
@@ -295,9 +366,8 @@ impl<'m> Worker<'m> {
         let mut k = 0;
         while k < self.waiting.len() && self.free_slot().is_some() {
             let job = &self.waiting[k];
-            if job.twin_of.is_some()
-                || (self.setup.config.share_prefixes && self.prefix_coming(&job.tokens))
-            {
+            let sharing = self.setup.config.share_prefixes && self.can_share;
+            if job.twin_of.is_some() || (sharing && self.prefix_coming(&job.tokens)) {
                 k += 1;
                 continue;
             }
@@ -331,7 +401,8 @@ impl<'m> Worker<'m> {
     }
 
     /// Copies waiting in a slot for a first copy that is gone (cancelled, failed) or already
-    /// past its prompt go back to the queue as requests of their own.
+    /// past its prompt go back to the queue as requests of their own; copies still queued
+    /// whose first copy is gone become requests of their own there.
     fn release_orphans(&mut self) {
         let prefilling: Vec<u64> = self
             .slots
@@ -340,6 +411,15 @@ impl<'m> Worker<'m> {
             .filter(|j| j.twin_of.is_none() && j.next.is_none())
             .map(|j| j.id)
             .collect();
+        let waiting: Vec<u64> = self.waiting.iter().map(|j| j.id).collect();
+        for job in &mut self.waiting {
+            if job
+                .twin_of
+                .is_some_and(|l| !waiting.contains(&l) && !prefilling.contains(&l))
+            {
+                job.twin_of = None;
+            }
+        }
         for i in 0..self.slots.len() {
             let orphan = self.slots[i]
                 .job
@@ -381,7 +461,10 @@ impl<'m> Worker<'m> {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.job.is_none() && !s.pinned)
-            .map(|(i, s)| (i, common_prefix(&s.cache, &job.tokens).min(usable)))
+            .map(|(i, s)| {
+                let n = common_prefix(&s.cache, &job.tokens).min(usable);
+                (i, self.continuable(s.seq, n))
+            })
             .max_by_key(|&(i, n)| {
                 (
                     n,
@@ -398,7 +481,10 @@ impl<'m> Worker<'m> {
                 .iter()
                 .enumerate()
                 .filter(|&(i, _)| i != target)
-                .map(|(i, s)| (i, common_prefix(&s.cache, &job.tokens).min(usable)))
+                .map(|(i, s)| {
+                    let n = common_prefix(&s.cache, &job.tokens).min(usable);
+                    (i, self.continuable(s.seq, n))
+                })
                 .max_by_key(|&(i, n)| (n, std::cmp::Reverse(i)))
                 .filter(|&(_, n)| n >= own + MIN_SHARED_TOKENS)
         } else {
@@ -422,17 +508,44 @@ impl<'m> Worker<'m> {
         Some(target)
     }
 
+    /// How many of sequence `seq`'s first `n` tokens a request can continue from. With
+    /// sliding-window layers llama.cpp may reuse a sequence's cells that fell out of its
+    /// window (it then drops every older position, keeping [pos_min, pos_max]); continuing at
+    /// `n` needs the window before `n`, so a sequence that lost it offers nothing.
+    fn continuable(&self, seq: i32, n: usize) -> usize {
+        if self.n_swa == 0 || n == 0 {
+            return n;
+        }
+        let pos_min = self.ctx.kv_cache_seq_pos_min(seq);
+        if pos_min <= 0 || pos_min as usize <= n.saturating_sub(self.n_swa) {
+            n
+        } else {
+            0
+        }
+    }
+
     /// Copy `twin` takes slot `leader`'s decoded prompt (all of it: its first token comes from
-    /// the same logits) as the leader samples its first token.
-    fn promote(&mut self, twin: usize, leader: usize) {
+    /// the same logits) as the leader samples its first token. `false`: the copy failed and
+    /// the twin prefills its prompt itself.
+    fn promote(&mut self, twin: usize, leader: usize) -> bool {
         let n = self.slots[leader].cache.len();
         let kept = self.copy_prefix(leader, twin, n);
         self.setup.metrics.prompt_tokens_shared.inc_by(kept as u64);
-        if let Some(job) = &mut self.slots[twin].job {
-            job.twin_of = None;
-            job.fed = kept;
-            job.cached = kept as u32;
+        let Some(job) = &mut self.slots[twin].job else {
+            return false;
+        };
+        job.twin_of = None;
+        job.fed = kept;
+        job.cached = kept as u32;
+        if kept < n {
+            let keep = self.cut(twin, 0);
+            if let Some(job) = &mut self.slots[twin].job {
+                job.fed = keep;
+                job.cached = 0;
+            }
+            return false;
         }
+        true
     }
 
     /// Keeps the first `keep` tokens of slot `i`'s cache (all of it goes when the model's
@@ -488,6 +601,10 @@ impl<'m> Worker<'m> {
                 }
             }
         }
+        let generating = outputs.len();
+        if generating > 0 {
+            budget = budget.min(self.pace.prefill_budget());
+        }
         for (i, slot) in self.slots.iter().enumerate() {
             let Some(job) = slot.job.as_ref().filter(|j| j.twin_of.is_none()) else {
                 continue;
@@ -515,12 +632,15 @@ impl<'m> Worker<'m> {
         if self.batch.n_tokens() == 0 {
             return;
         }
+        let prompt: usize = planned.iter().map(|(_, take)| take).sum();
+        let started = Instant::now();
         if let Err(e) = self.ctx.decode(&mut self.batch) {
             tracing::error!(error = %e, "decode failed");
             self.fail_all(&format!("decode: {e}"));
             return;
         }
         self.touch();
+        self.pace.record(started.elapsed(), generating, prompt);
         for (i, take) in planned {
             let slot = &mut self.slots[i];
             if let Some(job) = &mut slot.job {
@@ -543,12 +663,8 @@ impl<'m> Worker<'m> {
         };
         let id = leader.id;
         for t in 0..self.slots.len() {
-            if self.slots[t]
-                .job
-                .as_ref()
-                .is_some_and(|j| j.twin_of == Some(id))
-            {
-                self.promote(t, i);
+            let twin = self.slots[t].job.as_ref();
+            if twin.is_some_and(|j| j.twin_of == Some(id)) && self.promote(t, i) {
                 self.sample(t, idx);
             }
         }
