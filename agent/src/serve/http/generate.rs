@@ -192,6 +192,8 @@ pub(crate) struct Live {
     queued: VecDeque<Step>,
     /// Which choice of the answer this is (`n`, a list of prompts): keeps call ids unique.
     choice: usize,
+    /// A copy of another choice's prompt (`n`): its prompt is not counted again.
+    copy: bool,
 }
 
 /// Validates, takes an admission permit (503 when none is left) and waits until the engine
@@ -234,6 +236,7 @@ pub(crate) async fn start_copies(
         .generate_copies(prompt, params)
         .map_err(|e| ApiError::engine(flavor, e))?;
     let deadline = tokio::time::Instant::now() + state.options.request_timeout;
+    log.admitted(receivers.len());
     let mut lives = Vec::with_capacity(receivers.len());
     for (i, mut rx) in receivers.into_iter().enumerate() {
         // n permits split n times: each choice frees its own when it ends.
@@ -254,6 +257,7 @@ pub(crate) async fn start_copies(
                 tools: None,
                 queued: VecDeque::new(),
                 choice: i,
+                copy: i > 0,
             }),
             Some(Event::Error(e)) => return Err(ApiError::engine(flavor, e)),
             _ => return Err(ApiError::internal(flavor, "engine closed the request")),
@@ -364,7 +368,18 @@ impl Live {
                 Step::Text(text, std::mem::take(&mut self.pending))
             }
             Event::Done { finish, usage } => {
-                self.log.finished(usage);
+                // A copy of a prompt (`n`) did not compute it again: the log counts it once,
+                // as `usage` does.
+                let logged = if self.copy {
+                    Usage {
+                        prompt_tokens: 0,
+                        cached_tokens: 0,
+                        ..usage
+                    }
+                } else {
+                    usage
+                };
+                self.log.finished(logged);
                 if self.log_text {
                     self.log.text(String::new(), std::mem::take(&mut self.text));
                 }

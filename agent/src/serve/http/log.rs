@@ -26,8 +26,23 @@ struct Fields {
     category: &'static str,
     usage: Option<Usage>,
     streaming: bool,
+    /// Generations admitted and not finished yet (`n`, a list of prompts).
+    running: usize,
     finished: bool,
     text: Option<(String, String)>,
+}
+
+impl Fields {
+    /// How the request ended, for the log line.
+    fn category(&self) -> &'static str {
+        if self.streaming && !self.finished {
+            "cancelled"
+        } else if self.category.is_empty() {
+            if self.status < 400 { "ok" } else { "error" }
+        } else {
+            self.category
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -71,12 +86,19 @@ impl RequestLog {
         self.with(|f| f.streaming = true);
     }
 
-    /// Token counts and timings once generation ended; a request with several generations
-    /// (a list of prompts) logs their sums and its longest times.
+    /// `n` more generations serve this request (each ends with [`RequestLog::finished`]).
+    pub fn admitted(&self, n: usize) {
+        self.with(|f| f.running += n);
+    }
+
+    /// Token counts and timings once a generation ended; a request with several generations
+    /// (a list of prompts, `n`) logs their sums and its longest times, and is finished when
+    /// the last one is (a stream dropped before that is a cancellation).
     pub fn finished(&self, usage: Usage) {
         self.with(|f| {
             f.usage = Some(f.usage.map_or(usage, |before| before.plus(usage)));
-            f.finished = true;
+            f.running = f.running.saturating_sub(1);
+            f.finished = f.running == 0;
         });
     }
 
@@ -101,13 +123,7 @@ impl Drop for Inner {
             Ok(f) => std::mem::take(f),
             Err(p) => std::mem::take(p.into_inner()),
         };
-        let category = if f.streaming && !f.finished {
-            "cancelled"
-        } else if f.category.is_empty() {
-            if f.status < 400 { "ok" } else { "error" }
-        } else {
-            f.category
-        };
+        let category = f.category();
         let status = f.status.to_string();
         self.metrics
             .requests
@@ -208,4 +224,48 @@ pub(super) async fn track(
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log() -> RequestLog {
+        RequestLog(Arc::new(Inner {
+            id: "test".into(),
+            api: "openai",
+            route: "/v1/chat/completions".into(),
+            started: Instant::now(),
+            metrics: ServeMetrics::new().expect("metrics"),
+            fields: Mutex::new(Fields {
+                status: 200,
+                ..Fields::default()
+            }),
+        }))
+    }
+
+    fn category(log: &RequestLog) -> &'static str {
+        log.0.fields.lock().expect("fields").category()
+    }
+
+    #[test]
+    fn a_stream_of_several_generations_is_finished_when_the_last_one_is() {
+        let log = log();
+        log.streaming();
+        log.admitted(2);
+        let usage = Usage {
+            prompt_tokens: 10,
+            completion_tokens: 3,
+            ..Usage::default()
+        };
+        log.finished(usage);
+        assert_eq!(category(&log), "cancelled");
+        log.finished(Usage {
+            prompt_tokens: 0,
+            ..usage
+        });
+        assert_eq!(category(&log), "ok");
+        let total = log.0.fields.lock().expect("fields").usage.expect("usage");
+        assert_eq!((total.prompt_tokens, total.completion_tokens), (10, 6));
+    }
 }
