@@ -51,9 +51,15 @@ certificates() {
 prepare() {
   local state="$1"
   if ip link show "$BRIDGE" >/dev/null 2>&1; then
-    echo "real node: bridge $BRIDGE exists: another test cluster runs here, or one was killed" \
-      "without tests/cluster/down.sh; stop it (node.sh stop DIR) or delete the bridge" >&2
-    return 1
+    # A node's containerd runs as long as its cluster does; without one, the bridge and rules
+    # are what a killed run (a machine's session ended mid-test) left, and only block this one.
+    if pgrep -f "containerd --config .*/node/containerd.toml" >/dev/null; then
+      echo "real node: bridge $BRIDGE exists and another test cluster runs here;" \
+        "stop it (tests/cluster/down.sh DIR)" >&2
+      return 1
+    fi
+    echo "real node: removing bridge $BRIDGE and rules left by a test cluster that was killed" >&2
+    network_down
   fi
   ip link add "$BRIDGE" type bridge
   ip addr add "$NODE_IP/16" dev "$BRIDGE"
@@ -229,7 +235,11 @@ import_images() {
   for archive in "${LLAMAFLEET_E2E_IMAGES:?set LLAMAFLEET_E2E_IMAGES to the directory scripts/build-images.sh wrote}"/*.tar; do
     ctr --address "$node/containerd.sock" -n k8s.io images import --all-platforms "$archive" >/dev/null
   done
-  ctr --address "$node/containerd.sock" -n k8s.io images ls -q | grep -qx "$PAUSE_IMAGE" || {
+  # Listed first, searched after: `ctr | grep -q` fails under pipefail when grep's early exit
+  # cuts ctr's output (SIGPIPE), which made a present image look missing.
+  local images
+  images="$(ctr --address "$node/containerd.sock" -n k8s.io images ls -q)"
+  grep -qx "$PAUSE_IMAGE" <<<"$images" || {
     echo "real node: $PAUSE_IMAGE is not among the images in $LLAMAFLEET_E2E_IMAGES" >&2
     return 1
   }
@@ -250,9 +260,6 @@ stop() {
   fi
   # Shims outlive containerd; theirs are the ones started with this node's socket.
   pkill -9 -f "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null || true
-  # Network namespaces of the pods (CNI's bridge plugin left veths in them).
-  local netns
-  for netns in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do ip netns delete "$netns" 2>/dev/null || true; done
   # Mounts under the node's directories (container rootfs, secrets, shm), deepest first.
   if [ -d "$node" ]; then
     findmnt -rn -o TARGET | grep "^$node/" | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
@@ -260,6 +267,13 @@ stop() {
   local bin
   bin="$(cat "$node/bin-dir" 2>/dev/null || true)"
   if [ -x "$bin/kube-proxy" ]; then "$bin/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
+  network_down
+}
+
+# The pods' network namespaces, the isolation rules and the bridge.
+network_down() {
+  local netns
+  for netns in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do ip netns delete "$netns" 2>/dev/null || true; done
   while iptables -w -D FORWARD -s "$TEST_RANGE" ! -d "$TEST_RANGE" -j DROP -m comment --comment llamafleet-e2e 2>/dev/null; do :; done
   while iptables -w -D FORWARD -d "$TEST_RANGE" ! -s "$TEST_RANGE" -j DROP -m comment --comment llamafleet-e2e 2>/dev/null; do :; done
   ip link delete "$BRIDGE" 2>/dev/null || true
