@@ -1,7 +1,8 @@
 //! Scale benchmark (not a timed test): 1000 LlmDeployments reconciled against an in-memory
-//! mock API server (a `tower_test` pair answering like an API server would: GETs, label
-//! LISTs, server-side applies, status applies). Round 1 creates every child, round 2 must
-//! write nothing. Run through `bench/operator-scale.sh` for CPU time and peak RSS.
+//! mock API server (a `tower_test` pair answering like an API server would: server-side
+//! applies, status applies, the node cache's claim). The reconciles read watch caches that
+//! hold what the mock stored, as the operator's watches would. Round 1 creates every child,
+//! round 2 must make no request. Run through `bench/operator-scale.sh` for CPU time and peak RSS.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeMap;
@@ -15,7 +16,9 @@ use kube::client::Body;
 use llamafleet_crds::LlmDeployment;
 use llamafleet_operator::agent_status::NoAgentProbe;
 use llamafleet_operator::context::Context;
+use llamafleet_operator::deployment::dereference::LiveChildren;
 use llamafleet_operator::metrics::Metrics;
+use llamafleet_operator::stores::Stores;
 use serde_json::{Value, json};
 
 /// LlmDeployments reconciled per round (override with the first argument).
@@ -55,31 +58,14 @@ fn answer(cluster: &Mutex<Cluster>, method: &str, uri: &str, body: Value) -> Val
     c.requests += 1;
     let path = uri.split('?').next().unwrap_or_default().to_string();
     match method {
-        "GET" if path.contains("/llmmodels/") => model(),
         // The namespace's node-cache claim, already bound (operator/src/node_cache.rs).
         "GET" if path.ends_with("/persistentvolumeclaims/llamafleet-model-cache") => json!({
             "apiVersion": "v1", "kind": "PersistentVolumeClaim",
             "metadata": {"name": "llamafleet-model-cache", "namespace": "default"},
             "status": {"phase": "Bound"}
         }),
-        "GET" => {
-            // LIST by instance label: labelSelector=app.kubernetes.io%2Finstance%3D<name>%2C...
-            let instance = uri
-                .split("instance%3D")
-                .nth(1)
-                .and_then(|s| s.split("%2C").next());
-            let items: Vec<Value> = c
-                .objects
-                .iter()
-                .filter(|(p, o)| {
-                    p.starts_with(&path)
-                        && o["metadata"]["labels"]["app.kubernetes.io/instance"].as_str()
-                            == instance
-                })
-                .map(|(_, o)| o.clone())
-                .collect();
-            json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})
-        }
+        // Reads come from the watch caches (`stores_of`), never from the API server.
+        "GET" => panic!("unexpected read: {uri}"),
         "PATCH" if path.ends_with("/status") => {
             c.writes += 1;
             let name = path
@@ -100,6 +86,23 @@ fn answer(cluster: &Mutex<Cluster>, method: &str, uri: &str, body: Value) -> Val
             obj
         }
     }
+}
+
+/// Watch caches holding the model and every stored child, as the watches would after a round.
+fn stores_of(c: &Cluster) -> Stores {
+    let mut live = LiveChildren::default();
+    for o in c.objects.values() {
+        let o = o.clone();
+        match o["kind"].as_str() {
+            Some("ConfigMap") => live.config_maps.push(serde_json::from_value(o).unwrap()),
+            Some("Deployment") => live.deployments.push(serde_json::from_value(o).unwrap()),
+            Some("Service") => live.services.push(serde_json::from_value(o).unwrap()),
+            Some("PodDisruptionBudget") => live.pdbs.push(serde_json::from_value(o).unwrap()),
+            Some("HorizontalPodAutoscaler") => live.hpas.push(serde_json::from_value(o).unwrap()),
+            other => panic!("unexpected kind {other:?}"),
+        }
+    }
+    Stores::holding(vec![serde_json::from_value(model()).unwrap()], live)
 }
 
 async fn serve(
@@ -130,20 +133,26 @@ async fn main() {
     let cluster = Arc::new(Mutex::new(Cluster::default()));
     tokio::spawn(serve(handle, cluster.clone()));
     let clock = Arc::new(|| Time("2026-01-01T00:00:00Z".parse().unwrap()));
-    let ctx = Arc::new(Context::new(
-        Client::new(service, "default"),
-        None,
-        Arc::new(Metrics::new()),
-        "agent:bench".into(),
-        Arc::new(NoAgentProbe),
-        clock,
-    ));
+    let client = Client::new(service, "default");
+    let metrics = Arc::new(Metrics::new());
     let mut objects: Vec<LlmDeployment> = (0..count).map(deployment).collect();
     for round in 1..=2 {
         let before = {
             let c = cluster.lock().unwrap();
             (c.requests, c.writes)
         };
+        let stores = stores_of(&cluster.lock().unwrap());
+        let ctx = Arc::new(
+            Context::new(
+                client.clone(),
+                None,
+                metrics.clone(),
+                "agent:bench".into(),
+                Arc::new(NoAgentProbe),
+                clock.clone(),
+            )
+            .with_stores(stores),
+        );
         let started = Instant::now();
         for d in &mut objects {
             llamafleet_operator::deployment::reconcile(Arc::new(d.clone()), ctx.clone())

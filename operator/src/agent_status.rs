@@ -89,6 +89,12 @@ impl AgentStatus {
 pub trait AgentProbe: Send + Sync {
     /// Status of the agent behind `base_url`, or `None` when it cannot be had.
     fn status<'a>(&'a self, base_url: &'a str) -> BoxFuture<'a, Option<AgentStatus>>;
+
+    /// Whether it can ever report something: a reconcile polls agents for download progress
+    /// only when so, and otherwise waits for watch events.
+    fn reports(&self) -> bool {
+        true
+    }
 }
 
 /// Asks agents over HTTP.
@@ -138,5 +144,9 @@ pub struct NoAgentProbe;
 impl AgentProbe for NoAgentProbe {
     fn status<'a>(&'a self, _base_url: &'a str) -> BoxFuture<'a, Option<AgentStatus>> {
         Box::pin(async { None })
+    }
+
+    fn reports(&self) -> bool {
+        false
     }
 }

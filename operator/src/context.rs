@@ -1,5 +1,5 @@
-//! What every reconcile shares: the client, the event recorder, metrics, options, the clock
-//! and per-object backoff.
+//! What every reconcile shares: the client, the watch caches, the event recorder, metrics,
+//! options, the clock and per-object backoff.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,19 +13,18 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use crate::agent_status::AgentProbe;
 use crate::build::gpu::AgentImages;
+use crate::deployment::dereference::LiveChildren;
 use crate::metrics::Metrics;
 use crate::model::fetch::Fetcher;
 use crate::names::{CACHE_DIR, FIELD_MANAGER};
 use crate::rollout::RouterStatsClient;
+use crate::sizing::DEFAULT_GPU_MEMORY_BYTES;
+use crate::stores::Stores;
 
 /// First retry delay after a transient error; doubles per consecutive failure.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
 /// Longest retry delay: five minutes keeps a broken object visible without load.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
-
-/// GPU memory assumed per GPU when planning layer offload where `gpu.memoryGiB` names none:
-/// 16 GiB is the smallest common data-centre GPU (T4, V100-16GB).
-pub const DEFAULT_GPU_MEMORY_BYTES: u64 = 16 << 30;
 
 /// How the model controller reaches sources and plans memory.
 #[derive(Debug, Clone)]
@@ -73,6 +72,8 @@ pub struct Context {
     pub models: ModelOptions,
     /// Where progressive rollouts read router figures; `None` leaves every due step waiting.
     pub routers: Option<RouterStatsClient>,
+    /// The watch caches the reconciles read.
+    pub stores: Stores,
     /// Node directory of the node cache (the model cache of deployments whose `spec.cache`
     /// names none): the path of its PersistentVolumes.
     pub cache_path: String,
@@ -149,6 +150,7 @@ impl Context {
             clock,
             models: ModelOptions::default(),
             routers: None,
+            stores: Stores::holding(Vec::new(), LiveChildren::default()),
             cache_path: CACHE_DIR.into(),
             failures: Mutex::default(),
             announced: Mutex::default(),
@@ -158,6 +160,13 @@ impl Context {
     /// The same context with these agent images.
     pub fn with_agent_images(mut self, images: AgentImages) -> Self {
         self.images = images;
+        self
+    }
+
+    /// The same context reading these watch caches (until then: empty ones, an empty
+    /// cluster).
+    pub fn with_stores(mut self, stores: Stores) -> Self {
+        self.stores = stores;
         self
     }
 

@@ -1,22 +1,17 @@
 //! Errors of each reconcile step, wrapped by [`Error`]; each maps to a short metric label.
 //!
-//! User errors (an invalid spec, a missing model) are not here: the validate step returns
-//! [`crate::validate::ValidateError`], which the reconcile turns into a condition, an Event and
-//! `await_change`. Everything here is transient and retried with backoff, unless
+//! User errors (an invalid spec, a missing model) are not here: the plan step returns
+//! [`crate::deployment::plan::ValidateError`], which the reconcile turns into a condition, an
+//! Event and `await_change`. Everything here is transient and retried with backoff, unless
 //! [`Error::is_permanent`] says otherwise.
 
 /// Reading the cluster failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DereferenceError {
-    /// Getting a referenced LlmModel failed (a 404 is not an error: the model is missing).
-    #[error("reading LlmModel {name}: {source}")]
-    Model {
-        /// The model.
-        name: String,
-        /// The cause.
-        source: kube::Error,
-    },
-    /// Listing the children of one kind failed.
+    /// The watch caches stopped before their first listing (the operator is shutting down).
+    #[error(transparent)]
+    CachesStopped(#[from] crate::stores::StoresStopped),
+    /// Listing objects of one kind failed (the router pods of a rollout).
     #[error("listing {kind} objects: {source}")]
     List {
         /// The kind.
@@ -108,8 +103,8 @@ impl Error {
     /// Short label for the `errors` metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Self::Dereference(DereferenceError::Model { .. }) => "get_model",
-            Self::Dereference(DereferenceError::List { .. }) => "list_children",
+            Self::Dereference(DereferenceError::CachesStopped(_)) => "caches_stopped",
+            Self::Dereference(DereferenceError::List { .. }) => "list",
             Self::NodeCache(_) => "node_cache",
             Self::Apply(ApplyError::Apply { .. }) => "apply",
             Self::Apply(ApplyError::Delete { .. }) => "delete",

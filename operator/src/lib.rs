@@ -3,19 +3,18 @@
 //! model's memory plan; and resolves `LlmModel` sources (GGUF header, pinned revision,
 //! scheduled update checks) in [`model`].
 //!
-//! A reconcile is a short run of steps, each its own module: [`dereference`] (reads the
-//! cluster) → [`validate`] (pure) → [`build`] (pure, cannot fail) → [`node_cache`] (the
-//! namespace's model-cache claim, when serving pods are about to change) → [`apply`] (writes)
-//! → [`status`]. Between validate and build, [`rollout`] decides which weights are in effect
-//! (a progressive rollout's step, or the spec's).
+//! A reconcile is a short run of steps, each its own module under [`deployment`]:
+//! dereference (the controller's watch caches, [`stores`]) → plan (pure) → [`build`] (pure,
+//! cannot fail) → [`node_cache`] (the namespace's model-cache claim, when serving pods are
+//! about to change) → apply (writes) → status. Between plan and build, [`rollout`] decides
+//! which weights are in effect (a progressive rollout's step, or the spec's).
 #![forbid(unsafe_code)]
 
 pub mod agent_status;
-pub mod apply;
+pub mod api_client;
 pub mod build;
 pub mod context;
 pub mod deployment;
-pub mod dereference;
 pub mod error;
 pub mod http;
 pub mod metrics;
@@ -26,6 +25,5 @@ pub mod render;
 pub mod rollout;
 pub mod run;
 pub mod sizing;
-pub mod status;
+pub mod stores;
 pub mod update;
-pub mod validate;

@@ -1,14 +1,17 @@
 //! Prometheus metrics of the operator, served on `/metrics`.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use prometheus::core::Collector;
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Reconcile durations from a cache hit (ms) to a slow API server (tens of seconds).
 const DURATION_BUCKETS: [f64; 9] = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
+
+/// Variant names by `(namespace, llmdeployment)`.
+type Published = HashMap<(String, String), Vec<String>>;
 
 /// The operator's metrics and the registry that serves them.
 #[derive(Clone)]
@@ -34,6 +37,14 @@ pub struct Metrics {
     /// `llamafleet_operator_rollout_step{namespace,llmdeployment}`: `status.rollout.step` of a
     /// Progressive deployment (0 while it waits for the candidate); absent for Manual ones.
     pub rollout_step: IntGaugeVec,
+    /// `llamafleet_operator_api_requests_total{verb}`: requests to the Kubernetes API server
+    /// (`get`, `list`, `watch`, `create`, `patch`, `delete`, …); an operator at rest makes
+    /// none but its watches.
+    pub api_requests: IntCounterVec,
+    /// The variants of each `(namespace, llmdeployment)` that have a weight series: removing
+    /// the stale ones by name costs a lookup, where searching the gauge's series cost a copy
+    /// of all of them on every reconcile (most of one at a thousand LlmDeployments).
+    published: Arc<Mutex<Published>>,
 }
 
 impl Default for Metrics {
@@ -108,8 +119,17 @@ impl Metrics {
             &["namespace", "llmdeployment"],
         )
         .expect("valid metric");
+        let api_requests = IntCounterVec::new(
+            Opts::new(
+                "llamafleet_operator_api_requests_total",
+                "Requests sent to the Kubernetes API server, by verb",
+            ),
+            &["verb"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(api_requests.clone()),
             Box::new(errors.clone()),
             Box::new(duration.clone()),
             Box::new(managed.clone()),
@@ -130,6 +150,8 @@ impl Metrics {
             rollbacks,
             variant_weight,
             rollout_step,
+            api_requests,
+            published: Arc::default(),
         }
     }
 
@@ -137,9 +159,18 @@ impl Metrics {
     /// series of variants it no longer has go) and, for a Progressive one, the rollout step.
     pub fn set_deployment(&self, ns: &str, name: &str, weights: &[(&str, i32)], step: Option<u32>) {
         let current: BTreeSet<&str> = weights.iter().map(|(v, _)| *v).collect();
-        remove_where(&self.variant_weight, |l| {
-            l["namespace"] == ns && l["llmdeployment"] == name && !current.contains(l["variant"])
-        });
+        let before = self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                (ns.to_owned(), name.to_owned()),
+                current.iter().map(|v| (*v).to_owned()).collect(),
+            )
+            .unwrap_or_default();
+        for gone in before.iter().filter(|v| !current.contains(v.as_str())) {
+            let _ = self.variant_weight.remove_label_values(&[ns, name, gone]);
+        }
         for (variant, weight) in weights {
             self.variant_weight
                 .with_label_values(&[ns, name, *variant])
@@ -159,11 +190,19 @@ impl Metrics {
     /// Drops the per-deployment gauges of LlmDeployments that are gone: a deleted object gets
     /// no reconcile, so the controller loop calls this with the `(namespace, name)`s it holds.
     pub fn retain_deployments(&self, live: &BTreeSet<(String, String)>) {
-        for gauge in [&self.variant_weight, &self.rollout_step] {
-            remove_where(gauge, |l| {
-                !live.contains(&(l["namespace"].to_owned(), l["llmdeployment"].to_owned()))
+        self.published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(ns, name), variants| {
+                if live.contains(&(ns.clone(), name.clone())) {
+                    return true;
+                }
+                for v in variants.iter() {
+                    let _ = self.variant_weight.remove_label_values(&[ns, name, v]);
+                }
+                let _ = self.rollout_step.remove_label_values(&[ns, name]);
+                false
             });
-        }
     }
 
     /// Prometheus text exposition of every metric.
@@ -171,22 +210,6 @@ impl Metrics {
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
-    }
-}
-
-/// Removes the series of `gauge` whose labels (by name) satisfy `drop`.
-fn remove_where(gauge: &IntGaugeVec, drop: impl Fn(&HashMap<&str, &str>) -> bool) {
-    for family in gauge.collect() {
-        for metric in family.get_metric() {
-            let labels: HashMap<&str, &str> = metric
-                .get_label()
-                .iter()
-                .map(|l| (l.name(), l.value()))
-                .collect();
-            if drop(&labels) {
-                let _ = gauge.remove(&labels);
-            }
-        }
     }
 }
 

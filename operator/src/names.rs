@@ -116,8 +116,3 @@ pub fn object_labels(selector: &BTreeMap<String, String>) -> BTreeMap<String, St
     labels.insert(LABEL_MANAGED_BY.into(), FIELD_MANAGER.into());
     labels
 }
-
-/// Label selector (query form) of everything the operator made for one LlmDeployment.
-pub fn instance_selector(llmd: &str) -> String {
-    format!("{LABEL_INSTANCE}={llmd},{LABEL_MANAGED_BY}={FIELD_MANAGER}")
-}

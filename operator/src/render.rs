@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::build::gpu::{AgentImages, ImageError};
 use crate::build::{self, BuildOptions, node_cache};
-use crate::validate::{self, ResolvedModel, ValidateError};
+use crate::deployment::plan::{self, ResolvedModel, ValidateError};
 
 /// Namespace of documents that name none (what `kubectl apply` without `-n` would use).
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -187,7 +187,7 @@ pub fn render_with_images(
             })
             .collect();
         let plan =
-            validate::plan(&llmd, &namespace, &d.spec, &models).map_err(|source| match source {
+            plan::make(&llmd, &namespace, &d.spec, &models).map_err(|source| match source {
                 ValidateError::ModelNotFound(model) => RenderError::UnresolvedModel {
                     namespace,
                     deployment: llmd,

@@ -6,12 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use futures_util::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::ListParams;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
@@ -24,7 +20,8 @@ use crate::context::{Context, ModelOptions, system_clock};
 use crate::metrics::Metrics;
 use crate::model::fetch::Fetcher;
 use crate::rollout::RouterStatsClient;
-use crate::{deployment, http, model, names};
+use crate::stores::{self, Stores, Writers};
+use crate::{api_client, deployment, http, model, names};
 
 /// Command that installs the CRDs, printed when they are missing.
 pub const INSTALL_CRDS: &str = "kubectl apply -f crds/";
@@ -127,11 +124,11 @@ pub fn models_of(llmd: &LlmDeployment) -> Vec<ObjectRef<LlmModel>> {
 
 /// Runs until SIGTERM/Ctrl-C (or until leadership is lost).
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let client = Client::try_default()
+    let metrics = Arc::new(Metrics::new());
+    let client = api_client::connect(metrics.api_requests.clone())
         .await
         .context("connecting to the Kubernetes API")?;
     check_crds(&client).await?;
-    let metrics = Arc::new(Metrics::new());
     let server = serve_http(settings.listen, metrics.clone());
 
     let mut leader = None;
@@ -156,6 +153,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         leader = Some((rx, task));
     }
 
+    let (stores, writers) = Stores::new();
     let agents: Arc<dyn AgentProbe> = if settings.agent_status {
         Arc::new(HttpAgentProbe::new().context("building the agent HTTP client")?)
     } else {
@@ -183,7 +181,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             RouterStatsClient::new(settings.router_urls)
                 .context("building the router stats HTTP client")?,
         )
-        .with_cache_path(settings.cache_path),
+        .with_cache_path(settings.cache_path)
+        .with_stores(stores),
     );
     let lost = lost_leadership(leader.as_ref().map(|(rx, _)| rx.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -195,7 +194,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
     let controllers = async {
         tokio::join!(
-            run_deployments(client.clone(), ctx.clone(), stop()),
+            run_deployments(client.clone(), ctx.clone(), writers, stop()),
             run_models(client.clone(), ctx.clone(), stop())
         )
     };
@@ -263,6 +262,7 @@ pub async fn shutdown_signal() {
 async fn run_deployments(
     client: Client,
     ctx: Arc<Context>,
+    writers: Writers,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<LlmDeployment> = Api::all(client.clone());
@@ -283,23 +283,23 @@ async fn run_deployments(
     ));
     let managed = ctx.metrics.managed.with_label_values(&["LlmDeployment"]);
     let counted = store.clone();
+    // Each watch feeds a store the reconciles read (crate::stores) and triggers the owner;
+    // deletions trigger too, so a deleted child is made again.
+    let models = watcher(
+        Api::<LlmModel>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(stores::trim)
+    .reflect(writers.models)
+    .touched_objects();
     controller
-        .owns(Api::<Deployment>::all(client.clone()), by_label.clone())
-        .owns(Api::<Service>::all(client.clone()), by_label.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), by_label.clone())
-        .owns(
-            Api::<PodDisruptionBudget>::all(client.clone()),
-            by_label.clone(),
-        )
-        .owns(
-            Api::<HorizontalPodAutoscaler>::all(client.clone()),
-            by_label,
-        )
-        .watches(
-            Api::<LlmModel>::all(client),
-            watcher::Config::default(),
-            move |m| deployments_using(&store, &m),
-        )
+        .owns_stream(children(&client, &by_label, writers.deployments))
+        .owns_stream(children(&client, &by_label, writers.services))
+        .owns_stream(children(&client, &by_label, writers.config_maps))
+        .owns_stream(children(&client, &by_label, writers.pdbs))
+        .owns_stream(children(&client, &by_label, writers.hpas))
+        .watches_stream(models, move |m| deployments_using(&store, &m))
         .graceful_shutdown_on(stop)
         .run(deployment::reconcile, deployment::error_policy, ctx.clone())
         .for_each(|result| {
@@ -351,4 +351,27 @@ async fn run_models(
             std::future::ready(())
         })
         .await;
+}
+
+/// The watch of one kind of children (those with the operator's managed-by label), feeding
+/// `writer`'s store.
+fn children<K>(
+    client: &Client,
+    config: &watcher::Config,
+    writer: Writer<K>,
+) -> impl futures_util::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    watcher(Api::<K>::all(client.clone()), config.clone())
+        .default_backoff()
+        .modify(stores::trim)
+        .reflect(writer)
+        .touched_objects()
 }

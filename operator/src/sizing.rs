@@ -9,7 +9,11 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use llamafleet_crds::{GgufSummary, LlmModel, MemoryEstimate, MemoryPlanStatus};
 use llamafleet_gguf::{GpuLayers, MemoryPlan, ModelMemory, PlanInput};
 
-use crate::validate::EffectiveServing;
+use crate::deployment::plan::EffectiveServing;
+
+/// GPU memory assumed per GPU when planning layer offload where `gpu.memoryGiB` names none:
+/// 16 GiB is the smallest common data-centre GPU (T4, V100-16GB).
+pub const DEFAULT_GPU_MEMORY_BYTES: u64 = 16 << 30;
 
 /// CPU request when `serving.threads` is not set: two cores keep one slot's decode and the
 /// HTTP side from starving each other. No CPU limit is set: CFS throttling of llama.cpp's

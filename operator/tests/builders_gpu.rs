@@ -10,10 +10,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use llamafleet_crds::{GgufSummary, GpuSpec, LlmDeployment, LlmModel, MemoryEstimate};
 use llamafleet_operator::build::gpu::{AgentImages, Backend, ImageError};
 use llamafleet_operator::build::{self, BuildOptions, Children};
+use llamafleet_operator::deployment::plan::{self, Plan, ResolvedModel};
 use llamafleet_operator::names::CACHE_DIR;
 use llamafleet_operator::render::{self, DEFAULT_NAMESPACE};
 use llamafleet_operator::sizing;
-use llamafleet_operator::validate::{self, Plan, ResolvedModel};
 
 #[path = "support/pods.rs"]
 mod pods;
@@ -47,7 +47,7 @@ fn plan_of(llmd: &LlmDeployment, model: &LlmModel, operator_gpu_memory: u64) -> 
         model.metadata.name.clone().unwrap(),
         Ok(ResolvedModel::from_spec_and_status(model)),
     )]);
-    validate::plan_with_gpu_memory(
+    plan::make_with_gpu_memory(
         "assistant-gpus",
         DEFAULT_NAMESPACE,
         &llmd.spec,

@@ -9,11 +9,11 @@ use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, KeyToPath, Volume, Volum
 use llamafleet_crds::{LlmDeployment, LlmModel};
 use llamafleet_operator::build::gpu::AgentImages;
 use llamafleet_operator::build::{self, BuildOptions, Children};
+use llamafleet_operator::deployment::plan;
 use llamafleet_operator::deployment::resolve_models;
 use llamafleet_operator::names::CACHE_DIR;
 use llamafleet_operator::update::derive::effective;
 use llamafleet_operator::update::retain;
-use llamafleet_operator::validate;
 use serde_json::{Value, json};
 
 const OLD_SHA: &str = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -64,17 +64,17 @@ fn chat() -> LlmDeployment {
 
 /// The plan one reconcile makes for `chat` given the model (as `deployment::reconcile`
 /// composes the pure steps).
-fn plan(models: &BTreeMap<String, Option<LlmModel>>) -> validate::Plan {
+fn plan(models: &BTreeMap<String, Option<LlmModel>>) -> plan::Plan {
     let d = chat();
     let e = effective("chat", &d.spec, d.status.as_ref(), models);
     let mut resolved = resolve_models(models);
     resolved.extend(e.models.iter().map(|(k, m)| (k.clone(), Ok(m.clone()))));
-    let mut plan = validate::plan("chat", "default", &e.spec, &resolved).unwrap();
+    let mut plan = plan::make("chat", "default", &e.spec, &resolved).unwrap();
     plan.keep = retain::keep(models);
     plan
 }
 
-fn build_plan(plan: &validate::Plan) -> Children {
+fn build_plan(plan: &plan::Plan) -> Children {
     let opts = BuildOptions {
         images: AgentImages::derived("agent:test").unwrap(),
         owner: None,

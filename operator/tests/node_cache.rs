@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::runtime::controller::Action;
 use llamafleet_operator::build::node_cache::{claim, persistent_volume, uses_node_cache};
-use llamafleet_operator::deployment::{self, RESYNC_PROGRESSING};
+use llamafleet_operator::deployment::{self, RESYNC_READY};
 use llamafleet_operator::node_cache::{ensure, reclaim_patch};
 use serde_json::{Value, json};
 use support::*;
@@ -245,12 +245,12 @@ async fn objects_made_in_between_are_not_an_error() {
 
 /// The first reconcile in a namespace without a node cache makes it before the serving pods
 /// that mount it (a reconcile that writes no serving pods reads nothing for it: reconcile.rs,
-/// `second_reconcile_of_unchanged_object_writes_nothing`).
+/// `second_reconcile_of_unchanged_object_makes_no_request`).
 #[tokio::test]
 async fn the_first_deployment_in_a_namespace_makes_its_node_cache() {
     let (models, llmd) = fixture("quickstart.yaml");
-    let mut calls = dereference_calls(&llmd, &models, &[]);
-    calls.extend([
+    let stores = cluster(&models, &[]);
+    let mut calls = vec![
         Call::get(node_cache_claim_path("default"), Reply::Status(404)),
         Call::get(node_cache_volume_path("default"), Reply::Status(404)),
         Call::create(
@@ -262,17 +262,17 @@ async fn the_first_deployment_in_a_namespace_makes_its_node_cache() {
             "/api/v1/namespaces/default/persistentvolumeclaims",
             serde_json::to_value(claim("default")).unwrap(),
         ),
-    ]);
+    ];
     for (path, body) in built_children(&llmd, &models) {
         calls.push(Call::apply(path, body));
     }
     let mut status = Call::status(status_path("default", "chat"), Value::Null, &llmd);
     status.body = None;
     calls.push(status);
-    let (ctx, handle) = context();
+    let (ctx, handle) = context_with(stores);
     let server = tokio::spawn(serve(handle, calls));
     let result = deployment::reconcile(Arc::new(llmd), ctx.clone()).await;
     drop(ctx);
     server.await.unwrap();
-    assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_READY));
 }

@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::{Container, HostPathVolumeSource, PodSpec, Volum
 use llamafleet_crds::CacheSpec;
 use llamafleet_operator::build::gpu::AgentImages;
 use llamafleet_operator::build::{self, BuildOptions, Children};
+use llamafleet_operator::deployment::plan::Plan;
 use llamafleet_operator::names::CACHE_DIR;
-use llamafleet_operator::validate::Plan;
 use pod_security::restricted_violations;
 use pods::plan_of_examples;
 

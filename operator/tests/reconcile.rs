@@ -7,23 +7,27 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use kube::runtime::controller::Action;
 use llamafleet_crds::{LlmDeployment, LlmDeploymentStatus};
-use llamafleet_operator::deployment::{self, RESYNC_PROGRESSING};
+use llamafleet_operator::agent_status::{AgentProbe, AgentStatus};
+use llamafleet_operator::deployment::{self, RESYNC_PROGRESSING, RESYNC_READY};
 use llamafleet_operator::error::Error;
 use llamafleet_operator::model;
+use llamafleet_operator::stores::Stores;
 use serde_json::{Value, json};
 use support::*;
 
 /// Runs one reconcile of `llmd` against the scripted calls.
 async fn run(
     llmd: &LlmDeployment,
+    stores: Stores,
     calls: Vec<Call>,
 ) -> (
     Result<Action, Error>,
     Arc<llamafleet_operator::context::Context>,
 ) {
-    let (ctx, handle) = context();
+    let (ctx, handle) = context_with(stores);
     let server = tokio::spawn(serve(handle, calls));
     let result = deployment::reconcile(Arc::new(llmd.clone()), ctx.clone()).await;
     drop(ctx);
@@ -75,7 +79,8 @@ fn live_from(children: &[(String, Value)]) -> Vec<Value> {
 #[tokio::test]
 async fn first_reconcile_creates_everything_and_writes_status() {
     let (models, llmd) = fixture("quickstart.yaml");
-    let mut calls = dereference_calls(&llmd, &models, &[]);
+    let stores = cluster(&models, &[]);
+    let mut calls = Vec::new();
     // Serving pods are about to be created: their node cache claim is read first.
     calls.push(node_cache_bound("default"));
     let children = built_children(&llmd, &models);
@@ -89,25 +94,27 @@ async fn first_reconcile_creates_everything_and_writes_status() {
         quickstart_status(&llmd),
         &llmd,
     ));
-    let (result, _) = run(&llmd, calls).await;
-    assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
+    let (result, _) = run(&llmd, stores, calls).await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_READY));
 }
 
 #[tokio::test]
-async fn second_reconcile_of_unchanged_object_writes_nothing() {
+async fn second_reconcile_of_unchanged_object_makes_no_request() {
     let (models, mut llmd) = fixture("quickstart.yaml");
     let live = live_from(&built_children(&llmd, &models));
     let status = quickstart_status(&llmd)["status"].clone();
     llmd.status = Some(serde_json::from_value::<LlmDeploymentStatus>(status).unwrap());
-    let calls = dereference_calls(&llmd, &models, &live);
-    let (result, _) = run(&llmd, calls).await;
-    assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
+    let stores = cluster(&models, &live);
+    let calls = Vec::new();
+    let (result, _) = run(&llmd, stores, calls).await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_READY));
 }
 
 #[tokio::test]
 async fn missing_model_sets_condition_publishes_event_and_waits() {
     let (_, llmd) = fixture("quickstart.yaml");
-    let mut calls = dereference_calls(&llmd, &[], &[]);
+    let stores = cluster(&[], &[]);
+    let mut calls = Vec::new();
     let msg = "LlmModel \"gemma3-270m\" not found in this namespace";
     let cond = |t: &str, s: &str| {
         json!({"type": t, "status": s, "reason": "ModelNotFound", "message": msg,
@@ -127,18 +134,22 @@ async fn missing_model_sets_condition_publishes_event_and_waits() {
                "reportingController": "llamafleet-operator", "reportingInstance": "op-0",
                "regarding": {"kind": "LlmDeployment", "name": "chat", "namespace": "default", "uid": "uid-chat"}}),
     ));
-    let (result, _) = run(&llmd, calls).await;
+    let (result, _) = run(&llmd, stores, calls).await;
     assert_eq!(result.unwrap(), Action::await_change());
 }
 
 #[tokio::test]
 async fn unchanged_user_error_is_radio_silent() {
     let (_, mut llmd) = fixture("quickstart.yaml");
-    let err = llamafleet_operator::validate::ValidateError::ModelNotFound("gemma3-270m".into());
+    let err =
+        llamafleet_operator::deployment::plan::ValidateError::ModelNotFound("gemma3-270m".into());
     let now = clock()();
-    llmd.status = Some(llamafleet_operator::status::blocked(&llmd, &err, &now));
-    let calls = dereference_calls(&llmd, &[], &[]);
-    let (result, _) = run(&llmd, calls).await;
+    llmd.status = Some(llamafleet_operator::deployment::status::blocked(
+        &llmd, &err, &now,
+    ));
+    let stores = cluster(&[], &[]);
+    let calls = Vec::new();
+    let (result, _) = run(&llmd, stores, calls).await;
     assert_eq!(result.unwrap(), Action::await_change());
 }
 
@@ -146,7 +157,8 @@ async fn unchanged_user_error_is_radio_silent() {
 async fn invalid_spec_sets_condition_publishes_event_and_waits() {
     let (models, mut llmd) = fixture("quickstart.yaml");
     llmd.spec.variants[0].weight = 90;
-    let mut calls = dereference_calls(&llmd, &models, &[]);
+    let stores = cluster(&models, &[]);
+    let mut calls = Vec::new();
     let msg = "invalid spec: spec.variants: variant weights must sum to 100";
     let cond = |t: &str, s: &str| {
         json!({"type": t, "status": s, "reason": "InvalidSpec", "message": msg,
@@ -164,7 +176,7 @@ async fn invalid_spec_sets_condition_publishes_event_and_waits() {
         "default",
         json!({"type": "Warning", "reason": "InvalidSpec", "note": msg}),
     ));
-    let (result, _) = run(&llmd, calls).await;
+    let (result, _) = run(&llmd, stores, calls).await;
     assert_eq!(result.unwrap(), Action::await_change());
 }
 
@@ -175,7 +187,8 @@ async fn weight_change_updates_only_the_routing_config_map() {
     let live = live_from(&built_children(&before, &models));
     let old_status = status_of(&before, &models, "blue=90,green=10", 90, 10);
     after.status = Some(serde_json::from_value(old_status["status"].clone()).unwrap());
-    let mut calls = dereference_calls(&after, &models, &live);
+    let stores = cluster(&models, &live);
+    let mut calls = Vec::new();
     let new_children = built_children(&after, &models);
     let (cm_path, cm_body) = new_children[0].clone();
     assert!(cm_path.ends_with("/configmaps/assistant-routing"));
@@ -186,8 +199,8 @@ async fn weight_change_updates_only_the_routing_config_map() {
         body,
         &after,
     ));
-    let (result, _) = run(&after, calls).await;
-    assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
+    let (result, _) = run(&after, stores, calls).await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_READY));
 }
 
 #[tokio::test]
@@ -204,20 +217,21 @@ async fn a_model_update_under_way_rewrites_only_the_keep_list_and_back() {
     let (path, routing) = built_children(&llmd, &models).swap_remove(0);
     let mut during = routing.clone();
     during["data"]["keep.yaml"] = json!(format!("- {old}\n- {new}\n"));
-    let mut calls = dereference_calls(&llmd, &models, &live);
-    calls.push(Call::apply(path.clone(), during.clone()));
-    let (result, _) = run(&llmd, calls).await;
-    assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
+    let stores = cluster(&models, &live);
+    let calls = vec![Call::apply(path.clone(), during.clone())];
+    let (result, _) = run(&llmd, stores, calls).await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_READY));
 
     // Promoted (the candidate is gone): the list empties again, and nothing else changes.
     models[0].status.as_mut().unwrap().candidate = None;
     let mut live = live;
     live[0] = with_server_fields(during);
-    let mut calls = dereference_calls(&llmd, &models, &live);
+    let stores = cluster(&models, &live);
+    let mut calls = Vec::new();
     assert_eq!(routing["data"]["keep.yaml"], "[]\n");
     calls.push(Call::apply(path, routing));
-    let (result, _) = run(&llmd, calls).await;
-    assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
+    let (result, _) = run(&llmd, stores, calls).await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_READY));
 }
 
 fn status_of(
@@ -239,7 +253,8 @@ async fn removed_variant_objects_are_deleted() {
     let (models, before) = fixture("migration/04-green-100.yaml");
     let (_, after) = fixture("migration/05-blue-removed.yaml");
     let live = live_from(&built_children(&before, &models));
-    let mut calls = dereference_calls(&after, &models, &live);
+    let stores = cluster(&models, &live);
+    let mut calls = Vec::new();
     let new_children = built_children(&after, &models);
     calls.push(Call::apply(
         new_children[0].0.clone(),
@@ -268,20 +283,20 @@ async fn removed_variant_objects_are_deleted() {
         body,
         &after,
     ));
-    let (result, _) = run(&after, calls).await;
-    assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
+    let (result, _) = run(&after, stores, calls).await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_READY));
 }
 
 #[tokio::test]
 async fn transient_error_requeues_with_growing_backoff() {
-    let (_, llmd) = fixture("quickstart.yaml");
-    let calls = vec![Call::get(
-        model_path("default", "gemma3-270m"),
-        Reply::Status(500),
-    )];
-    let (result, ctx) = run(&llmd, calls).await;
+    let (models, llmd) = fixture("quickstart.yaml");
+    let (path, body) = built_children(&llmd, &models).remove(0);
+    let mut refused = Call::apply(path, body);
+    refused.reply = Reply::Status(500);
+    let calls = vec![node_cache_bound("default"), refused];
+    let (result, ctx) = run(&llmd, cluster(&models, &[]), calls).await;
     let err = result.unwrap_err();
-    assert_eq!(err.metric_label(), "get_model");
+    assert_eq!(err.metric_label(), "apply");
     assert!(!err.is_permanent());
     let llmd = Arc::new(llmd);
     let first = deployment::error_policy(llmd.clone(), &err, ctx.clone());
@@ -290,7 +305,7 @@ async fn transient_error_requeues_with_growing_backoff() {
     assert_eq!(second, Action::requeue(Duration::from_secs(10)));
     let text = ctx.metrics.render();
     assert!(
-        text.contains(r#"llamafleet_operator_reconcile_errors_total{controller="llmdeployment",error="get_model"} 2"#),
+        text.contains(r#"llamafleet_operator_reconcile_errors_total{controller="llmdeployment",error="apply"} 2"#),
         "{text}"
     );
 }
@@ -299,7 +314,7 @@ async fn transient_error_requeues_with_growing_backoff() {
 async fn permanent_error_waits_for_a_change() {
     let (_, mut llmd) = fixture("quickstart.yaml");
     llmd.metadata.namespace = None;
-    let (result, ctx) = run(&llmd, vec![]).await;
+    let (result, ctx) = run(&llmd, cluster(&[], &[]), vec![]).await;
     let err = result.unwrap_err();
     assert!(err.is_permanent());
     assert_eq!(
@@ -342,4 +357,46 @@ async fn model_reconcile_pins_spec_once_then_is_silent() {
     model::reconcile(Arc::new(m), ctx.clone()).await.unwrap();
     drop(ctx);
     server.await.unwrap();
+}
+
+/// Answers for every variant together: the barrier lets no probe through until all of them are
+/// in flight, so a reconcile that asked one agent after another would never finish.
+struct TogetherProbe(tokio::sync::Barrier);
+
+impl AgentProbe for TogetherProbe {
+    fn status<'a>(&'a self, _base_url: &'a str) -> BoxFuture<'a, Option<AgentStatus>> {
+        Box::pin(async move {
+            self.0.wait().await;
+            serde_json::from_value(
+                json!({"phase": "downloading", "download": {"bytes": 10, "total": 100}}),
+            )
+            .ok()
+        })
+    }
+}
+
+#[tokio::test]
+async fn agents_are_asked_together_and_polled_while_replicas_start() {
+    let (models, mut llmd) = fixture("migration/02-green-10.yaml");
+    let live = live_from(&built_children(&llmd, &models));
+    let before = status_of(&llmd, &models, "blue=90,green=10", 90, 10);
+    llmd.status = Some(serde_json::from_value(before["status"].clone()).unwrap());
+    let download = json!({"bytes": 10, "total": 100});
+    let mut write = Call::status(status_path("default", "assistant"), Value::Null, &llmd);
+    write.body = None;
+    write.body_has = Some(json!({"status": {"variants": [
+        {"name": "blue", "download": download}, {"name": "green", "download": download}]}}));
+    let (ctx, handle) = context_with(cluster(&models, &live));
+    let mut ctx = Arc::into_inner(ctx).unwrap();
+    ctx.agents = Arc::new(TogetherProbe(tokio::sync::Barrier::new(2)));
+    let ctx = Arc::new(ctx);
+    let server = tokio::spawn(serve(handle, vec![write]));
+    let reconcile = deployment::reconcile(Arc::new(llmd), ctx.clone());
+    let result = tokio::time::timeout(Duration::from_secs(30), reconcile)
+        .await
+        .expect("the agents were asked one after another");
+    drop(ctx);
+    server.await.unwrap();
+    // Download figures come only from polling: the next look is soon, not at the resync.
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
 }

@@ -13,8 +13,9 @@ use kube::runtime::controller::Action;
 use llamafleet_crds::routing::{RouterStats, TTFT_BUCKETS, VariantStats};
 use llamafleet_crds::{LlmDeployment, LlmModel, RolloutStrategy};
 use llamafleet_operator::context::Context;
-use llamafleet_operator::deployment::{self, RESYNC_PROGRESSING};
+use llamafleet_operator::deployment::{self, RESYNC_READY};
 use llamafleet_operator::rollout::{RouterStatsClient, drain};
+use llamafleet_operator::stores::Stores;
 use serde_json::{Value, json};
 use support::*;
 
@@ -160,10 +161,11 @@ async fn router(stats: RouterStats) -> String {
 
 async fn run(
     llmd: &LlmDeployment,
+    stores: Stores,
     calls: Vec<Call>,
     router_urls: Vec<String>,
 ) -> (Action, Arc<Context>) {
-    let (ctx, handle) = context();
+    let (ctx, handle) = context_with(stores);
     let ctx = Arc::new(
         Arc::into_inner(ctx)
             .unwrap()
@@ -181,7 +183,8 @@ async fn spec_shift_starts_at_the_first_step() {
     let mut previous = status_at(BLUE_ONLY, Value::Null, Value::Null)["status"].clone();
     previous["conditions"].as_array_mut().unwrap().truncate(3);
     llmd.status = Some(serde_json::from_value(previous).unwrap());
-    let mut calls = dereference_calls(&llmd, &models, &live_at(&llmd, &models, BLUE_ONLY));
+    let stores = cluster(&models, &live_at(&llmd, &models, BLUE_ONLY));
+    let mut calls = Vec::new();
     let (path, body) = routing_at(&llmd, &models, (90, 10));
     assert!(
         body["data"]["routing.yaml"]
@@ -200,7 +203,7 @@ async fn spec_shift_starts_at_the_first_step() {
         "RolloutStarted",
         step_one_rollout()["reason"].as_str().unwrap(),
     ));
-    let (action, ctx) = run(&llmd, calls, vec![]).await;
+    let (action, ctx) = run(&llmd, stores, calls, vec![]).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(2)));
     let text = ctx.metrics.render();
     assert!(
@@ -230,7 +233,8 @@ async fn healthy_step_advances_after_the_interval() {
     let (models, mut llmd) = progressive();
     at_step_one(&mut llmd, EARLIER);
     let url = router(stats(60, 0)).await;
-    let mut calls = dereference_calls(&llmd, &models, &live_at(&llmd, &models, (90, 10)));
+    let stores = cluster(&models, &live_at(&llmd, &models, (90, 10)));
+    let mut calls = Vec::new();
     let (path, body) = routing_at(&llmd, &models, (75, 25));
     calls.push(Call::apply(path, body));
     let note = "green: 25% (step 2 of 4); passed 10%: 60 candidate requests, error rate 0.0000 \
@@ -244,7 +248,7 @@ async fn healthy_step_advances_after_the_interval() {
         &llmd,
     ));
     calls.push(event("Normal", "RolloutAdvanced", note));
-    let (action, _) = run(&llmd, calls, vec![url]).await;
+    let (action, _) = run(&llmd, stores, calls, vec![url]).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(2)));
 }
 
@@ -253,7 +257,8 @@ async fn failing_step_rolls_back_with_a_warning() {
     let (models, mut llmd) = progressive();
     at_step_one(&mut llmd, EARLIER);
     let url = router(stats(60, 6)).await;
-    let mut calls = dereference_calls(&llmd, &models, &live_at(&llmd, &models, (90, 10)));
+    let stores = cluster(&models, &live_at(&llmd, &models, (90, 10)));
+    let mut calls = Vec::new();
     let (path, body) = routing_at(&llmd, &models, BLUE_ONLY);
     assert!(
         body["data"]["routing.yaml"]
@@ -276,8 +281,8 @@ async fn failing_step_rolls_back_with_a_warning() {
     ));
     let note = format!("{reason}; weights blue=100,green=0");
     calls.push(event("Warning", "RolledBack", &note));
-    let (action, ctx) = run(&llmd, calls, vec![url]).await;
-    assert_eq!(action, Action::requeue(RESYNC_PROGRESSING));
+    let (action, ctx) = run(&llmd, stores, calls, vec![url]).await;
+    assert_eq!(action, Action::requeue(RESYNC_READY));
     let text = ctx.metrics.render();
     assert!(
         text.contains(r#"llamafleet_operator_rollout_decisions_total{decision="rolled_back"} 1"#),
@@ -290,9 +295,10 @@ async fn failing_step_rolls_back_with_a_warning() {
 
     // The next reconcile of the same generation stays rolled back and writes nothing.
     llmd.status = Some(serde_json::from_value(body["status"].clone()).unwrap());
-    let calls = dereference_calls(&llmd, &models, &live_at(&llmd, &models, BLUE_ONLY));
-    let (action, _) = run(&llmd, calls, vec![]).await;
-    assert_eq!(action, Action::requeue(RESYNC_PROGRESSING));
+    let stores = cluster(&models, &live_at(&llmd, &models, BLUE_ONLY));
+    let calls = Vec::new();
+    let (action, _) = run(&llmd, stores, calls, vec![]).await;
+    assert_eq!(action, Action::requeue(RESYNC_READY));
 }
 
 #[tokio::test]
@@ -308,7 +314,8 @@ async fn router_replicas_are_found_by_their_pods() {
     };
     let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"},
                       "items": [pod("Running", "127.0.0.1"), pod("Pending", "127.0.0.2")]});
-    let mut calls = dereference_calls(&llmd, &models, &live_at(&llmd, &models, (90, 10)));
+    let stores = cluster(&models, &live_at(&llmd, &models, (90, 10)));
+    let mut calls = Vec::new();
     calls.push(Call::get(
         "/api/v1/namespaces/default/pods?&labelSelector=app.kubernetes.io%2Fcomponent%3Drouter%2Capp.kubernetes.io%2Finstance%3Dassistant%2Capp.kubernetes.io%2Fname%3Dllamafleet",
         Reply::Json(pods),
@@ -324,7 +331,7 @@ async fn router_replicas_are_found_by_their_pods() {
         "default",
         json!({"type": "Normal", "reason": "RolloutAdvanced"}),
     ));
-    let (action, _) = run(&llmd, calls, vec![]).await;
+    let (action, _) = run(&llmd, stores, calls, vec![]).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(2)));
 }
 
@@ -375,7 +382,8 @@ async fn passing_the_last_step_promotes_and_scales_the_old_variant_to_zero_once_
     // blue keeps its replicas (requests in flight to it still land) and the operator looks
     // again shortly.
     let url = router(stats_of("blue=50,green=50", 60, 0)).await;
-    let mut calls = dereference_calls(&llmd, &models, &live_at(&llmd, &models, (50, 50)));
+    let stores = cluster(&models, &live_at(&llmd, &models, (50, 50)));
+    let mut calls = Vec::new();
     let (path, body) = routing_at(&llmd, &models, (0, 100));
     calls.push(Call::apply(path, body));
     let note = "green promoted to 100% (passed 50%: 60 candidate requests, error rate 0.0000 \
@@ -387,13 +395,14 @@ async fn passing_the_last_step_promotes_and_scales_the_old_variant_to_zero_once_
         &llmd,
     ));
     calls.push(event("Normal", "RolloutPromoted", note));
-    let (action, _) = run(&llmd, calls, vec![url]).await;
+    let (action, _) = run(&llmd, stores, calls, vec![url]).await;
     assert_eq!(action, Action::requeue(drain::RECHECK));
 
     // The router reloaded the table: blue goes to 0 replicas, with no new decision.
     llmd.status = Some(serde_json::from_value(promoted["status"].clone()).unwrap());
     let url = router(stats_of("blue=0,green=100", 0, 0)).await;
-    let mut calls = dereference_calls(&llmd, &models, &live_at(&llmd, &models, (0, 100)));
+    let stores = cluster(&models, &live_at(&llmd, &models, (0, 100)));
+    let mut calls = Vec::new();
     let (path, mut blue) = built_children(&with_weights(&llmd, (0, 100)), &models).remove(1);
     assert!(path.ends_with("/deployments/assistant-blue"));
     blue["spec"]["replicas"] = json!(0);
@@ -403,6 +412,6 @@ async fn passing_the_last_step_promotes_and_scales_the_old_variant_to_zero_once_
         promoted_status(0, note),
         &llmd,
     ));
-    let (action, _) = run(&llmd, calls, vec![url]).await;
-    assert_eq!(action, Action::requeue(RESYNC_PROGRESSING));
+    let (action, _) = run(&llmd, stores, calls, vec![url]).await;
+    assert_eq!(action, Action::requeue(RESYNC_READY));
 }

@@ -11,8 +11,8 @@ use llamafleet_crds::{
     GgufSummary, GpuSpec, LlmDeployment, LlmModel, MemoryEstimate, MemoryPlanStatus,
 };
 use llamafleet_operator::build::variant::serve_args;
+use llamafleet_operator::deployment::plan::{self, Plan, ResolvedModel};
 use llamafleet_operator::sizing;
-use llamafleet_operator::validate::{self, Plan, ResolvedModel};
 use serde_json::json;
 use support::fixture;
 
@@ -43,7 +43,7 @@ fn plan_of(llmd: &LlmDeployment, models: &[LlmModel], gpu_memory: u64) -> Plan {
             )
         })
         .collect::<BTreeMap<_, _>>();
-    validate::plan_with_gpu_memory("chat", "default", &llmd.spec, &resolved, gpu_memory).unwrap()
+    plan::make_with_gpu_memory("chat", "default", &llmd.spec, &resolved, gpu_memory).unwrap()
 }
 
 fn quickstart_without_resources() -> (Vec<LlmModel>, LlmDeployment) {
@@ -144,11 +144,12 @@ fn models_without_a_plan_keep_the_old_behaviour() {
 #[tokio::test]
 async fn deployment_status_explains_the_plan() {
     use kube::runtime::controller::Action;
-    use llamafleet_operator::deployment::{self, RESYNC_PROGRESSING};
+    use llamafleet_operator::deployment::{self, RESYNC_READY};
     use support::*;
 
     let (models, llmd) = quickstart_without_resources();
-    let mut calls = dereference_calls(&llmd, &models, &[]);
+    let stores = cluster(&models, &[]);
+    let mut calls = Vec::new();
     let children = built_children(&llmd, &models);
     let deployment_body = &children
         .iter()
@@ -186,10 +187,10 @@ async fn deployment_status_explains_the_plan() {
         }
     });
     calls.push(Call::status(status_path("default", "chat"), body, &llmd));
-    let (ctx, handle) = context();
+    let (ctx, handle) = context_with(stores);
     let server = tokio::spawn(serve(handle, calls));
     let result = deployment::reconcile(std::sync::Arc::new(llmd), ctx.clone()).await;
     drop(ctx);
     server.await.unwrap();
-    assert_eq!(result.unwrap(), Action::requeue(RESYNC_PROGRESSING));
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_READY));
 }

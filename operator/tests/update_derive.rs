@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use llamafleet_crds::{LlmDeployment, LlmDeploymentStatus, LlmModel};
+use llamafleet_operator::deployment::plan::ResolvedModel;
 use llamafleet_operator::model::promotion;
 use llamafleet_operator::model::schedule::time;
 use llamafleet_operator::update::adopt::{Verdict, judge};
 use llamafleet_operator::update::derive::effective;
 use llamafleet_operator::update::{self, candidate_tag, resolved_tag};
-use llamafleet_operator::validate::ResolvedModel;
 use serde_json::{Value, json};
 
 const OLD_SHA: &str = "1111111111111111111111111111111111111111111111111111111111111111";

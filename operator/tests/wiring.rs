@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher::Event;
 use llamafleet_operator::agent_status::AgentStatus;
-use llamafleet_operator::dereference::LiveChildren;
+use llamafleet_operator::deployment::dereference::LiveChildren;
+use llamafleet_operator::deployment::plan;
+use llamafleet_operator::deployment::status;
 use llamafleet_operator::run::deployments_using;
-use llamafleet_operator::status;
-use llamafleet_operator::validate;
 use support::*;
 
 #[test]
@@ -47,11 +47,11 @@ fn agent_status_fills_download_and_acceleration() {
         .map(|m| {
             (
                 m.metadata.name.clone().unwrap(),
-                validate::ResolvedModel::from_ready(m),
+                plan::ResolvedModel::from_ready(m),
             )
         })
         .collect();
-    let plan = validate::plan("chat", "default", &llmd.spec, &resolved).unwrap();
+    let plan = plan::make("chat", "default", &llmd.spec, &resolved).unwrap();
     let agents = BTreeMap::from([("main".to_string(), agent)]);
     let s = status::observed(&llmd, &plan, &LiveChildren::default(), &agents, &clock()());
     let v = &s.variants[0];
@@ -156,4 +156,56 @@ async fn a_lasting_warning_is_announced_once_while_it_holds() {
     // Once it is over, a return is news again.
     assert!(ctx.newly_announced("default/chat", &[]).is_empty());
     assert_eq!(ctx.newly_announced("default/chat", &skipped), skipped);
+}
+
+#[test]
+fn the_watch_caches_give_a_deployment_its_own_children_and_models() {
+    let (models, assistant) = fixture("migration/02-green-10.yaml");
+    let (chat_models, chat) = fixture("quickstart.yaml");
+    let mut live: Vec<serde_json::Value> = built_children(&assistant, &models)
+        .into_iter()
+        .chain(built_children(&chat, &chat_models))
+        .map(|(_, v)| with_server_fields(v))
+        .collect();
+    // The same child name in another namespace, and one the operator did not make.
+    let mut elsewhere = live[0].clone();
+    elsewhere["metadata"]["namespace"] = "elsewhere".into();
+    let mut foreign = live[0].clone();
+    foreign["metadata"]["name"] = "assistant-by-hand".into();
+    foreign["metadata"]["labels"]["app.kubernetes.io/managed-by"] = "kubectl".into();
+    live.extend([elsewhere, foreign]);
+    let stores = cluster(&models, &live);
+
+    let children = stores.children("default", "assistant");
+    let names = |objs: Vec<Option<String>>| objs.into_iter().flatten().collect::<Vec<_>>();
+    assert_eq!(
+        names(
+            children
+                .deployments
+                .iter()
+                .map(|d| d.metadata.name.clone())
+                .collect()
+        ),
+        ["assistant-blue", "assistant-green", "assistant-router"]
+    );
+    assert_eq!(
+        names(
+            children
+                .config_maps
+                .iter()
+                .map(|c| c.metadata.name.clone())
+                .collect()
+        ),
+        ["assistant-routing"]
+    );
+    assert!(children.services.iter().all(|s| {
+        s.metadata.namespace.as_deref() == Some("default")
+            && s.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("assistant"))
+    }));
+    assert!(stores.children("elsewhere", "chat").deployments.is_empty());
+    assert!(stores.model("default", "saiga-7b").is_some());
+    assert!(stores.model("elsewhere", "saiga-7b").is_none());
 }

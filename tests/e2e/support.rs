@@ -433,7 +433,11 @@ impl Cluster {
         let child = Command::new(&bin)
             .args(&all)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "info")
+            // LLAMAFLEET_E2E_OPERATOR_LOG=info,kube_runtime=debug shows why a reconcile waits.
+            .env(
+                "RUST_LOG",
+                std::env::var("LLAMAFLEET_E2E_OPERATOR_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
             .spawn()

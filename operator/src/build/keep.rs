@@ -13,8 +13,8 @@
 use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 
 use super::routing;
+use crate::deployment::plan::Plan;
 use crate::names::{KEEP_DIR, KEEP_KEY};
-use crate::validate::Plan;
 
 /// Name of the keep-list volume in variant pods.
 pub const KEEP_VOLUME: &str = "keep";

@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 use sha2::{Digest, Sha256};
 
 use super::routing;
+use crate::deployment::plan::Plan;
 use crate::names::{PRESETS_DIR, PRESETS_KEY};
-use crate::validate::Plan;
 
 /// Name of the presets volume in variant pods.
 pub const PRESETS_VOLUME: &str = "presets";

@@ -15,8 +15,8 @@ use super::pod::{
     pod_security_context, service_port,
 };
 use super::{BuildOptions, meta};
+use crate::deployment::plan::Plan;
 use crate::names::{self, KEYS_DIR, ROUTING_DIR, ROUTING_KEY, STABLE_SERVICE_PORT};
-use crate::validate::Plan;
 
 /// Router replicas: two, so one node going away never takes the endpoint down.
 pub const ROUTER_REPLICAS: i32 = 2;

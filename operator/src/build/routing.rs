@@ -15,8 +15,8 @@ use k8s_openapi::api::core::v1::{
 pub use llamafleet_crds::routing::{RoutedShadow, RoutedTier, RoutedVariant, RoutingTable};
 
 use super::{BuildOptions, meta};
+use crate::deployment::plan::Plan;
 use crate::names::{self, KEEP_KEY, KEYS_DIR, PRESETS_KEY, ROUTING_KEY};
-use crate::validate::Plan;
 
 /// Tiers when the spec gives none (the CRD documents these defaults).
 pub const DEFAULT_TIERS: [(&str, u32); 3] = [("free", 10), ("premium", 100), ("enterprise", 1000)];

@@ -6,7 +6,7 @@
 
 use k8s_openapi::api::core::v1::{KeyToPath, SecretVolumeSource, Volume, VolumeMount};
 
-use crate::validate::ResolvedModel;
+use crate::deployment::plan::ResolvedModel;
 
 /// Name of the token volume in variant pods.
 pub const TOKEN_VOLUME: &str = "model-source-token";

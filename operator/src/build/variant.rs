@@ -22,8 +22,8 @@ use super::pod::{
     pod_security_context, service_port,
 };
 use super::{BuildOptions, VariantObjects, keep, meta, presets, source_token};
+use crate::deployment::plan::{Plan, VariantPlan};
 use crate::names::{self, AGENT_PORT, CACHE_DIR, NODE_CACHE_CLAIM};
-use crate::validate::{Plan, VariantPlan};
 
 /// Name of the model-cache volume.
 pub const CACHE_VOLUME: &str = "model-cache";

@@ -11,7 +11,7 @@ use llamafleet_crds::{
 };
 
 use super::resolve::{Resolution, ResolveError};
-use crate::status::{DEGRADED, READY, condition};
+use crate::deployment::status::{DEGRADED, READY, condition};
 
 /// The last contact with the source succeeded.
 pub const SOURCE_REACHABLE: &str = "SourceReachable";

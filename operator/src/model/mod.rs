@@ -21,8 +21,8 @@ use llamafleet_crds::{LlmModel, LlmModelStatus, ModelPhase, UpdatePolicy};
 
 use crate::context::{Context, ReconcileStart};
 use crate::deployment::key;
+use crate::deployment::status::{DEGRADED, write_if_changed};
 use crate::error::Error;
-use crate::status::{DEGRADED, write_if_changed};
 use crate::update;
 use crate::update::adopt::Verdict;
 use desired::UPDATE_AVAILABLE;

@@ -13,8 +13,8 @@ use llamafleet_crds::{LlmDeployment, LlmModel, LlmModelStatus, ResolvedSource, U
 
 use super::desired::{UPDATE_AVAILABLE, cond, degraded, set};
 use crate::context::Context;
+use crate::deployment::status::write_if_changed;
 use crate::error::{DereferenceError, Error};
-use crate::status::write_if_changed;
 use crate::update::adopt::{self, Verdict};
 use crate::update::candidate_tag;
 

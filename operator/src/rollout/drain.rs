@@ -10,10 +10,10 @@ use kube::Client;
 use super::state::{self, Outcome};
 use super::stats::RouterStatsClient;
 use super::weights;
-use crate::dereference::LiveChildren;
+use crate::deployment::dereference::LiveChildren;
+use crate::deployment::plan::Plan;
 use crate::error::DereferenceError;
 use crate::names;
-use crate::validate::Plan;
 
 /// Look again this soon at a variant waiting for the routers to drop it.
 pub const RECHECK: Duration = Duration::from_secs(5);

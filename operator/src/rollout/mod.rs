@@ -10,10 +10,10 @@ use kube::Client;
 use llamafleet_crds::routing::RouterStats;
 use llamafleet_crds::{LlmDeployment, RolloutSpec};
 
-use crate::dereference::LiveChildren;
+use crate::deployment::dereference::LiveChildren;
+use crate::deployment::plan::Plan;
 use crate::error::DereferenceError;
 use crate::names;
-use crate::validate::Plan;
 
 pub mod analysis;
 pub mod drain;

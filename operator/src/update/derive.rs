@@ -7,8 +7,8 @@ use llamafleet_crds::rules::VARIANTS_MAX;
 use llamafleet_crds::{LlmDeploymentSpec, LlmDeploymentStatus, LlmModel, RolloutSpec};
 
 use super::{candidate_tag, model_key, progressive, resolved_tag, rolling_to, variant_name};
+use crate::deployment::plan::ResolvedModel;
 use crate::names;
-use crate::validate::ResolvedModel;
 
 /// What the plan is made from.
 #[derive(Debug, Clone, PartialEq)]

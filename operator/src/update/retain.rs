@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use llamafleet_crds::LlmModel;
 
-use crate::validate::ResolvedModel;
+use crate::deployment::plan::ResolvedModel;
 
 /// The sha256s (lowercase, sorted) to keep for a deployment using `models` (by name; `None`
 /// where missing): the resolved and the candidate file of each model with a live candidate.

@@ -17,9 +17,11 @@ use llamafleet_operator::agent_status::NoAgentProbe;
 use llamafleet_operator::build::gpu::AgentImages;
 use llamafleet_operator::build::{self, BuildOptions};
 use llamafleet_operator::context::Context;
+use llamafleet_operator::deployment::dereference::LiveChildren;
+use llamafleet_operator::deployment::plan::{self, ResolvedModel};
 use llamafleet_operator::metrics::Metrics;
 use llamafleet_operator::names::CACHE_DIR;
-use llamafleet_operator::validate::{self, ResolvedModel};
+use llamafleet_operator::stores::Stores;
 use serde_json::{Value, json};
 
 pub mod rbac;
@@ -130,7 +132,7 @@ impl Call {
 }
 
 pub fn is_subset(want: &Value, have: &Value) -> bool {
-    llamafleet_operator::apply::is_subset(want, have)
+    llamafleet_operator::deployment::apply::is_subset(want, have)
 }
 
 fn respond(status: u16, body: &Value) -> Response<Body> {
@@ -207,8 +209,8 @@ pub fn clock() -> llamafleet_operator::context::Clock {
     Arc::new(|| Time(NOW.parse::<Timestamp>().unwrap()))
 }
 
-/// A context on a mock client, and the handle that plays the API server.
-pub fn context() -> (Arc<Context>, Handle) {
+/// A context on a mock client reading `stores`, and the handle that plays the API server.
+pub fn context_with(stores: Stores) -> (Arc<Context>, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let ctx = Context::new(
@@ -218,8 +220,14 @@ pub fn context() -> (Arc<Context>, Handle) {
         IMAGE.into(),
         Arc::new(NoAgentProbe),
         clock(),
-    );
+    )
+    .with_stores(stores);
     (Arc::new(ctx), handle)
+}
+
+/// A context on a mock client over an empty cluster, and the handle that plays the API server.
+pub fn context() -> (Arc<Context>, Handle) {
+    context_with(cluster(&[], &[]))
 }
 
 pub fn example(rel: &str) -> PathBuf {
@@ -275,39 +283,25 @@ pub const CHILD_KINDS: [(&str, &str); 5] = [
     ),
 ];
 
-/// The model GETs and child LISTs of the dereference step; `live` holds the listed objects.
-pub fn dereference_calls(llmd: &LlmDeployment, models: &[LlmModel], live: &[Value]) -> Vec<Call> {
-    let ns = llmd.metadata.namespace.clone().unwrap();
-    let name = llmd.metadata.name.clone().unwrap();
-    let mut wanted: Vec<String> = llmd.spec.variants.iter().map(|v| v.model.clone()).collect();
-    wanted.sort();
-    wanted.dedup();
-    let mut calls: Vec<Call> = wanted
-        .iter()
-        .map(|m| {
-            let reply = match models
-                .iter()
-                .find(|x| x.metadata.name.as_deref() == Some(m))
-            {
-                Some(model) => Reply::Json(serde_json::to_value(model).unwrap()),
-                None => Reply::Status(404),
-            };
-            Call::get(model_path(&ns, m), reply)
-        })
-        .collect();
-    let selector = format!(
-        "labelSelector=app.kubernetes.io%2Finstance%3D{name}%2Capp.kubernetes.io%2Fmanaged-by%3Dllamafleet-operator"
-    );
-    for (path, list_kind) in CHILD_KINDS {
-        let kind = list_kind.trim_end_matches("List");
-        let items: Vec<Value> = live.iter().filter(|o| o["kind"] == kind).cloned().collect();
-        let api_version = items
-            .first()
-            .map_or(json!("v1"), |o| o["apiVersion"].clone());
-        let list = json!({"apiVersion": api_version, "kind": list_kind, "metadata": {"resourceVersion": "1"}, "items": items});
-        calls.push(Call::get(format!("{path}?&{selector}"), Reply::Json(list)));
-    }
-    calls
+/// The objects of `kind` among `live`.
+fn of_kind<K: serde::de::DeserializeOwned>(live: &[Value], kind: &str) -> Vec<K> {
+    live.iter()
+        .filter(|o| o["kind"] == kind)
+        .map(|o| serde_json::from_value(o.clone()).unwrap())
+        .collect()
+}
+
+/// Watch caches holding `models` and the live children `live` (JSON as the API server shows
+/// them): what a reconcile reads, without a request.
+pub fn cluster(models: &[LlmModel], live: &[Value]) -> Stores {
+    let children = LiveChildren {
+        config_maps: of_kind(live, "ConfigMap"),
+        deployments: of_kind(live, "Deployment"),
+        services: of_kind(live, "Service"),
+        pdbs: of_kind(live, "PodDisruptionBudget"),
+        hpas: of_kind(live, "HorizontalPodAutoscaler"),
+    };
+    Stores::holding(models.to_vec(), children)
 }
 
 /// Path of the node cache's claim in `ns`.
@@ -355,7 +349,7 @@ pub fn built_children(llmd: &LlmDeployment, models: &[LlmModel]) -> Vec<(String,
             )
         })
         .collect();
-    let plan = validate::plan(&name, &ns, &llmd.spec, &resolved).unwrap();
+    let plan = plan::make(&name, &ns, &llmd.spec, &resolved).unwrap();
     let owner = llmd.controller_owner_ref(&()).unwrap();
     let opts = BuildOptions {
         images: AgentImages::derived(IMAGE).unwrap(),

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::PodSpec;
 use llamafleet_operator::build::Children;
+use llamafleet_operator::deployment::plan::{self, Plan, ResolvedModel};
 use llamafleet_operator::render::{self, DEFAULT_NAMESPACE};
-use llamafleet_operator::validate::{self, Plan, ResolvedModel};
 
 /// The plan of the last deployment of the given example files (under
 /// `manifests/examples/`), each model taken as the minimal model controller pins it.
@@ -38,7 +38,7 @@ pub fn plan_of_inputs(inputs: &render::Inputs) -> Plan {
         })
         .collect();
     let name = d.metadata.name.as_deref().unwrap();
-    validate::plan(name, DEFAULT_NAMESPACE, &d.spec, &models).unwrap()
+    plan::make(name, DEFAULT_NAMESPACE, &d.spec, &models).unwrap()
 }
 
 /// The pod spec of variant `variant`'s Deployment.

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::build::Child;
-use crate::dereference::LiveChildren;
+use crate::deployment::dereference::LiveChildren;
 use crate::error::ApplyError;
 use crate::names::FIELD_MANAGER;
 

@@ -15,10 +15,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::agent_status::AgentStatus;
-use crate::dereference::LiveChildren;
+use crate::deployment::dereference::LiveChildren;
+use crate::deployment::plan::{Plan, ValidateError};
 use crate::error::StatusError;
 use crate::names::{self, FIELD_MANAGER};
-use crate::validate::{Plan, ValidateError};
 
 /// Condition types the operator owns on an LlmDeployment, in the order written.
 pub const READY: &str = "Ready";
@@ -246,12 +246,13 @@ pub fn with_rollout(
     status.rollout = rollout;
 }
 
-/// True when the deployment is fully up (the reconcile then polls agents less often).
-pub fn is_ready(status: &LlmDeploymentStatus) -> bool {
+/// Whether some variant has fewer ready replicas than it asks for (the reconcile then polls
+/// its agents for download progress).
+pub fn replicas_starting(status: &LlmDeploymentStatus) -> bool {
     status
-        .conditions
+        .variants
         .iter()
-        .any(|c| c.type_ == READY && c.status == "True")
+        .any(|v| v.ready_replicas.unwrap_or(0) < v.replicas.unwrap_or(0))
 }
 
 /// Writes `desired` as the object's status when it differs from `current`; returns whether

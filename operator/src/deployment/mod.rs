@@ -1,4 +1,11 @@
-//! The LlmDeployment reconcile: dereference → validate → build → apply → status.
+//! The LlmDeployment reconcile: [`dereference`] (the controller's watch caches) → [`plan`]
+//! (pure) → build (pure, cannot fail) → node cache → [`apply`] (writes) → [`status`]. Between
+//! plan and build, [`crate::rollout`] decides which weights are in effect.
+
+pub mod apply;
+pub mod dereference;
+pub mod plan;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,18 +15,19 @@ use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use llamafleet_crds::{LlmDeployment, LlmModel};
 
+use crate::agent_status::{AgentProbe, AgentStatus};
 use crate::build::{self, BuildOptions};
 use crate::context::{Context, ReconcileStart};
-use crate::error::Error;
-use crate::validate::{self, ResolvedModel, ValidateError};
-use crate::{apply, dereference, names, node_cache, rollout, status, update};
+use crate::error::{DereferenceError, Error};
+use crate::{names, node_cache, rollout, update};
+use plan::{Plan, ResolvedModel, ValidateError};
 
 /// Controller label of the metrics.
 pub const CONTROLLER: &str = "llmdeployment";
-/// Re-check of a ready deployment: picks up agent acceleration changes and repairs drift
-/// that no watch event reported.
+/// Re-check of a deployment no agent is polled for: repairs drift that no watch event
+/// reported (a watch that missed one), and picks up agent acceleration changes.
 pub const RESYNC_READY: Duration = Duration::from_secs(300);
-/// Re-check while replicas start or download, so status shows download progress.
+/// Re-check while replicas start and agents are polled, so status shows download progress.
 pub const RESYNC_PROGRESSING: Duration = Duration::from_secs(15);
 
 /// Models as the validate step sees them: missing, not ready, or usable.
@@ -51,7 +59,11 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
     let api: Api<LlmDeployment> = Api::namespaced(ctx.client.clone(), &ns);
     let now = (ctx.clock)();
 
-    let observed = dereference::observe(&ctx.client, &ns, &llmd, &name).await?;
+    ctx.stores
+        .wait_until_ready()
+        .await
+        .map_err(DereferenceError::from)?;
+    let observed = dereference::observe(&ctx.stores, &ns, &llmd, &name);
     // A model update rolling through: the spec with its update variants.
     let effective =
         update::derive::effective(&name, &llmd.spec, llmd.status.as_ref(), &observed.models);
@@ -63,7 +75,7 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
             .map(|(key, m)| (key.clone(), Ok(m.clone()))),
     );
     let gpu_memory = ctx.models.gpu_memory_bytes;
-    let plan = validate::plan_with_gpu_memory(&name, &ns, &effective.spec, &models, gpu_memory);
+    let plan = plan::make_with_gpu_memory(&name, &ns, &effective.spec, &models, gpu_memory);
     let mut plan = match plan {
         Ok(plan) => plan,
         Err(user_error) => {
@@ -128,18 +140,17 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
         }
     }
     let children = built.into_ordered();
-    let outcome = apply::apply(&ctx.client, &ns, &owner.uid, children, &mut live).await?;
+    // The agents are asked while the children are written: a slow agent delays the status,
+    // never the writes.
+    let (outcome, agents) = tokio::join!(
+        apply::apply(&ctx.client, &ns, &owner.uid, children, &mut live),
+        probe_agents(ctx.agents.as_ref(), &plan)
+    );
+    let outcome = outcome?;
     if !outcome.applied.is_empty() || !outcome.deleted.is_empty() {
         tracing::info!(%ns, %name, applied = ?outcome.applied, deleted = ?outcome.deleted, "children updated");
     }
 
-    let mut agents = BTreeMap::new();
-    for v in &plan.variants {
-        let url = names::variant_url(&name, &v.name, &ns);
-        if let Some(s) = ctx.agents.status(&url).await {
-            agents.insert(v.name.clone(), s);
-        }
-    }
     let mut desired = status::observed(&llmd, &plan, &live, &agents, &now);
     status::with_rollout(&mut desired, &llmd, rollout.rollout.clone(), &now);
     status::write_if_changed(&api, &name, llmd.status.as_ref(), &desired).await?;
@@ -171,10 +182,12 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
         }
     }
     ctx.reset_backoff(&key(llmd.as_ref()));
-    let resync = if status::is_ready(&desired) {
-        RESYNC_READY
-    } else {
+    // Everything else a status shows arrives as a watch event (a child's status, a model);
+    // only the agents' download figures have to be polled, while replicas start.
+    let resync = if ctx.agents.reports() && status::replicas_starting(&desired) {
         RESYNC_PROGRESSING
+    } else {
+        RESYNC_READY
     };
     Ok(Action::requeue(
         rollout.requeue.map_or(resync, |r| r.min(resync)),
@@ -199,4 +212,22 @@ pub fn error_policy(llmd: Arc<LlmDeployment>, error: &Error, ctx: Arc<Context>) 
     let delay = ctx.next_backoff(&key(llmd.as_ref()));
     tracing::warn!(object = %key(llmd.as_ref()), %error, ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
+}
+
+/// The `/status` of each variant that has replicas, asked concurrently (each with its own
+/// short timeout); variants without an answer are left out.
+async fn probe_agents(probe: &dyn AgentProbe, plan: &Plan) -> BTreeMap<String, AgentStatus> {
+    let asks = plan
+        .variants
+        .iter()
+        .filter(|v| v.replicas != Some(0))
+        .map(|v| async move {
+            let url = names::variant_url(&plan.name, &v.name, &plan.namespace);
+            probe.status(&url).await.map(|s| (v.name.clone(), s))
+        });
+    futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }

@@ -1,4 +1,4 @@
-//! Validate step (pure): turns an `LlmDeployment` and the models it names into a [`Plan`]
+//! Plan step (pure): checks an `LlmDeployment` and turns it and the models it names into a [`Plan`]
 //! every builder can use without further checks, or says what the user has to fix.
 
 use std::collections::BTreeMap;
@@ -10,8 +10,8 @@ use llamafleet_crds::{
     ServingSpec,
 };
 
-use crate::context::DEFAULT_GPU_MEMORY_BYTES;
-use crate::{names, sizing};
+use crate::names;
+use crate::sizing::{self, DEFAULT_GPU_MEMORY_BYTES};
 use llamafleet_gguf::{MemoryPlan, ModelMemory};
 
 /// Context length when neither the deployment nor the model names one; every GGUF chat model
@@ -201,18 +201,18 @@ pub struct Plan {
 
 /// Checks the spec and the models (`None`: not found) and makes the plan, with the default
 /// GPU memory for layer splits.
-pub fn plan(
+pub fn make(
     name: &str,
     namespace: &str,
     spec: &LlmDeploymentSpec,
     models: &BTreeMap<String, Result<ResolvedModel, ValidateError>>,
 ) -> Result<Plan, ValidateError> {
-    plan_with_gpu_memory(name, namespace, spec, models, DEFAULT_GPU_MEMORY_BYTES)
+    make_with_gpu_memory(name, namespace, spec, models, DEFAULT_GPU_MEMORY_BYTES)
 }
 
-/// [`plan`] with the memory of each GPU for `gpu.layers: auto` where `gpu.memoryGiB` names
+/// [`make`] with the memory of each GPU for `gpu.layers: auto` where `gpu.memoryGiB` names
 /// none.
-pub fn plan_with_gpu_memory(
+pub fn make_with_gpu_memory(
     name: &str,
     namespace: &str,
     spec: &LlmDeploymentSpec,

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The operator at scale on a real API server (the test cluster's control plane, kwok nodes):
+# COUNT LlmDeployments of 2 variants each (`replicas: 0`, so no serving pods; their routers fill
+# the two kwok nodes and the rest stay Pending) are created first, then one release operator
+# starts. Prints the time until every LlmDeployment has a status, then, over IDLE seconds of
+# rest: reconciles, API requests by verb (the operator's own count), CPU time and RSS.
+#
+#   bash bench/operator-cluster.sh [COUNT] [IDLE_SECONDS]      # defaults: 1000, 300
+#   OPERATOR=path/to/llamafleet-operator bash bench/operator-cluster.sh   # another build
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+count="${1:-1000}"
+idle="${2:-300}"
+ns=bench-scale
+
+if [[ -z "${OPERATOR:-}" ]]; then
+  cargo build --release -p llamafleet-operator --quiet
+  OPERATOR="${CARGO_TARGET_DIR:-$root/target}/release/llamafleet-operator"
+fi
+state="$(mktemp -d /tmp/llamafleet-bench-cluster.XXXXXX)"
+operator_pid=
+cleanup() {
+  [[ -n "$operator_pid" ]] && kill "$operator_pid" 2>/dev/null || true
+  bash tests/cluster/down.sh "$state" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+LLAMAFLEET_E2E_REAL_NODE=0 bash tests/cluster/up.sh "$state" >/dev/null
+export KUBECONFIG="$state/kubeconfig"
+kubectl apply --server-side -f crds/ >/dev/null
+kubectl create namespace "$ns" >/dev/null
+kubectl apply -n "$ns" -f - >/dev/null <<'EOF'
+apiVersion: llamafleet.dev/v1alpha1
+kind: LlmModel
+metadata:
+  name: gemma3-270m
+spec:
+  source:
+    url: https://huggingface.co/ggml-org/gemma-3-270m-GGUF/resolve/main/gemma-3-270m-Q4_K_M.gguf
+    sha256: a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+EOF
+python3 - "$count" "$ns" > "$state/deployments.yaml" <<'EOF'
+import sys
+count, ns = int(sys.argv[1]), sys.argv[2]
+for i in range(count):
+    print(f"""---
+apiVersion: llamafleet.dev/v1alpha1
+kind: LlmDeployment
+metadata: {{name: scale-{i}, namespace: {ns}}}
+spec:
+  variants:
+    - {{name: blue, model: gemma3-270m, weight: 90}}
+    - {{name: green, model: gemma3-270m, weight: 10}}
+  replicas: 0""")
+EOF
+kubectl create -f "$state/deployments.yaml" >/dev/null
+echo "created $count LlmDeployments (2 variants, replicas: 0) in $ns"
+
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+started="$(date +%s.%N)"
+RUST_LOG=warn "$OPERATOR" --no-leader-election --no-agent-status --no-resolve \
+  --listen "127.0.0.1:$port" > "$state/operator.log" 2>&1 &
+operator_pid=$!
+
+with_status() {
+  kubectl get llmd -n "$ns" -o jsonpath='{range .items[*]}{.status.observedGeneration}{"\n"}{end}' \
+    | grep -c . || true
+}
+while :; do
+  done_count="$(with_status)"
+  [[ "$done_count" -ge "$count" ]] && break
+  kill -0 "$operator_pid" 2>/dev/null || { tail -20 "$state/operator.log"; exit 1; }
+  sleep 1
+done
+took="$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")"
+echo "every LlmDeployment has a status ${took} s after the operator started"
+
+# What the operator has done so far, and its CPU time (ticks of utime + stime).
+metric() { # name filter → value (0 when absent)
+  curl -fsS "http://127.0.0.1:$port/metrics" | awk -v n="$1" -v f="$2" \
+    'index($0, n) == 1 && index($0, f) { v = $NF } END { print v + 0 }'
+}
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$operator_pid/stat"; }
+verbs="get list watch create update apply patch delete"
+# The API server's count of requests for the kinds the operator reads and writes, watches
+# aside, by verb: the same figure for an operator build without its own request metric.
+server_requests() {
+  kubectl get --raw /metrics | python3 -c '
+import re, sys
+kinds = {"llmdeployments", "llmmodels", "deployments", "services", "configmaps",
+         "poddisruptionbudgets", "horizontalpodautoscalers"}
+sums = {}
+for line in sys.stdin:
+    if not line.startswith("apiserver_request_total{"):
+        continue
+    labels = dict(re.findall(r"(\w+)=\"([^\"]*)\"", line.split("}")[0]))
+    if labels.get("resource") in kinds and labels.get("verb") != "WATCH":
+        verb = "server_" + labels["verb"].lower()
+        sums[verb] = sums.get(verb, 0) + float(line.split()[-1])
+for verb, n in sorted(sums.items()):
+    print(verb, int(n))
+'
+}
+snapshot() {
+  echo "reconciles $(metric llamafleet_operator_reconciles_total 'controller="llmdeployment"')"
+  for v in $verbs; do echo "$v $(metric llamafleet_operator_api_requests_total "verb=\"$v\"")"; done
+  server_requests
+  echo "cpu $(cpu_ticks)"
+}
+echo "requests until then: $(snapshot | grep -v '^cpu' | tr '\n' ' ')"
+# A minute for the last events of the sweep (status writes seen by the watches) to pass.
+sleep 60
+before="$(snapshot)"
+sleep "$idle"
+after="$(snapshot)"
+hz="$(getconf CLK_TCK)"
+python3 - "$idle" "$hz" <<EOF
+import sys
+idle, hz = float(sys.argv[1]), float(sys.argv[2])
+b = dict(l.split() for l in """$before""".splitlines())
+a = dict(l.split() for l in """$after""".splitlines())
+d = {k: float(a[k]) - float(b.get(k, 0)) for k in a}
+reconciles = d.pop("reconciles")
+cpu = d.pop("cpu") / hz
+server = {k[len("server_"):]: int(v) for k, v in d.items() if k.startswith("server_") and v}
+requests = {k: int(v) for k, v in d.items() if v and not k.startswith("server_")}
+non_watch = sum(v for k, v in requests.items() if k != "watch")
+per = f"{non_watch / reconciles:.2f}" if reconciles else "n/a"
+print(f"idle {idle:.0f} s: {int(reconciles)} reconciles, API requests {requests or 'none'}, "
+      f"{per} non-watch requests per reconcile; CPU {cpu:.2f} s = {100 * cpu / idle:.2f} % of a core")
+print(f"  the API server's count for the operator's kinds, watches aside: {server or 'none'}")
+EOF
+grep -E '^(VmRSS|VmHWM)' "/proc/$operator_pid/status" | tr -s ' \t' ' ' | tr '\n' ' '
+echo

@@ -1,0 +1,217 @@
+//! The controllers' watch caches: what a reconcile reads instead of asking the API server.
+//!
+//! One watch per kind (the models and the five kinds of children) feeds both a controller's
+//! triggers and a reflector store, so a reconcile of an unchanged LlmDeployment makes no API
+//! request at all. A store can lag a write by one watch event; the steps after it tolerate
+//! that: an apply of an object already current is a no-op for the API server (server-side
+//! apply), and a delete of one already gone is ignored.
+
+use std::sync::Arc;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use llamafleet_crds::LlmModel;
+use tokio::sync::OnceCell;
+
+use crate::deployment::dereference::LiveChildren;
+use crate::names;
+
+/// The stores a reconcile reads.
+#[derive(Clone)]
+pub struct Stores {
+    /// Every LlmModel.
+    pub models: Store<LlmModel>,
+    /// Children of every LlmDeployment, by kind (selected by the managed-by label).
+    pub config_maps: Store<ConfigMap>,
+    /// Variant and router Deployments.
+    pub deployments: Store<Deployment>,
+    /// Variant and stable Services.
+    pub services: Store<Service>,
+    /// Variant PDBs.
+    pub pdbs: Store<PodDisruptionBudget>,
+    /// Variant HPAs.
+    pub hpas: Store<HorizontalPodAutoscaler>,
+    /// Whether every store had its first listing, once known. Reconciles wait here rather
+    /// than on the stores: kube-runtime's `Store::wait_until_ready` keeps the waker of only
+    /// the last of concurrent waiters, so all but one reconcile waiting at startup would
+    /// never wake (seen as a new leader that reconciled one LlmDeployment of eleven).
+    ready: Arc<OnceCell<Result<(), StoresStopped>>>,
+}
+
+/// The writing ends of [`Stores`], each fed by its kind's watch (see `run.rs`).
+pub struct Writers {
+    /// Fed by the LlmModel watch.
+    pub models: Writer<LlmModel>,
+    /// Fed by the ConfigMap watch.
+    pub config_maps: Writer<ConfigMap>,
+    /// Fed by the Deployment watch.
+    pub deployments: Writer<Deployment>,
+    /// Fed by the Service watch.
+    pub services: Writer<Service>,
+    /// Fed by the PodDisruptionBudget watch.
+    pub pdbs: Writer<PodDisruptionBudget>,
+    /// Fed by the HorizontalPodAutoscaler watch.
+    pub hpas: Writer<HorizontalPodAutoscaler>,
+}
+
+/// A store's writer was dropped before its first full listing: the watch stopped.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("a watch cache stopped before its first listing")]
+pub struct StoresStopped;
+
+impl Stores {
+    /// Empty stores, ready once each writer has seen its watch's first listing.
+    pub fn new() -> (Self, Writers) {
+        let (models, models_w) = reflector::store();
+        let (config_maps, config_maps_w) = reflector::store();
+        let (deployments, deployments_w) = reflector::store();
+        let (services, services_w) = reflector::store();
+        let (pdbs, pdbs_w) = reflector::store();
+        let (hpas, hpas_w) = reflector::store();
+        let stores = Self {
+            models,
+            config_maps,
+            deployments,
+            services,
+            pdbs,
+            hpas,
+            ready: Arc::new(OnceCell::new()),
+        };
+        let writers = Writers {
+            models: models_w,
+            config_maps: config_maps_w,
+            deployments: deployments_w,
+            services: services_w,
+            pdbs: pdbs_w,
+            hpas: hpas_w,
+        };
+        (stores, writers)
+    }
+
+    /// Stores that hold exactly these objects and are ready (tests, benchmarks, `render`).
+    pub fn holding(models: Vec<LlmModel>, children: LiveChildren) -> Self {
+        let (stores, w) = Self::new();
+        fill(w.models, models);
+        fill(w.config_maps, children.config_maps);
+        fill(w.deployments, children.deployments);
+        fill(w.services, children.services);
+        fill(w.pdbs, children.pdbs);
+        fill(w.hpas, children.hpas);
+        stores
+    }
+
+    /// Waits until every store has had its first full listing: before that, a missing child
+    /// could be one not listed yet, and a reconcile would write what exists.
+    pub async fn wait_until_ready(&self) -> Result<(), StoresStopped> {
+        // One task at a time polls the stores (the cell's initializer); the others wait on
+        // the cell, which wakes them all.
+        *self
+            .ready
+            .get_or_init(|| async {
+                let ready = tokio::try_join!(
+                    self.models.wait_until_ready(),
+                    self.config_maps.wait_until_ready(),
+                    self.deployments.wait_until_ready(),
+                    self.services.wait_until_ready(),
+                    self.pdbs.wait_until_ready(),
+                    self.hpas.wait_until_ready(),
+                );
+                ready.map(drop).map_err(|_| StoresStopped)
+            })
+            .await
+    }
+
+    /// The LlmModel `name` in `namespace`, if it exists.
+    pub fn model(&self, namespace: &str, name: &str) -> Option<LlmModel> {
+        let key = ObjectRef::new(name).within(namespace);
+        self.models.get(&key).map(Arc::unwrap_or_clone)
+    }
+
+    /// The children of the LlmDeployment `instance` in `namespace` (its instance label), each
+    /// kind sorted by name as a LIST would return them.
+    pub fn children(&self, namespace: &str, instance: &str) -> LiveChildren {
+        LiveChildren {
+            config_maps: of_instance(&self.config_maps, namespace, instance),
+            deployments: of_instance(&self.deployments, namespace, instance),
+            services: of_instance(&self.services, namespace, instance),
+            pdbs: of_instance(&self.pdbs, namespace, instance),
+            hpas: of_instance(&self.hpas, namespace, instance),
+        }
+    }
+}
+
+/// Fields a store never needs: the write history (`managedFields`) is most of a small
+/// object's size, and no step reads it.
+pub fn trim<K: ResourceExt>(obj: &mut K) {
+    obj.managed_fields_mut().clear();
+}
+
+fn fill<K>(mut writer: Writer<K>, objects: Vec<K>)
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for o in objects {
+        writer.apply_watcher_event(&watcher::Event::InitApply(o));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+}
+
+fn of_instance<K>(store: &Store<K>, namespace: &str, instance: &str) -> Vec<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone,
+{
+    let mut found: Vec<K> = store
+        .state_filter(|o| {
+            o.meta().namespace.as_deref() == Some(namespace)
+                && label(o, names::LABEL_INSTANCE) == Some(instance)
+                && label(o, names::LABEL_MANAGED_BY) == Some(names::FIELD_MANAGER)
+        })
+        .into_iter()
+        .map(Arc::unwrap_or_clone)
+        .collect();
+    found.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+    found
+}
+
+fn label<'a, K: ResourceExt>(o: &'a K, key: &str) -> Option<&'a str> {
+    o.labels().get(key).map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_reconcile_waiting_for_the_first_listing_wakes() {
+        let (stores, w) = Stores::new();
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let stores = stores.clone();
+                tokio::spawn(async move { stores.wait_until_ready().await })
+            })
+            .collect();
+        // Let all of them wait before the listings arrive.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        fill(w.models, vec![]);
+        fill(w.config_maps, vec![]);
+        fill(w.deployments, vec![]);
+        fill(w.services, vec![]);
+        fill(w.pdbs, vec![]);
+        fill(w.hpas, vec![]);
+        let all = futures_util::future::join_all(waiters);
+        // A bound for a hang (a lost wake-up), not a timing: they wake at once.
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(30), all)
+            .await
+            .expect("every waiter wakes");
+        assert!(woken.into_iter().all(|r| matches!(r, Ok(Ok(())))));
+    }
+}
