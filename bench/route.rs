@@ -57,6 +57,7 @@ async fn router(upstream: String, dir: &std::path::Path) -> anyhow::Result<(Stri
         url: upstream,
         weight: 100,
         model: "m".into(),
+        deployment: None,
     }]);
     let path = dir.join("routing.yaml");
     std::fs::write(&path, serde_norway::to_string(&table)?)?;

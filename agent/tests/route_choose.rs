@@ -14,6 +14,7 @@ fn variants(weights: &[(&str, i32)]) -> Vec<RoutedVariant> {
             url: format!("http://{name}:8080"),
             weight: *weight,
             model: "m".into(),
+            deployment: None,
         })
         .collect()
 }

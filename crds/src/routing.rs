@@ -11,6 +11,8 @@
 //!
 //! Both live here, next to the CRD types, so the operator and the router cannot drift apart.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Preset, RequestLimits};
@@ -56,6 +58,9 @@ pub struct RoutingTable {
     /// example a user or session id). With a key, the key decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sticky_header: Option<String>,
+    /// Holding requests for sleeping variants and waking them; absent: no variant sleeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake: Option<RoutedWake>,
 }
 
 impl RoutingTable {
@@ -72,6 +77,7 @@ impl RoutingTable {
             cors_origins: Vec::new(),
             shadow: None,
             sticky_header: None,
+            wake: None,
         }
     }
 
@@ -103,6 +109,22 @@ pub struct RoutedVariant {
     pub weight: i32,
     /// LlmModel served.
     pub model: String,
+    /// Deployment the router scales from zero to one replica (its `scale` subresource) to wake
+    /// this variant; absent: the variant never sleeps, and an unreachable one is a 502.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+}
+
+/// How the router treats requests for a variant that sleeps (no ready replica).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutedWake {
+    /// Namespace of the variants' Deployments.
+    pub namespace: String,
+    /// Seconds a request is held while its variant wakes; then a 503 with `Retry-After`.
+    pub timeout_seconds: u64,
+    /// Requests held per variant on one router replica; more get a 503 at once.
+    pub max_held: u32,
 }
 
 /// A rate-limit tier.
@@ -138,6 +160,11 @@ pub struct RouterStats {
     pub seconds: f64,
     /// One entry per variant of the table, shadow targets included.
     pub variants: Vec<VariantStats>,
+    /// Seconds since this replica last received a request for each variant (held, answered
+    /// or mirrored), or since it started when none came. Unlike the counters it does not
+    /// restart with the revision: the operator puts a variant to sleep on it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub idle_seconds: BTreeMap<String, f64>,
 }
 
 /// What one variant did under one revision on one router replica.
@@ -196,6 +223,18 @@ impl RouterStats {
             }
         }
         total
+    }
+
+    /// How long `variant` has gone without a request on every one of `replicas` (the least
+    /// of their idle times); `None` when no replica reports it.
+    pub fn idle_for<'a>(
+        variant: &str,
+        replicas: impl IntoIterator<Item = &'a RouterStats>,
+    ) -> Option<f64> {
+        replicas
+            .into_iter()
+            .filter_map(|r| r.idle_seconds.get(variant).copied())
+            .reduce(f64::min)
     }
 
     /// The figures of one variant.
@@ -269,6 +308,7 @@ mod tests {
                 generation_seconds: requests as f64,
                 shadow: None,
             }],
+            idle_seconds: BTreeMap::new(),
         }
     }
 
@@ -279,6 +319,7 @@ mod tests {
             url: String::new(),
             weight,
             model: String::new(),
+            deployment: None,
         };
         assert_eq!(
             revision(&[v("blue", 90), v("green", 10)]),

@@ -66,6 +66,9 @@ pub const MSG_SCHEDULE_REQUIRED: &str = "schedule is required when policy is not
 pub const MSG_STEPS_ORDER: &str = "rollout steps must be ascending and end at 100";
 /// Message for autoscaling bounds the wrong way round.
 pub const MSG_MIN_LE_MAX: &str = "minReplicas must not exceed maxReplicas";
+/// Message for `minReplicas: 0` without a time to go idle.
+pub const MSG_IDLE_AFTER: &str =
+    "minReplicas 0 needs idleAfter (how long without requests before a variant sleeps)";
 /// Message for a cache with both hostPath and pvc.
 pub const MSG_CACHE_ONE_OF: &str = "set at most one of hostPath and pvc";
 /// Message for a `gpu.layers` that is neither `auto` nor a layer count.
@@ -76,7 +79,7 @@ pub const MSG_GPU_NEEDS_COUNT: &str =
     "vendor and memoryGiB need a count of 1 or more (count 0 serves on CPU)";
 
 /// Every message a CEL rule of the CRDs carries (the API server reports these words as is).
-pub const CEL_MESSAGES: [&str; 11] = [
+pub const CEL_MESSAGES: [&str; 12] = [
     MSG_WEIGHTS_SUM,
     MSG_VARIANT_NAMES_UNIQUE,
     MSG_PRESET_NAMES_UNIQUE,
@@ -85,6 +88,7 @@ pub const CEL_MESSAGES: [&str; 11] = [
     MSG_SCHEDULE_REQUIRED,
     MSG_STEPS_ORDER,
     MSG_MIN_LE_MAX,
+    MSG_IDLE_AFTER,
     MSG_CACHE_ONE_OF,
     MSG_GPU_LAYERS,
     MSG_GPU_NEEDS_COUNT,

@@ -136,6 +136,21 @@ fn is_cron(s: &str) -> bool {
     MACROS.contains(&s) || matches!(s.split_whitespace().count(), 5 | 6)
 }
 
+/// Parses a duration of the CRDs' pattern: `30s`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    if !is_duration(s) {
+        return None;
+    }
+    let (digits, unit) = s.split_at(s.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    let per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        _ => 3600,
+    };
+    Some(std::time::Duration::from_secs(n * per_unit))
+}
+
 fn is_duration(s: &str) -> bool {
     let (digits, unit) = s.split_at(s.len().saturating_sub(1));
     matches!(unit, "s" | "m" | "h")
@@ -432,7 +447,7 @@ fn validate_autoscaling(e: &mut Errors, a: &AutoscalingSpec) {
     e.range(
         "spec.autoscaling.minReplicas",
         Some(a.min_replicas),
-        1,
+        0,
         REPLICAS_MAX,
     );
     e.range(
@@ -444,6 +459,22 @@ fn validate_autoscaling(e: &mut Errors, a: &AutoscalingSpec) {
     if a.min_replicas > a.max_replicas {
         e.push("spec.autoscaling.minReplicas", MSG_MIN_LE_MAX);
     }
+    if a.sleeps() && a.idle_after.is_none() {
+        e.push("spec.autoscaling.idleAfter", MSG_IDLE_AFTER);
+    }
+    for (field, value) in [
+        ("idleAfter", &a.idle_after),
+        ("wakeTimeout", &a.wake_timeout),
+    ] {
+        if let Some(d) = value
+            && !is_duration(d)
+        {
+            let message = format!("{d:?} is not a duration such as 30s, 5m, 1h");
+            e.push(format!("spec.autoscaling.{field}"), message);
+        }
+    }
+    let held = a.max_held_requests;
+    e.range("spec.autoscaling.maxHeldRequests", held, 1, 10000);
     let cpu = a.target_cpu_utilization;
     e.range("spec.autoscaling.targetCpuUtilization", cpu, 1, 100);
     e.range(

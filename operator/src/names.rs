@@ -68,6 +68,16 @@ pub fn router_deployment(llmd: &str) -> String {
     format!("{llmd}-router")
 }
 
+/// `<llmd>-router`: the router pods' ServiceAccount (only while variants may sleep).
+pub fn router_account(llmd: &str) -> String {
+    format!("{llmd}-router")
+}
+
+/// `<llmd>-router-wake`: the Role (and RoleBinding) letting the routers scale variants.
+pub fn router_wake_role(llmd: &str) -> String {
+    format!("{llmd}-router-wake")
+}
+
 /// `<llmd>-routing`: the routing ConfigMap.
 pub fn routing_config(llmd: &str) -> String {
     format!("{llmd}-routing")

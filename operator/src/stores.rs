@@ -1,6 +1,6 @@
 //! The controllers' watch caches: what a reconcile reads instead of asking the API server.
 //!
-//! One watch per kind (the models and the five kinds of children) feeds both a controller's
+//! One watch per kind (the models and the eight kinds of children) feeds both a controller's
 //! triggers and a reflector store, so a reconcile of an unchanged LlmDeployment makes no API
 //! request at all. A store can lag a write by one watch event; the steps after it tolerate
 //! that: an apply of an object already current is a no-op for the API server (server-side
@@ -11,8 +11,9 @@ use std::sync::Arc;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -37,6 +38,12 @@ pub struct Stores {
     pub pdbs: Store<PodDisruptionBudget>,
     /// Variant HPAs.
     pub hpas: Store<HorizontalPodAutoscaler>,
+    /// Router ServiceAccounts.
+    pub service_accounts: Store<ServiceAccount>,
+    /// Router wake Roles.
+    pub roles: Store<Role>,
+    /// Their bindings.
+    pub role_bindings: Store<RoleBinding>,
     /// Whether every store had its first listing, once known. Reconciles wait here rather
     /// than on the stores: kube-runtime's `Store::wait_until_ready` keeps the waker of only
     /// the last of concurrent waiters, so all but one reconcile waiting at startup would
@@ -58,6 +65,12 @@ pub struct Writers {
     pub pdbs: Writer<PodDisruptionBudget>,
     /// Fed by the HorizontalPodAutoscaler watch.
     pub hpas: Writer<HorizontalPodAutoscaler>,
+    /// Fed by the ServiceAccount watch.
+    pub service_accounts: Writer<ServiceAccount>,
+    /// Fed by the Role watch.
+    pub roles: Writer<Role>,
+    /// Fed by the RoleBinding watch.
+    pub role_bindings: Writer<RoleBinding>,
 }
 
 /// A store's writer was dropped before its first full listing: the watch stopped.
@@ -74,6 +87,9 @@ impl Stores {
         let (services, services_w) = reflector::store();
         let (pdbs, pdbs_w) = reflector::store();
         let (hpas, hpas_w) = reflector::store();
+        let (service_accounts, service_accounts_w) = reflector::store();
+        let (roles, roles_w) = reflector::store();
+        let (role_bindings, role_bindings_w) = reflector::store();
         let stores = Self {
             models,
             config_maps,
@@ -81,6 +97,9 @@ impl Stores {
             services,
             pdbs,
             hpas,
+            service_accounts,
+            roles,
+            role_bindings,
             ready: Arc::new(OnceCell::new()),
         };
         let writers = Writers {
@@ -90,6 +109,9 @@ impl Stores {
             services: services_w,
             pdbs: pdbs_w,
             hpas: hpas_w,
+            service_accounts: service_accounts_w,
+            roles: roles_w,
+            role_bindings: role_bindings_w,
         };
         (stores, writers)
     }
@@ -103,6 +125,9 @@ impl Stores {
         fill(w.services, children.services);
         fill(w.pdbs, children.pdbs);
         fill(w.hpas, children.hpas);
+        fill(w.service_accounts, children.service_accounts);
+        fill(w.roles, children.roles);
+        fill(w.role_bindings, children.role_bindings);
         stores
     }
 
@@ -121,6 +146,9 @@ impl Stores {
                     self.services.wait_until_ready(),
                     self.pdbs.wait_until_ready(),
                     self.hpas.wait_until_ready(),
+                    self.service_accounts.wait_until_ready(),
+                    self.roles.wait_until_ready(),
+                    self.role_bindings.wait_until_ready(),
                 );
                 ready.map(drop).map_err(|_| StoresStopped)
             })
@@ -142,6 +170,9 @@ impl Stores {
             services: of_instance(&self.services, namespace, instance),
             pdbs: of_instance(&self.pdbs, namespace, instance),
             hpas: of_instance(&self.hpas, namespace, instance),
+            service_accounts: of_instance(&self.service_accounts, namespace, instance),
+            roles: of_instance(&self.roles, namespace, instance),
+            role_bindings: of_instance(&self.role_bindings, namespace, instance),
         }
     }
 }
@@ -207,6 +238,9 @@ mod tests {
         fill(w.services, vec![]);
         fill(w.pdbs, vec![]);
         fill(w.hpas, vec![]);
+        fill(w.service_accounts, vec![]);
+        fill(w.roles, vec![]);
+        fill(w.role_bindings, vec![]);
         let all = futures_util::future::join_all(waiters);
         // A bound for a hang (a lost wake-up), not a timing: they wake at once.
         let woken = tokio::time::timeout(std::time::Duration::from_secs(30), all)

@@ -15,8 +15,9 @@ use futures_util::StreamExt;
 use http::{Request, Response};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::client::Body;
 use kube::runtime::watcher;
 use kube::{Api, Client};
@@ -157,8 +158,11 @@ async fn every_watch_of_the_controllers_is_allowed() {
     seen.extend(list_and_watch::<Service>(owned.clone()).await);
     seen.extend(list_and_watch::<ConfigMap>(owned.clone()).await);
     seen.extend(list_and_watch::<PodDisruptionBudget>(owned.clone()).await);
-    seen.extend(list_and_watch::<HorizontalPodAutoscaler>(owned).await);
-    assert_eq!(seen.len(), 14, "a list and a watch per kind: {seen:?}");
+    seen.extend(list_and_watch::<HorizontalPodAutoscaler>(owned.clone()).await);
+    seen.extend(list_and_watch::<ServiceAccount>(owned.clone()).await);
+    seen.extend(list_and_watch::<Role>(owned.clone()).await);
+    seen.extend(list_and_watch::<RoleBinding>(owned).await);
+    assert_eq!(seen.len(), 20, "a list and a watch per kind: {seen:?}");
     assert!(seen.iter().any(|s| s.uri.contains("watch=true")));
     assert_all_allowed(&seen);
 }
@@ -307,12 +311,35 @@ fn nothing_beyond_what_the_operator_needs_is_granted() {
             Some("default"),
             None,
         ),
+        // The scale subresource is held only to grant it to the routers (build/wake.rs).
         request(
-            "get",
+            "update",
             "apps",
             "deployments/scale",
             Some("default"),
             Some("chat-main"),
+        ),
+        // Roles, but not cluster roles; no escalation or binding of roles it does not hold.
+        request(
+            "create",
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            None,
+            None,
+        ),
+        request(
+            "escalate",
+            "rbac.authorization.k8s.io",
+            "roles",
+            Some("default"),
+            Some("chat-router-wake"),
+        ),
+        request(
+            "bind",
+            "rbac.authorization.k8s.io",
+            "roles",
+            Some("default"),
+            Some("chat-router-wake"),
         ),
         // No cluster administration: CRDs, RBAC, namespaces, webhooks.
         request(

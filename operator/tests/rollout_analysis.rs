@@ -119,6 +119,7 @@ fn replicas_are_merged_on_the_current_revision_only() {
         revision: revision.into(),
         seconds: 60.0,
         variants: vec![figures("blue", 300, 0, 0.1, 20.0), g],
+        idle_seconds: Default::default(),
     };
     // 30 + 30 candidate requests on the revision reach minRequests 50; the stale replica's
     // failures do not count.

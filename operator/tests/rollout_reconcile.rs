@@ -7,8 +7,6 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::get;
 use kube::runtime::controller::Action;
 use llamafleet_crds::routing::{RouterStats, TTFT_BUCKETS, VariantStats};
 use llamafleet_crds::{LlmDeployment, LlmModel, RolloutStrategy};
@@ -146,17 +144,13 @@ fn stats_of(revision: &str, green_requests: u64, green_errors: u64) -> RouterSta
             variant("blue", 180, 0),
             variant("green", green_requests, green_errors),
         ],
+        idle_seconds: Default::default(),
     }
 }
 
 /// A router stand-in on loopback serving `stats` at `/router/stats`; its base URL.
 async fn router(stats: RouterStats) -> String {
-    let body = serde_json::to_string(&stats).unwrap();
-    let app = Router::new().route("/router/stats", get(move || async move { body }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    router_serving(&stats).await
 }
 
 async fn run(

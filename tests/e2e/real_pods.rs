@@ -226,6 +226,126 @@ fn the_quickstart_runs_on_real_pods_under_pod_security_restricted() {
     assert_eq!(files.len(), 1, "one file in the node cache: {files:?}");
 
     stream_survives_its_pod_being_deleted(&c, &client, &router, &app.name);
+    an_idle_variant_sleeps_and_a_request_wakes_it(&c, &client, &router, &app.name);
+}
+
+/// Scale to zero: with `minReplicas: 0` and a short `idleAfter`, the variant goes to 0
+/// replicas once the routers saw no request for that long (status `idleSince`, an `Idle`
+/// Event); a request then is held by the router, which scales the Deployment up through the
+/// scale subresource with its own least-privilege ServiceAccount, and answered — no failed
+/// request. Prints the wake time and its parts.
+fn an_idle_variant_sleeps_and_a_request_wakes_it(
+    c: &Cluster,
+    client: &ClientPod<'_>,
+    router: &str,
+    ns: &str,
+) {
+    c.kubectl_ok(&[
+        "patch",
+        "llmd",
+        "chat",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":null,"autoscaling":{"minReplicas":0,"maxReplicas":2,"idleAfter":"10s"}}}"#,
+    ]);
+    // The routers restart with their ServiceAccount; every replica's figures count.
+    c.kubectl_ok(&[
+        "rollout",
+        "status",
+        "-n",
+        ns,
+        "deployment/chat-router",
+        "--timeout=300s",
+    ]);
+    let asleep = time_until("the variant scaled to zero", 300, || {
+        c.jsonpath(ns, "deployment/chat-main", "{.spec.replicas}") == "0"
+    });
+    eprintln!(
+        "idleAfter 10s: scaled to zero {:.0} s after the router rollout",
+        asleep.as_secs_f64()
+    );
+    let since = c.jsonpath(ns, "llmd/chat", "{.status.variants[0].idleSince}");
+    assert!(!since.is_empty(), "status says since when it sleeps");
+    let events = c.kubectl_ok(&["get", "events.events.k8s.io", "-n", ns, "-o", "json"]);
+    assert!(
+        events.contains("had no request for idleAfter"),
+        "an Idle Event: {events}"
+    );
+    time_until("the variant's pods gone", 300, || {
+        variant_pods(c, ns, "name").trim().is_empty()
+    });
+
+    // The first request wakes it and is answered, slowly.
+    let asked = std::time::SystemTime::now();
+    let answer = client.curl(&format!(
+        "-w '\nwake_total_seconds=%{{time_total}}\n' -H 'content-type: application/json' -d '{}' {router}/v1/chat/completions",
+        chat_body(false)
+    ));
+    assert!(
+        answer.contains("\"choices\""),
+        "held and answered: {answer}"
+    );
+    let total = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("wake_total_seconds="))
+        .unwrap_or("?")
+        .to_string();
+    assert_eq!(
+        c.jsonpath(ns, "deployment/chat-main", "{.spec.replicas}"),
+        "1",
+        "the router scaled the variant to one replica"
+    );
+    c.wait_until("the status awake again", 120, || {
+        c.jsonpath(ns, "llmd/chat", "{.status.variants[0].idleSince}")
+            .is_empty()
+    });
+    print_wake_breakdown(c, client, ns, asked, &total);
+}
+
+/// `kubectl get pods -o OUTPUT` of the variant `main`.
+fn variant_pods(c: &Cluster, ns: &str, output: &str) -> String {
+    let selector = "llamafleet.dev/variant=main";
+    c.kubectl_ok(&["get", "pods", "-n", ns, "-l", selector, "-o", output])
+}
+
+/// The wake's parts from the new pod's timestamps (whole seconds, as the API server keeps
+/// them) and the agent's own model load time.
+fn print_wake_breakdown(
+    c: &Cluster,
+    client: &ClientPod<'_>,
+    ns: &str,
+    asked: std::time::SystemTime,
+    total: &str,
+) {
+    let pods: serde_json::Value = serde_json::from_str(&variant_pods(c, ns, "json")).unwrap();
+    let pod = &pods["items"][0];
+    let at = |text: &serde_json::Value| -> f64 {
+        let t: k8s_openapi::jiff::Timestamp = text.as_str().unwrap_or_default().parse().unwrap();
+        let asked: k8s_openapi::jiff::Timestamp = asked.try_into().unwrap();
+        (t - asked).total(k8s_openapi::jiff::Unit::Second).unwrap()
+    };
+    let condition = |kind: &str| {
+        pod["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == kind)
+            .map_or(f64::NAN, |c| at(&c["lastTransitionTime"]))
+    };
+    let created = at(&pod["metadata"]["creationTimestamp"]);
+    let scheduled = condition("PodScheduled");
+    let started = at(&pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]);
+    let ready = condition("Ready");
+    let status = client.curl(&format!("http://chat-main.{ns}.svc:8080/status"));
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    eprintln!(
+        "wake (cached model, debug-free release image): request to answer {total} s; after the \
+         request (whole seconds): pod created +{created:.0} s, scheduled +{scheduled:.0} s, \
+         container started +{started:.0} s, Ready +{ready:.0} s; model load {:.2} s",
+        status["load_seconds"].as_f64().unwrap_or(f64::NAN)
+    );
 }
 
 /// A stream whose serving pod is deleted in the middle ends cleanly: the agent drains it

@@ -91,7 +91,12 @@ async fn metrics(State(state): State<RouterState>) -> Response {
 
 async fn stats(State(state): State<RouterState>) -> Response {
     match state.live() {
-        Some(live) => axum::Json(live.stats.snapshot()).into_response(),
+        Some(live) => {
+            let mut stats = live.stats.snapshot();
+            let names = live.table.variants.iter().map(|v| v.name.as_str());
+            stats.idle_seconds = state.activity.idle_seconds(names);
+            axum::Json(stats).into_response()
+        }
         None => ApiError::not_ready(Flavor::Ollama, "no routing table loaded").into_response(),
     }
 }

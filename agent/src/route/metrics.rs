@@ -1,7 +1,8 @@
 //! The router's Prometheus metrics (`GET /metrics`), cumulative over its lifetime.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use super::stats::Outcome;
@@ -44,6 +45,10 @@ pub struct RouterMetrics {
     pub reloads: IntCounterVec,
     /// Router time per request before the upstream is called (auth, limits, choice).
     pub overhead: prometheus::Histogram,
+    /// Requests held while their sleeping variant wakes, by variant.
+    pub held: IntGaugeVec,
+    /// Wakes of sleeping variants by variant and result (`ok`, `timeout`).
+    pub wakes: IntCounterVec,
 }
 
 fn counter(
@@ -90,6 +95,14 @@ impl RouterMetrics {
             .buckets(OVERHEAD_BUCKETS.to_vec()),
         )?;
         r.register(Box::new(overhead.clone()))?;
+        let held = IntGaugeVec::new(
+            Opts::new(
+                "llamafleet_router_held_requests",
+                "Requests held while their sleeping variant wakes",
+            ),
+            v,
+        )?;
+        r.register(Box::new(held.clone()))?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -165,8 +178,15 @@ impl RouterMetrics {
                 "Loads of the routing table and keys by result",
                 &["what", "result"],
             )?,
+            wakes: counter(
+                &r,
+                "llamafleet_router_wakes_total",
+                "Wakes of sleeping variants by variant and result",
+                &["variant", "result"],
+            )?,
             unauthorized,
             overhead,
+            held,
             registry: r,
         })
     }

@@ -33,6 +33,7 @@ pub mod shadow;
 pub mod state;
 pub mod stats;
 pub mod table;
+pub mod wake;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -2,19 +2,20 @@
 //! pass the answer back as it streams, counting what happened once it ends.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use llamafleet_crds::routing::PIN_HEADER;
+use llamafleet_crds::routing::{PIN_HEADER, RoutedWake};
 
 use super::answer::{Answer, Framing};
 use super::body::{End, Watched};
 use super::limits::{Admission, LimitHeaders};
 use super::state::{Live, RouterState};
 use super::stats::Outcome;
+use super::wake::Refusal;
 use super::{choose, keys, shadow};
 use crate::serve::http::{ApiError, Flavor};
 
@@ -100,11 +101,7 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
             )
         });
     let url = format!("{}{path_and_query}", variant.url.trim_end_matches('/'));
-    let sent = state
-        .client
-        .request(parts.method.clone(), url)
-        .headers(upstream_headers)
-        .body(body);
+    state.activity.touch(&variant.name);
     state
         .metrics
         .overhead
@@ -117,12 +114,32 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
         admission: admission.clone(),
         mirror,
     };
-    let upstream = match sent.send().await {
-        Ok(upstream) => upstream,
-        Err(e) => {
-            tracing::warn!(variant = %variant.name, error = %e, "upstream unreachable");
+    // A variant that may sleep and refuses the connection is asleep: hold the request while
+    // it wakes, then send it again.
+    let wake = live
+        .table
+        .wake
+        .as_ref()
+        .filter(|_| variant.deployment.is_some());
+    let upstream = loop {
+        let sent = state
+            .client
+            .request(parts.method.clone(), &url)
+            .headers(upstream_headers.clone())
+            .body(body.clone());
+        let error = match sent.send().await {
+            Ok(upstream) => break upstream,
+            Err(e) => e,
+        };
+        let Some(wake) = wake.filter(|_| error.is_connect()) else {
+            tracing::warn!(variant = %variant.name, %error, "upstream unreachable");
             finish.done(StatusCode::BAD_GATEWAY, None, End::Cut);
             return ApiError::bad_gateway(flavor, &variant.name).into_response();
+        };
+        let deadline = arrived + Duration::from_secs(wake.timeout_seconds);
+        if let Err(refusal) = state.wakers.hold(wake, variant, deadline).await {
+            finish.done(StatusCode::SERVICE_UNAVAILABLE, None, End::Cut);
+            return waking_refused(flavor, &variant.name, refusal, wake).into_response();
         }
     };
     let status = upstream.status();
@@ -147,6 +164,21 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
         admission.as_ref().map(|a| &a.headers),
     );
     response
+}
+
+/// The 503 (with `Retry-After`) for a request its sleeping variant could not take in time.
+fn waking_refused(flavor: Flavor, variant: &str, refusal: Refusal, wake: &RoutedWake) -> ApiError {
+    let why = match refusal {
+        Refusal::Full => format!(
+            "variant {variant} is waking up and already holds {} requests",
+            wake.max_held
+        ),
+        Refusal::TimedOut => format!(
+            "variant {variant} did not wake within {} s",
+            wake.timeout_seconds
+        ),
+    };
+    ApiError::not_ready(flavor, &why)
 }
 
 type Admitted = (Option<Admission>, Option<Vec<u8>>);

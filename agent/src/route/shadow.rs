@@ -10,6 +10,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
+use llamafleet_crds::routing::{RoutedVariant, RoutedWake};
+
 use super::answer::{Answer, Framing};
 use super::state::{Live, RouterState};
 use super::stats::RevisionStats;
@@ -24,6 +26,9 @@ pub struct Mirror {
     pub variant: String,
     /// Full upstream URL.
     pub url: String,
+    /// How to wake the target when it sleeps (copies are never held: a failed one wakes it
+    /// for the next).
+    pub wake: Option<(RoutedWake, RoutedVariant)>,
 }
 
 /// Whether this request is copied, and where (never to the variant answering it).
@@ -40,9 +45,15 @@ pub fn decide(live: &Live, chosen: &str, path_and_query: &str) -> Option<Mirror>
         .variants
         .iter()
         .find(|v| v.name == shadow.variant)?;
+    let wake = live
+        .table
+        .wake
+        .clone()
+        .filter(|_| target.deployment.is_some());
     Some(Mirror {
         variant: target.name.clone(),
         url: format!("{}{path_and_query}", target.url.trim_end_matches('/')),
+        wake: wake.map(|w| (w, target.clone())),
     })
 }
 
@@ -60,6 +71,9 @@ pub fn spawn(
     let (tx, rx) = oneshot::channel::<String>();
     let client = state.client.clone();
     let metrics = state.metrics.clone();
+    let wakers = state.wakers.clone();
+    // Copies keep their target awake as answered requests do.
+    state.activity.touch(&mirror.variant);
     tokio::spawn(async move {
         let _permit = permit;
         let name = mirror.variant.as_str();
@@ -72,6 +86,9 @@ pub fn spawn(
             .inc();
         let Some(answer) = answer else {
             stats.record_shadow(name, |s| s.errors += 1);
+            if let Some((wake, target)) = &mirror.wake {
+                wakers.wake(wake, target);
+            }
             return;
         };
         let Ok(live_text) = rx.await else { return };

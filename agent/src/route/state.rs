@@ -11,6 +11,7 @@ use super::keys::KeySet;
 use super::limits::Limits;
 use super::metrics::RouterMetrics;
 use super::stats::RevisionStats;
+use super::wake::{Activity, Wakers};
 use crate::serve::state::DEFAULT_MAX_BODY_BYTES;
 
 /// Upstreams that do not accept a connection within this are reported unreachable.
@@ -42,6 +43,10 @@ pub struct RouterState {
     pub client: reqwest::Client,
     /// Room for shadow copies.
     pub shadows: Arc<Semaphore>,
+    /// When each variant last had a request (the operator's measure of idleness).
+    pub activity: Arc<Activity>,
+    /// Wakes of sleeping variants in progress.
+    pub wakers: Wakers,
 }
 
 impl RouterState {
@@ -52,12 +57,15 @@ impl RouterState {
             .tcp_nodelay(true)
             .no_proxy()
             .build()?;
+        let wakers = Wakers::new(client.clone(), metrics.clone());
         Ok(RouterState {
             live: Arc::default(),
             keys: Arc::default(),
             metrics,
             client,
             shadows: Arc::new(Semaphore::new(MAX_SHADOWS_IN_FLIGHT)),
+            activity: Arc::default(),
+            wakers,
         })
     }
 

@@ -97,6 +97,7 @@ impl RevisionStats {
             revision: self.revision.clone(),
             seconds: self.started.elapsed().as_secs_f64(),
             variants: variants.clone(),
+            idle_seconds: Default::default(),
         }
     }
 }

@@ -36,6 +36,22 @@ pub struct Upstream {
 
 /// Starts a variant server named `name` on a loopback port.
 pub async fn upstream(name: &'static str, behaviour: Behaviour) -> Upstream {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    upstream_on(listener, name, behaviour)
+}
+
+/// A loopback address nothing listens on (yet): a variant that sleeps.
+pub fn free_address() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Starts a variant server named `name` on `listener`; it is ready (`/readyz`) at once.
+pub fn upstream_on(
+    listener: tokio::net::TcpListener,
+    name: &'static str,
+    behaviour: Behaviour,
+) -> Upstream {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let recorder = seen.clone();
     let chat = move |headers: HeaderMap, Json(body): Json<Value>| {
@@ -47,8 +63,8 @@ pub async fn upstream(name: &'static str, behaviour: Behaviour) -> Upstream {
         .route(
             "/v1/models",
             get(|| async { Json(json!({"object": "list", "data": [{"id": "m"}]})) }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        )
+        .route("/readyz", get(|| async { "ready" }));
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     Upstream {
@@ -101,6 +117,7 @@ pub fn variant(name: &str, url: &str, weight: i32) -> RoutedVariant {
         url: url.into(),
         weight,
         model: "m".into(),
+        deployment: None,
     }
 }
 

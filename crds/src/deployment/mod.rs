@@ -208,11 +208,13 @@ pub enum GpuVendor {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = kube::core::Rule::new("self.minReplicas <= self.maxReplicas").message(crate::rules::MSG_MIN_LE_MAX).field_path(".minReplicas")
+    validation = kube::core::Rule::new("self.minReplicas <= self.maxReplicas").message(crate::rules::MSG_MIN_LE_MAX).field_path(".minReplicas"),
+    validation = kube::core::Rule::new("self.minReplicas > 0 || has(self.idleAfter)").message(crate::rules::MSG_IDLE_AFTER).field_path(".idleAfter")
 )]
 pub struct AutoscalingSpec {
-    /// Fewest replicas.
-    #[schemars(range(min = 1, max = 100))]
+    /// Fewest replicas. `0` lets a variant sleep: after `idleAfter` without a request it is
+    /// scaled to zero, and the router wakes it on the next request.
+    #[schemars(range(min = 0, max = 100))]
     pub min_replicas: i32,
     /// Most replicas.
     #[schemars(range(min = 1, max = 100))]
@@ -225,6 +227,29 @@ pub struct AutoscalingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     pub target_queue_depth: Option<i32>,
+    /// With `minReplicas: 0`: time without a request (as the routers count) after which a
+    /// variant is scaled to zero, such as `15m`. Required when `minReplicas` is 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{1,6}(s|m|h)$"))]
+    pub idle_after: Option<String>,
+    /// With `minReplicas: 0`: how long the router holds a request for a sleeping variant
+    /// while it wakes, such as `5m` (the default); past it the client gets a 503 with
+    /// `Retry-After`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{1,6}(s|m|h)$"))]
+    pub wake_timeout: Option<String>,
+    /// With `minReplicas: 0`: requests each router replica holds per sleeping variant
+    /// (default 100); more get a 503 with `Retry-After` at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_held_requests: Option<u32>,
+}
+
+impl AutoscalingSpec {
+    /// Whether variants may sleep (`minReplicas: 0`).
+    pub fn sleeps(&self) -> bool {
+        self.min_replicas == 0
+    }
 }
 
 /// Where serving pods keep model files instead of the node cache.

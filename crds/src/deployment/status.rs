@@ -64,6 +64,10 @@ pub struct VariantStatus {
     /// The memory plan of one replica, from the model's GGUF header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<MemoryPlanStatus>,
+    /// Set while the variant sleeps (`spec.autoscaling.minReplicas: 0`: scaled to zero after
+    /// `idleAfter` without a request): since when. The router wakes it on the next request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<Time>,
 }
 
 /// Memory of one replica of a variant, and where its requests come from.

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::Serialize;
 
@@ -23,6 +24,7 @@ pub mod router;
 pub mod routing;
 pub mod source_token;
 pub mod variant;
+pub mod wake;
 
 /// Options of the build that come from the operator, not the spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +64,8 @@ pub struct Children {
     pub router: Deployment,
     /// The stable Service clients call.
     pub service: Service,
+    /// The routers' right to wake sleeping variants.
+    pub router_access: Option<wake::RouterAccess>,
 }
 
 /// One object to apply, of any kind the operator writes.
@@ -78,6 +82,12 @@ pub enum Child {
     Pdb(PodDisruptionBudget),
     /// Variant autoscaler.
     Hpa(HorizontalPodAutoscaler),
+    /// The router pods' identity.
+    ServiceAccount(ServiceAccount),
+    /// The routers' permission to wake variants.
+    Role(Role),
+    /// Binds that permission to the routers.
+    RoleBinding(RoleBinding),
 }
 
 impl Child {
@@ -89,6 +99,9 @@ impl Child {
             Self::Service(_) => "Service",
             Self::Pdb(_) => "PodDisruptionBudget",
             Self::Hpa(_) => "HorizontalPodAutoscaler",
+            Self::ServiceAccount(_) => "ServiceAccount",
+            Self::Role(_) => "Role",
+            Self::RoleBinding(_) => "RoleBinding",
         }
     }
 
@@ -100,6 +113,9 @@ impl Child {
             Self::Service(o) => &o.metadata,
             Self::Pdb(o) => &o.metadata,
             Self::Hpa(o) => &o.metadata,
+            Self::ServiceAccount(o) => &o.metadata,
+            Self::Role(o) => &o.metadata,
+            Self::RoleBinding(o) => &o.metadata,
         };
         meta.name.as_deref().unwrap_or_default()
     }
@@ -115,6 +131,11 @@ impl Children {
             out.push(Child::Service(v.service));
             out.push(Child::Pdb(v.pdb));
             out.extend(v.hpa.map(Child::Hpa));
+        }
+        if let Some(access) = self.router_access {
+            out.push(Child::ServiceAccount(access.service_account));
+            out.push(Child::Role(access.role));
+            out.push(Child::RoleBinding(access.binding));
         }
         out.push(Child::Deployment(Box::new(self.router)));
         out.push(Child::Service(self.service));
@@ -133,6 +154,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions) -> Children {
             .collect(),
         router: router::deployment(plan, opts),
         service: router::stable_service(plan, opts),
+        router_access: wake::access(plan, opts),
     }
 }
 

@@ -61,6 +61,7 @@ fn router_resources() -> ResourceRequirements {
 /// The router Deployment.
 pub fn deployment(plan: &Plan, opts: &BuildOptions) -> Deployment {
     let selector = names::router_selector(&plan.name);
+    let wakes = super::wake::wakes(plan);
     let mut volumes = vec![Volume {
         name: ROUTING_VOLUME.into(),
         config_map: Some(ConfigMapVolumeSource {
@@ -141,6 +142,9 @@ pub fn deployment(plan: &Plan, opts: &BuildOptions) -> Deployment {
                 spec: Some(PodSpec {
                     containers: vec![container],
                     volumes: Some(volumes),
+                    // An API token only where the router wakes sleeping variants with it.
+                    service_account_name: wakes.then(|| names::router_account(&plan.name)),
+                    automount_service_account_token: Some(wakes),
                     security_context: Some(pod_security_context()),
                     termination_grace_period_seconds: Some(ROUTER_TERMINATION_GRACE_SECONDS),
                     ..PodSpec::default()

@@ -12,7 +12,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, KeyToPath, Volume, VolumeMount,
 };
-pub use llamafleet_crds::routing::{RoutedShadow, RoutedTier, RoutedVariant, RoutingTable};
+pub use llamafleet_crds::routing::{
+    RoutedShadow, RoutedTier, RoutedVariant, RoutedWake, RoutingTable,
+};
+use llamafleet_crds::validation::parse_duration;
 
 use super::{BuildOptions, meta};
 use crate::deployment::plan::Plan;
@@ -20,6 +23,25 @@ use crate::names::{self, KEEP_KEY, KEYS_DIR, PRESETS_KEY, ROUTING_KEY};
 
 /// Tiers when the spec gives none (the CRD documents these defaults).
 pub const DEFAULT_TIERS: [(&str, u32); 3] = [("free", 10), ("premium", 100), ("enterprise", 1000)];
+
+/// How long the router holds a request for a sleeping variant unless `wakeTimeout` says.
+pub const DEFAULT_WAKE_TIMEOUT_SECONDS: u64 = 300;
+/// Requests held per sleeping variant per router replica unless `maxHeldRequests` says.
+pub const DEFAULT_MAX_HELD: u32 = 100;
+
+/// The router's wake settings, when the plan's variants may sleep.
+fn wake(plan: &Plan) -> Option<RoutedWake> {
+    let a = plan.spec.autoscaling.as_ref().filter(|a| a.sleeps())?;
+    Some(RoutedWake {
+        namespace: plan.namespace.clone(),
+        timeout_seconds: a
+            .wake_timeout
+            .as_deref()
+            .and_then(parse_duration)
+            .map_or(DEFAULT_WAKE_TIMEOUT_SECONDS, |d| d.as_secs()),
+        max_held: a.max_held_requests.unwrap_or(DEFAULT_MAX_HELD),
+    })
+}
 
 /// The table for a plan.
 pub fn table(plan: &Plan) -> RoutingTable {
@@ -45,6 +67,7 @@ pub fn table(plan: &Plan) -> RoutingTable {
             .collect()
     };
     let rollout = plan.spec.rollout.as_ref();
+    let wake = wake(plan);
     RoutingTable {
         variants: plan
             .variants
@@ -54,6 +77,8 @@ pub fn table(plan: &Plan) -> RoutingTable {
                 url: names::variant_url(&plan.name, &v.name, &plan.namespace),
                 weight: v.weight,
                 model: v.model.name.clone(),
+                deployment: (wake.is_some() && !v.retired)
+                    .then(|| names::variant_object(&plan.name, &v.name)),
             })
             .collect(),
         presets: plan.spec.presets.clone(),
@@ -69,6 +94,7 @@ pub fn table(plan: &Plan) -> RoutingTable {
                 variant: s.variant.clone(),
                 percent: s.percent,
             }),
+        wake,
     }
 }
 

@@ -38,8 +38,10 @@ const LIVENESS_INITIAL_DELAY_SECONDS: i32 = 60;
 const FAILURE_LINGER_SECONDS: &str = "60";
 const LIVENESS_PERIOD_SECONDS: i32 = 20;
 const LIVENESS_FAILURE_THRESHOLD: i32 = 6;
-/// Readiness is checked often (it gates traffic) and may fail forever while downloading.
-const READINESS_PERIOD_SECONDS: i32 = 10;
+/// Readiness is checked often (it gates traffic) and may fail forever while downloading. A
+/// variant woken from zero serves once this probe passes: every second of period is a second
+/// the held requests may wait after the model has loaded (the probe is a cheap local GET).
+const READINESS_PERIOD_SECONDS: i32 = 2;
 const READINESS_FAILURE_THRESHOLD: i32 = 3;
 /// Time to finish in-flight generations on SIGTERM; a long answer streams for a minute.
 const TERMINATION_GRACE_SECONDS: i64 = 120;
@@ -301,7 +303,9 @@ pub fn hpa(plan: &Plan, v: &VariantPlan, opts: &BuildOptions) -> Option<Horizont
                 kind: "Deployment".into(),
                 name: names::variant_object(&plan.name, &v.name),
             },
-            min_replicas: Some(a.min_replicas),
+            // An autoscaler cannot go below 1 (without the HPAScaleToZero gate); sleeping is
+            // the operator's and the router's (see crate::deployment::sleep).
+            min_replicas: Some(a.min_replicas.max(1)),
             max_replicas: a.max_replicas,
             metrics: (!metrics.is_empty()).then_some(metrics),
             behavior: None,

@@ -62,6 +62,13 @@ pub async fn apply(
             Child::Service(o) => apply_one(client, namespace, o, &mut live.services).await?,
             Child::Pdb(o) => apply_one(client, namespace, o, &mut live.pdbs).await?,
             Child::Hpa(o) => apply_one(client, namespace, o, &mut live.hpas).await?,
+            Child::ServiceAccount(o) => {
+                apply_one(client, namespace, o, &mut live.service_accounts).await?
+            }
+            Child::Role(o) => apply_one(client, namespace, o, &mut live.roles).await?,
+            Child::RoleBinding(o) => {
+                apply_one(client, namespace, o, &mut live.role_bindings).await?
+            }
         };
         outcome.applied.extend(written);
     }
@@ -71,6 +78,20 @@ pub async fn apply(
     deleted.extend(prune(client, namespace, owner_uid, &wanted, &mut live.services).await?);
     deleted.extend(prune(client, namespace, owner_uid, &wanted, &mut live.pdbs).await?);
     deleted.extend(prune(client, namespace, owner_uid, &wanted, &mut live.hpas).await?);
+    // The binding first: the routers lose the permission before anything else goes.
+    deleted.extend(
+        prune(
+            client,
+            namespace,
+            owner_uid,
+            &wanted,
+            &mut live.role_bindings,
+        )
+        .await?,
+    );
+    deleted.extend(prune(client, namespace, owner_uid, &wanted, &mut live.roles).await?);
+    let accounts = &mut live.service_accounts;
+    deleted.extend(prune(client, namespace, owner_uid, &wanted, accounts).await?);
     outcome.deleted = deleted;
     Ok(outcome)
 }

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use llamafleet_crds::{LlmDeployment, LlmModel};
 
 use crate::stores::Stores;
@@ -25,6 +26,12 @@ pub struct LiveChildren {
     pub pdbs: Vec<PodDisruptionBudget>,
     /// Variant HPAs.
     pub hpas: Vec<HorizontalPodAutoscaler>,
+    /// The router's ServiceAccount (while variants may sleep).
+    pub service_accounts: Vec<ServiceAccount>,
+    /// The router's wake Role.
+    pub roles: Vec<Role>,
+    /// Its binding.
+    pub role_bindings: Vec<RoleBinding>,
 }
 
 impl LiveChildren {

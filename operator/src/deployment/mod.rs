@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod dereference;
 pub mod plan;
+pub mod sleep;
 pub mod status;
 
 use std::collections::BTreeMap;
@@ -118,6 +119,16 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
     )
     .await?;
     rollout::apply_to(&mut plan, &rollout);
+    let sleep = sleep::decide(
+        &ctx.client,
+        ctx.routers.as_ref(),
+        &llmd,
+        &plan,
+        rollout.rollout.as_ref(),
+        &now,
+    )
+    .await;
+    sleep::apply_to(&mut plan, &sleep);
     plan.keep = update::retain::keep(&observed.models);
 
     let opts = BuildOptions {
@@ -153,7 +164,9 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
 
     let mut desired = status::observed(&llmd, &plan, &live, &agents, &now);
     status::with_rollout(&mut desired, &llmd, rollout.rollout.clone(), &now);
+    status::with_sleep(&mut desired, &sleep);
     status::write_if_changed(&api, &name, llmd.status.as_ref(), &desired).await?;
+    announce_sleep(&ctx, &llmd, &sleep).await;
     // After the routing table and status are written: the gauges show what is in force.
     let weights: Vec<(&str, i32)> = plan
         .variants
@@ -189,9 +202,25 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
     } else {
         RESYNC_READY
     };
-    Ok(Action::requeue(
-        rollout.requeue.map_or(resync, |r| r.min(resync)),
-    ))
+    let requeue = [rollout.requeue, sleep.requeue, Some(resync)]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(resync);
+    Ok(Action::requeue(requeue))
+}
+
+/// An Event for each variant that fell asleep or woke in this reconcile.
+async fn announce_sleep(ctx: &Context, llmd: &LlmDeployment, sleep: &sleep::Sleep) {
+    let regarding = llmd.object_ref(&());
+    for v in &sleep.fell_asleep {
+        let note = format!("variant {v} had no request for idleAfter: scaled to 0 replicas");
+        ctx.notify(&regarding, "Idle", note).await;
+    }
+    for v in &sleep.woken {
+        let note = format!("variant {v} has requests again: awake");
+        ctx.notify(&regarding, "Woken", note).await;
+    }
 }
 
 /// Backoff key of an object.

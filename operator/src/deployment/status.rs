@@ -103,6 +103,13 @@ fn stalled(d: &Deployment) -> bool {
     })
 }
 
+/// Records since when each sleeping variant sleeps.
+pub fn with_sleep(status: &mut LlmDeploymentStatus, sleep: &super::sleep::Sleep) {
+    for v in &mut status.variants {
+        v.idle_since = sleep.asleep.get(&v.name).cloned();
+    }
+}
+
 /// Status of a deployment whose children were applied.
 pub fn observed(
     llmd: &LlmDeployment,
@@ -136,6 +143,7 @@ pub fn observed(
                 gpu_memory: crate::sizing::gpu_memory(&v.serving),
                 ..crate::sizing::status(p, v.serving.threads, v.resources_from_spec)
             }),
+            idle_since: None,
         });
     }
     let (router_desired, router_ready) =

@@ -37,6 +37,7 @@ pub fn combined(stats: &RouterStats, names: &[&str]) -> VariantStats {
                 name: STABLE.into(),
                 ..v.clone()
             }],
+            idle_seconds: Default::default(),
         })
         .collect();
     RouterStats::merge(&stats.revision, &parts)

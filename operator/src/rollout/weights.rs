@@ -138,13 +138,5 @@ pub fn candidate(spec: &Weights, effective: &Weights) -> Option<(String, i32)> {
 
 /// Parses `30s`, `5m`, `1h` (the CRD's duration pattern).
 pub fn parse_interval(text: &str) -> Option<std::time::Duration> {
-    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
-    let n: u64 = digits.parse().ok()?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return None,
-    };
-    Some(std::time::Duration::from_secs(seconds))
+    llamafleet_crds::validation::parse_duration(text)
 }

@@ -300,6 +300,9 @@ pub fn cluster(models: &[LlmModel], live: &[Value]) -> Stores {
         services: of_kind(live, "Service"),
         pdbs: of_kind(live, "PodDisruptionBudget"),
         hpas: of_kind(live, "HorizontalPodAutoscaler"),
+        service_accounts: of_kind(live, "ServiceAccount"),
+        roles: of_kind(live, "Role"),
+        role_bindings: of_kind(live, "RoleBinding"),
     };
     Stores::holding(models.to_vec(), children)
 }
@@ -375,10 +378,26 @@ pub fn object_path(ns: &str, kind: &str, name: &str) -> String {
         "Deployment" => CHILD_KINDS[1].0,
         "Service" => CHILD_KINDS[2].0,
         "PodDisruptionBudget" => CHILD_KINDS[3].0,
+        "ServiceAccount" => "/api/v1/namespaces/default/serviceaccounts",
+        "Role" => "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+        "RoleBinding" => "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
         _ => CHILD_KINDS[4].0,
     };
     format!(
         "{}/{name}",
         collection.replace("/default/", &format!("/{ns}/"))
     )
+}
+
+/// A router stand-in on loopback serving `stats` at `/router/stats`; its base URL.
+pub async fn router_serving(stats: &llamafleet_crds::routing::RouterStats) -> String {
+    let body = serde_json::to_string(stats).unwrap();
+    let app = axum::Router::new().route(
+        llamafleet_crds::routing::STATS_PATH,
+        axum::routing::get(move || async move { body }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
 }
