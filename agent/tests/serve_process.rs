@@ -37,6 +37,18 @@ async fn sigterm_lets_the_stream_in_flight_finish_and_exits_zero() {
     assert_eq!(status["phase"], "ready");
     assert_eq!(status["sha256"], SHA256);
     assert_eq!(status["layers_total"], 18);
+    // The startup broken down by phase: every phase before `ready` took some time.
+    let phases = status["phase_seconds"].as_object().expect("phase_seconds");
+    let names: Vec<&str> = phases.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["downloading", "verifying", "loading", "warming"],
+        "{status}"
+    );
+    assert!(
+        phases.values().all(|s| s.as_f64().is_some_and(|s| s > 0.0)),
+        "{status}"
+    );
     let body =
         json!({"prompt": "Write a story.", "options": {"num_predict": 48, "temperature": 0}});
     let mut response = reqwest::Client::new()

@@ -341,10 +341,10 @@ fn print_wake_breakdown(
     let status = client.curl(&format!("http://chat-main.{ns}.svc:8080/status"));
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     eprintln!(
-        "wake (cached model, debug-free release image): request to answer {total} s; after the \
+        "wake (cached model): request to answer {total} s; after the \
          request (whole seconds): pod created +{created:.0} s, scheduled +{scheduled:.0} s, \
-         container started +{started:.0} s, Ready +{ready:.0} s; model load {:.2} s",
-        status["load_seconds"].as_f64().unwrap_or(f64::NAN)
+         container started +{started:.0} s, Ready +{ready:.0} s; the agent's phases (s): {}",
+        status["phase_seconds"]
     );
 }
 

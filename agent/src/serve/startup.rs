@@ -125,7 +125,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     tokio::select! {
         result = start(&state, config.clone()) => {
             if let Err(e) = result {
-                state.update(|s| { s.phase = Phase::Failed; s.error = Some(format!("{e:#}")); });
+                state.update(|s| { s.enter(Phase::Failed); s.error = Some(format!("{e:#}")); });
                 tracing::error!(error = %format!("{e:#}"), linger_seconds = config.failure_linger.as_secs(), "startup failed; exiting after the linger");
                 tokio::select! {
                     () = tokio::time::sleep(config.failure_linger) => {}
@@ -195,7 +195,7 @@ async fn start(state: &AppState, mut config: ServeConfig) -> anyhow::Result<()> 
     // delete a model being served.
     let (pulled, lease) = leased?;
     state.update(|s| {
-        s.phase = Phase::Verifying;
+        s.enter(Phase::Verifying);
         s.download = Download {
             bytes: pulled.size,
             total: pulled.size,
@@ -210,7 +210,7 @@ async fn start(state: &AppState, mut config: ServeConfig) -> anyhow::Result<()> 
     let mut summary = llamafleet_gguf::Summary::from_header(&header);
     summary.tensors.clear();
     state.update(|s| {
-        s.phase = Phase::Loading;
+        s.enter(Phase::Loading);
         s.gguf = serde_json::to_value(&summary).unwrap_or_default();
     });
     config.engine.model_path = lease.path.clone();
@@ -233,9 +233,9 @@ async fn start(state: &AppState, mut config: ServeConfig) -> anyhow::Result<()> 
         "model loaded"
     );
     let _ = state.engine.set(engine.clone());
-    state.update(|s| s.phase = Phase::Warming);
+    state.update(|s| s.enter(Phase::Warming));
     warm_up(&engine).await?;
-    state.update(|s| s.phase = Phase::Ready);
+    state.update(|s| s.enter(Phase::Ready));
     tracing::info!("ready");
     std::mem::forget(lease);
     Ok(())

@@ -1,9 +1,10 @@
 //! Shared state of the HTTP surface: options, startup phase, the engine once loaded, the
 //! admission semaphore, metrics and presets.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -25,7 +26,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(120);
 
 /// Startup phases, as `/status` and `/readyz` report them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Fetching the GGUF.
@@ -56,6 +57,23 @@ pub struct StartupStatus {
     /// Why startup failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Seconds spent in each phase that has ended (`downloading` includes the cache lookup:
+    /// near zero for a cached, verified file), so a cold start or a wake can be broken down.
+    pub phase_seconds: BTreeMap<Phase, f64>,
+    /// When the current phase began.
+    #[serde(skip)]
+    phase_started: Instant,
+}
+
+impl StartupStatus {
+    /// Ends the current phase (recording its time) and begins `next`.
+    pub fn enter(&mut self, next: Phase) {
+        let now = Instant::now();
+        let spent = now.duration_since(self.phase_started).as_secs_f64();
+        *self.phase_seconds.entry(self.phase).or_default() += spent;
+        self.phase = next;
+        self.phase_started = now;
+    }
 }
 
 /// Download progress.
@@ -143,6 +161,8 @@ impl AppState {
                 sha256: String::new(),
                 gguf: serde_json::Value::Null,
                 error: None,
+                phase_seconds: BTreeMap::new(),
+                phase_started: Instant::now(),
             }),
             engine: OnceLock::new(),
             admission: Arc::new(Semaphore::new(permits)),

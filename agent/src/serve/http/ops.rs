@@ -83,6 +83,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> Json<Value> {
         "chat_template": info.map(|i| i.chat_template.clone()),
         "tool_syntax": info.map(|i| i.tool_syntax),
         "load_seconds": info.map(|i| i.load_seconds),
+        "phase_seconds": snap.phase_seconds,
         "gguf": snap.gguf,
         "error": snap.error,
     }))
