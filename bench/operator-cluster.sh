@@ -6,6 +6,7 @@
 # rest: reconciles, API requests by verb (the operator's own count), CPU time and RSS.
 #
 #   bash bench/operator-cluster.sh [COUNT] [IDLE_SECONDS]      # defaults: 1000, 300
+# The model is made Ready first; rest begins once the cluster's own writes settle (<= 10 min).
 #   OPERATOR=path/to/llamafleet-operator bash bench/operator-cluster.sh   # another build
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -39,6 +40,16 @@ spec:
     url: https://huggingface.co/ggml-org/gemma-3-270m-GGUF/resolve/main/gemma-3-270m-Q4_K_M.gguf
     sha256: a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 EOF
+# The model is Ready before the sweep, as in a running cluster: the same operator marks it
+# (without resolving its source) and stops before the deployments exist.
+"$OPERATOR" --no-leader-election --no-agent-status --no-resolve --listen 127.0.0.1:0 \
+  > "$state/operator-model.log" 2>&1 &
+model_pid=$!
+until [[ "$(kubectl get llm gemma3-270m -n "$ns" -o jsonpath='{.status.phase}')" == Ready ]]; do
+  kill -0 "$model_pid" 2>/dev/null || { tail -20 "$state/operator-model.log"; exit 1; }
+  sleep 0.5
+done
+kill "$model_pid"; wait "$model_pid" 2>/dev/null || true
 python3 - "$count" "$ns" > "$state/deployments.yaml" <<'EOF'
 import sys
 count, ns = int(sys.argv[1]), sys.argv[2]
@@ -97,6 +108,11 @@ for line in sys.stdin:
     if labels.get("resource") in kinds and labels.get("verb") != "WATCH":
         verb = "server_" + labels["verb"].lower()
         sums[verb] = sums.get(verb, 0) + float(line.split()[-1])
+        # Writes broken down by what they write (who writes them is not in this metric).
+        if labels["verb"] in ("PUT", "PATCH", "POST"):
+            what = labels["resource"] + ("/" + labels["subresource"] if labels.get("subresource") else "")
+            key = "server_" + labels["verb"].lower() + ":" + what
+            sums[key] = sums.get(key, 0) + float(line.split()[-1])
 for verb, n in sorted(sums.items()):
     print(verb, int(n))
 '
@@ -108,8 +124,21 @@ snapshot() {
   echo "cpu $(cpu_ticks)"
 }
 echo "requests until then: $(snapshot | grep -v '^cpu' | tr '\n' ' ')"
-# A minute for the last events of the sweep (status writes seen by the watches) to pass.
-sleep 60
+# At rest means the cluster's own controllers are done too: after a mass creation the
+# controller-manager writes the children's status for minutes (at its client's rate). Wait
+# until the API server has seen no write of the operator's kinds for 30 s (10 minutes at most).
+writes() { server_requests | awk '$1 ~ /^server_(put|patch|apply|post)$/ { n += $2 } END { print n + 0 }'; }
+settle_start="$(date +%s)"
+settle_reconciles="$(metric llamafleet_operator_reconciles_total 'controller="llmdeployment"')"
+last="$(writes)"; quiet=0
+while (( quiet < 30 && $(date +%s) - settle_start < 600 )); do
+  sleep 5
+  now="$(writes)"
+  if [[ "$now" == "$last" ]]; then quiet=$((quiet + 5)); else quiet=0; last="$now"; fi
+done
+settled_reconciles="$(metric llamafleet_operator_reconciles_total 'controller="llmdeployment"')"
+echo "the cluster's writes settled $(( $(date +%s) - settle_start )) s after the sweep (30 s without one);" \
+  "reconciles meanwhile: $(( ${settled_reconciles%.*} - ${settle_reconciles%.*} ))"
 before="$(snapshot)"
 sleep "$idle"
 after="$(snapshot)"

@@ -26,4 +26,5 @@ pub mod rollout;
 pub mod run;
 pub mod sizing;
 pub mod stores;
+pub mod trigger;
 pub mod update;

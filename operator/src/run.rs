@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::model::fetch::Fetcher;
 use crate::rollout::RouterStatsClient;
 use crate::stores::{self, Stores, Writers};
-use crate::{api_client, deployment, http, model, names};
+use crate::{api_client, deployment, http, model, names, trigger};
 
 /// Command that installs the CRDs, printed when they are missing.
 pub const INSTALL_CRDS: &str = "kubectl apply -f crds/";
@@ -271,6 +271,7 @@ async fn run_deployments(
     // our own status patches (download progress) from triggering reconciles.
     let trigger = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .modify(stores::trim)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
@@ -330,6 +331,7 @@ async fn run_models(
     let (reader, writer) = reflector::store();
     let trigger = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .modify(stores::trim)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
@@ -366,15 +368,17 @@ fn children<K>(
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
+        + trigger::StatusRead
         + serde::de::DeserializeOwned
+        + serde::Serialize
         + std::fmt::Debug
         + Send
         + Sync
         + 'static,
 {
-    watcher(Api::<K>::all(client.clone()), config.clone())
+    let events = watcher(Api::<K>::all(client.clone()), config.clone())
         .default_backoff()
         .modify(stores::trim)
-        .reflect(writer)
-        .touched_objects()
+        .reflect(writer);
+    trigger::content_changes(events).touched_objects()
 }

@@ -121,9 +121,13 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
         .wake
         .as_ref()
         .filter(|_| variant.deployment.is_some());
+    let client = if wake.is_some() {
+        &state.sleepy_client
+    } else {
+        &state.client
+    };
     let upstream = loop {
-        let sent = state
-            .client
+        let sent = client
             .request(parts.method.clone(), &url)
             .headers(upstream_headers.clone())
             .body(body.clone());

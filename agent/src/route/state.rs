@@ -16,6 +16,11 @@ use crate::serve::state::DEFAULT_MAX_BODY_BYTES;
 
 /// Upstreams that do not accept a connection within this are reported unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A variant that may sleep and accepts no connection within this is taken for asleep (its
+/// request is held while it wakes, so a slow connect costs a `/readyz` probe, not an error).
+/// Where a Service without endpoints drops connections instead of refusing them, this is
+/// what the first request of a wake waits before the scale-up starts.
+const SLEEPY_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Shadow copies in flight at once; more are skipped rather than queued.
 const MAX_SHADOWS_IN_FLIGHT: usize = 64;
 
@@ -41,6 +46,8 @@ pub struct RouterState {
     pub metrics: RouterMetrics,
     /// Client for the upstream variants.
     pub client: reqwest::Client,
+    /// Client for variants that may sleep: a shorter connect timeout.
+    pub sleepy_client: reqwest::Client,
     /// Room for shadow copies.
     pub shadows: Arc<Semaphore>,
     /// When each variant last had a request (the operator's measure of idleness).
@@ -52,17 +59,22 @@ pub struct RouterState {
 impl RouterState {
     /// A state with no table yet (not ready).
     pub fn new(metrics: RouterMetrics) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .no_proxy()
-            .build()?;
+        let client_with = |connect_timeout| {
+            reqwest::Client::builder()
+                .connect_timeout(connect_timeout)
+                .tcp_nodelay(true)
+                .no_proxy()
+                .build()
+        };
+        let client = client_with(CONNECT_TIMEOUT)?;
+        let sleepy_client = client_with(SLEEPY_CONNECT_TIMEOUT)?;
         let wakers = Wakers::new(client.clone(), metrics.clone());
         Ok(RouterState {
             live: Arc::default(),
             keys: Arc::default(),
             metrics,
             client,
+            sleepy_client,
             shadows: Arc::new(Semaphore::new(MAX_SHADOWS_IN_FLIGHT)),
             activity: Arc::default(),
             wakers,

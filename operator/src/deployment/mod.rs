@@ -25,9 +25,11 @@ use plan::{Plan, ResolvedModel, ValidateError};
 
 /// Controller label of the metrics.
 pub const CONTROLLER: &str = "llmdeployment";
-/// Re-check of a deployment no agent is polled for: repairs drift that no watch event
-/// reported (a watch that missed one), and picks up agent acceleration changes.
-pub const RESYNC_READY: Duration = Duration::from_secs(300);
+/// Re-check of a deployment no agent is polled for: a safety net only. Every change of the
+/// spec, a model or a child arrives as a watch event (a watch that loses its place relists);
+/// at a thousand deployments a five-minute re-check was the operator's whole CPU at rest
+/// (`bench/operator-cluster.sh`), an hour costs a twelfth of it.
+pub const RESYNC_READY: Duration = Duration::from_secs(3600);
 /// Re-check while replicas start and agents are polled, so status shows download progress.
 pub const RESYNC_PROGRESSING: Duration = Duration::from_secs(15);
 

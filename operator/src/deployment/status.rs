@@ -93,7 +93,7 @@ fn replicas_of(d: Option<&Deployment>) -> (i32, i32) {
 }
 
 /// A child Deployment that has given up: deadline exceeded, or pods that cannot be created.
-fn stalled(d: &Deployment) -> bool {
+pub fn stalled(d: &Deployment) -> bool {
     let conditions = d.status.as_ref().and_then(|s| s.conditions.as_ref());
     conditions.into_iter().flatten().any(|c| {
         (c.type_ == "Progressing"
