@@ -123,10 +123,18 @@ async fn a_variant_that_cannot_sleep_is_a_502_at_once() {
 }
 
 #[tokio::test]
-async fn routers_report_how_long_each_variant_went_without_a_request() {
-    let (blue, green, table) = blue_green(100, 0).await;
-    let router = Router::start(&table).await;
+async fn routers_report_how_long_each_variant_they_can_wake_went_without_a_request() {
+    let (blue, green, mut table) = blue_green(100, 0).await;
     let _keep = (&blue, &green);
+    table.wake = Some(RoutedWake {
+        namespace: "default".into(),
+        timeout_seconds: 30,
+        max_held: 10,
+    });
+    for v in &mut table.variants {
+        v.deployment = Some(format!("chat-{}", v.name));
+    }
+    let router = Router::start(&table).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sent = router.chat(hello()).send().await.unwrap();
     assert_eq!(answered_by(&sent), "blue");
@@ -134,4 +142,11 @@ async fn routers_report_how_long_each_variant_went_without_a_request() {
     assert_eq!(idle.keys().collect::<Vec<_>>(), ["blue", "green"]);
     // Green has had none since the router started, before blue's request.
     assert!(idle["blue"] < idle["green"], "{idle:?}");
+
+    // A table without wake settings: nothing to report, so the operator never puts its
+    // variants to sleep on this replica's word.
+    let (blue, green, plain) = blue_green(100, 0).await;
+    let _keep = (&blue, &green);
+    let router = Router::start(&plain).await;
+    assert!(router.stats().await.idle_seconds.is_empty());
 }

@@ -226,14 +226,17 @@ impl RouterStats {
     }
 
     /// How long `variant` has gone without a request on every one of `replicas` (the least
-    /// of their idle times); `None` when no replica reports it.
+    /// of their idle times); `None` when there are none, or when one of them does not report
+    /// it (a replica that cannot wake it yet).
     pub fn idle_for<'a>(
         variant: &str,
         replicas: impl IntoIterator<Item = &'a RouterStats>,
     ) -> Option<f64> {
         replicas
             .into_iter()
-            .filter_map(|r| r.idle_seconds.get(variant).copied())
+            .map(|r| r.idle_seconds.get(variant).copied())
+            .collect::<Option<Vec<f64>>>()?
+            .into_iter()
             .reduce(f64::min)
     }
 
@@ -310,6 +313,21 @@ mod tests {
             }],
             idle_seconds: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn a_variant_is_idle_only_as_long_as_every_replica_says() {
+        let replica = |idle: &[(&str, f64)]| RouterStats {
+            idle_seconds: idle.iter().map(|(v, s)| ((*v).to_string(), *s)).collect(),
+            ..RouterStats::default()
+        };
+        let a = replica(&[("main", 30.0)]);
+        let b = replica(&[("main", 5.0)]);
+        assert_eq!(RouterStats::idle_for("main", [&a, &b]), Some(5.0));
+        // A replica that does not report it (an older table) keeps it awake.
+        let old = replica(&[]);
+        assert_eq!(RouterStats::idle_for("main", [&a, &old]), None);
+        assert_eq!(RouterStats::idle_for("main", []), None);
     }
 
     #[test]

@@ -93,7 +93,16 @@ async fn stats(State(state): State<RouterState>) -> Response {
     match state.live() {
         Some(live) => {
             let mut stats = live.stats.snapshot();
-            let names = live.table.variants.iter().map(|v| v.name.as_str());
+            // Only variants this replica can wake: the operator lets a variant sleep only
+            // when every router replica reports it (one still on an older table would
+            // answer its requests with a 502).
+            let wakes = live.table.wake.is_some();
+            let names = live
+                .table
+                .variants
+                .iter()
+                .filter(|v| wakes && v.deployment.is_some())
+                .map(|v| v.name.as_str());
             stats.idle_seconds = state.activity.idle_seconds(names);
             axum::Json(stats).into_response()
         }
