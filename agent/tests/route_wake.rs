@@ -150,3 +150,26 @@ async fn routers_report_how_long_each_variant_they_can_wake_went_without_a_reque
     let router = Router::start(&plain).await;
     assert!(router.stats().await.idle_seconds.is_empty());
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_while_held_gives_its_place_back() {
+    let addr = free_address();
+    let router = Router::start(&sleepy_table(&format!("http://{addr}"), 60, 10)).await;
+    let gone = router
+        .chat(hello())
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up while held");
+    eventually(
+        "the held place given back",
+        Duration::from_secs(10),
+        || async {
+            let metrics = router.metrics().await;
+            metrics
+                .contains(r#"llamafleet_router_held_requests{variant="main"} 0"#)
+                .then_some(())
+        },
+    )
+    .await;
+}

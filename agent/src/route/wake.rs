@@ -106,12 +106,19 @@ impl std::fmt::Debug for Wakers {
     }
 }
 
-/// Takes a held place back when the request stops waiting, however it ends.
-struct Held(Arc<Waking>);
+/// Takes a held place back when the request stops waiting, however it ends (a client that
+/// goes away drops the request's future mid-wait: the gauge must not keep it).
+struct Held {
+    waking: Arc<Waking>,
+    gauge: Option<prometheus::IntGauge>,
+}
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.0.held.fetch_sub(1, Ordering::SeqCst);
+        self.waking.held.fetch_sub(1, Ordering::SeqCst);
+        if let Some(g) = &self.gauge {
+            g.dec();
+        }
     }
 }
 
@@ -137,14 +144,19 @@ impl Wakers {
         let waking = self.waking_of(wake, variant, deadline);
         let metrics = &self.metrics;
         let taken = waking.held.fetch_add(1, Ordering::SeqCst);
-        let _held = Held(waking.clone());
+        let mut held = Held {
+            waking: waking.clone(),
+            gauge: None,
+        };
         if taken >= wake.max_held as usize {
             return Err(Refusal::Full);
         }
-        metrics.held.with_label_values(&[&variant.name]).inc();
+        let gauge = metrics.held.with_label_values(&[&variant.name]);
+        gauge.inc();
+        held.gauge = Some(gauge);
         let mut ready = waking.ready.subscribe();
         let waited = tokio::time::timeout_at(deadline.into(), ready.wait_for(|r| *r)).await;
-        metrics.held.with_label_values(&[&variant.name]).dec();
+        drop(held);
         match waited {
             Ok(Ok(_)) => Ok(()),
             _ => Err(Refusal::TimedOut),
@@ -257,10 +269,9 @@ impl WakeTask {
             return Ok(());
         }
         let patch = serde_json::json!({ "spec": { "replicas": 1 } });
-        let params = PatchParams::default();
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
-            ..params
+            ..PatchParams::default()
         };
         api.patch_scale(deployment, &params, &Patch::Merge(&patch))
             .await?;
