@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod compare;
+pub mod console;
 pub mod inspect;
 pub mod route;
 pub mod serve;

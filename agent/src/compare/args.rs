@@ -51,6 +51,11 @@ pub struct CompareArgs {
     /// Seconds one request may take, its stream included.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+    /// A router whose A/B-page votes go into the report (repeatable: each router replica
+    /// counts the votes it took, so name every replica to count them all). Only votes between
+    /// the variants compared count.
+    #[arg(long, value_name = "URL")]
+    pub votes_from: Vec<String>,
 }
 
 /// One variant and where its requests go.
@@ -94,6 +99,8 @@ pub struct Plan {
     pub concurrency: usize,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Routers whose votes go into the report.
+    pub votes_from: Vec<Url>,
 }
 
 fn parse_url(name: &str, url: &str) -> Result<Url, CompareError> {
@@ -176,6 +183,11 @@ impl Plan {
             repeat: args.repeat,
             concurrency: args.concurrency,
             timeout: Duration::from_secs(args.timeout),
+            votes_from: args
+                .votes_from
+                .iter()
+                .map(|u| parse_url("--votes-from", u))
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use super::report::{Agreement, Report, VariantSummary};
 use super::stats::Spread;
+use super::votes::VotesReport;
 
 /// Characters of a prompt or an answer shown in the per-prompt table.
 const CELL_CHARS: usize = 80;
@@ -63,6 +64,9 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
+    if let Some(votes) = &report.votes {
+        votes_section(&mut md, votes);
+    }
     let _ = writeln!(md, "\n## Prompts\n");
     let _ = writeln!(
         md,
@@ -101,6 +105,26 @@ pub fn render(report: &Report) -> String {
         }
     }
     md
+}
+
+/// The A/B page's votes: what people judged, beside what was measured.
+fn votes_section(md: &mut String, votes: &VotesReport) {
+    let _ = writeln!(md, "\n## Votes on the A/B page\n");
+    let _ = writeln!(
+        md,
+        "Read from {} (votes between these variants only).\n",
+        votes.sources.join(", ")
+    );
+    let _ = writeln!(md, "| Variant | Wins | Losses | Ties |");
+    let _ = writeln!(md, "|---|---:|---:|---:|");
+    for v in &votes.variants {
+        let t = v.tally;
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {} | {} |",
+            v.variant, t.wins, t.losses, t.ties
+        );
+    }
 }
 
 fn summary_row(md: &mut String, v: &VariantSummary) {

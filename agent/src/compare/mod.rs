@@ -9,6 +9,7 @@ pub mod prompts;
 pub mod report;
 pub mod request;
 pub mod stats;
+pub mod votes;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,14 @@ pub enum CompareError {
     /// The prompts file is unusable.
     #[error(transparent)]
     Prompts(#[from] PromptsError),
+    /// A router's votes cannot be read (`--votes-from`).
+    #[error("--votes-from {url}: {message}")]
+    Votes {
+        /// The router.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The report's directory does not exist.
     #[error("the report directory {} does not exist", .0.display())]
     NoOutDir(PathBuf),
@@ -133,6 +142,13 @@ pub async fn run(plan: &Plan) -> Result<(Report, Written), CompareError> {
         return Err(CompareError::NoOutDir(dir.to_owned()));
     }
     let client = Client::new(plan.api_key.clone(), plan.timeout)?;
+    // Read first: a router that cannot be read fails the command before any prompt is sent.
+    let votes = if plan.votes_from.is_empty() {
+        None
+    } else {
+        let read = votes::read(&client, &plan.votes_from, &plan.targets).await;
+        Some(read.map_err(|(url, message)| CompareError::Votes { url, message })?)
+    };
     let mut models = Vec::new();
     for target in &plan.targets {
         models.push(match &plan.model {
@@ -186,7 +202,8 @@ pub async fn run(plan: &Plan) -> Result<(Report, Written), CompareError> {
         concurrency: plan.concurrency,
     };
     let labels = prompts.into_iter().map(|p| p.label).collect();
-    let report = Report::build(settings, variants, labels, samples);
+    let mut report = Report::build(settings, variants, labels, samples);
+    report.votes = votes;
     let written = write(&plan.out, &report)?;
     Ok((report, written))
 }

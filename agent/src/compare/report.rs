@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::request::Sample;
 use super::stats::{Spread, mean, similarity};
+use super::votes::VotesReport;
 
 /// How the answers were compared (written into the report).
 pub const SIMILARITY_METHOD: &str = "normalized Levenshtein similarity of the answer characters";
@@ -25,6 +26,9 @@ pub struct Report {
     pub prompts: Vec<PromptResult>,
     /// Per variant, over all prompts.
     pub summary: Vec<VariantSummary>,
+    /// The A/B page's votes between these variants (`--votes-from`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub votes: Option<VotesReport>,
 }
 
 /// The request settings shared by every request.
@@ -167,6 +171,7 @@ impl Report {
             variants,
             prompts: results,
             summary,
+            votes: None,
         }
     }
 

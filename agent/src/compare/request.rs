@@ -93,6 +93,24 @@ impl Client {
         req
     }
 
+    /// A router's A/B vote counts (`GET /console/votes`).
+    pub async fn votes(
+        &self,
+        router: &url::Url,
+    ) -> Result<crate::route::votes::VoteSummary, String> {
+        let url = format!("{}/console/votes", router.as_str().trim_end_matches('/'));
+        let mut req = self.http.get(url);
+        if let Some(key) = &self.api_key {
+            req = req.bearer_auth(key);
+        }
+        let response = req
+            .send()
+            .await
+            .map_err(|e| format!("GET /console/votes: {}", error_chain(&e)))?;
+        let body = checked_body(response).await?;
+        serde_json::from_str(&body).map_err(|e| format!("GET /console/votes: not JSON: {e}"))
+    }
+
     /// The first model of `GET /v1/models` (pinned to the variant through a router).
     pub async fn first_model(&self, target: &Target) -> Result<String, String> {
         let response = self

@@ -60,6 +60,8 @@ pub fn app(state: RouterState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route(STATS_PATH, get(stats))
+        .merge(super::console::routes())
+        .merge(crate::console::all_pages())
         .fallback(not_found)
         .layer(cors)
         .with_state(state)

@@ -49,6 +49,9 @@ pub struct RouterMetrics {
     pub held: IntGaugeVec,
     /// Wakes of sleeping variants by variant and result (`ok`, `timeout`).
     pub wakes: IntCounterVec,
+    /// A/B votes of the console, per variant against another and outcome (`win`, `loss`,
+    /// `tie`): a vote for `a` over `b` counts (a, b, win) and (b, a, loss).
+    pub votes: IntCounterVec,
 }
 
 fn counter(
@@ -183,6 +186,13 @@ impl RouterMetrics {
                 "llamafleet_router_wakes_total",
                 "Wakes of sleeping variants by variant and result",
                 &["variant", "result"],
+            )?,
+            votes: counter(
+                &r,
+                "llamafleet_router_votes_total",
+                "A/B votes of the console per variant, the variant it was compared with, and \
+                 the outcome for the first (win, loss, tie)",
+                &["variant", "other", "outcome"],
             )?,
             unauthorized,
             overhead,

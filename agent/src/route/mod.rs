@@ -23,6 +23,7 @@
 pub mod answer;
 pub mod body;
 pub mod choose;
+pub mod console;
 pub mod http;
 pub mod keys;
 pub mod limits;
@@ -33,6 +34,7 @@ pub mod shadow;
 pub mod state;
 pub mod stats;
 pub mod table;
+pub mod votes;
 pub mod wake;
 
 use std::net::SocketAddr;

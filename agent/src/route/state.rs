@@ -11,6 +11,7 @@ use super::keys::KeySet;
 use super::limits::Limits;
 use super::metrics::RouterMetrics;
 use super::stats::RevisionStats;
+use super::votes::Votes;
 use super::wake::{Activity, Wakers};
 use crate::serve::state::DEFAULT_MAX_BODY_BYTES;
 
@@ -54,6 +55,8 @@ pub struct RouterState {
     pub activity: Arc<Activity>,
     /// Wakes of sleeping variants in progress.
     pub wakers: Wakers,
+    /// Votes of the A/B page.
+    pub votes: Arc<Votes>,
 }
 
 impl RouterState {
@@ -78,6 +81,7 @@ impl RouterState {
             shadows: Arc::new(Semaphore::new(MAX_SHADOWS_IN_FLIGHT)),
             activity: Arc::default(),
             wakers,
+            votes: Arc::default(),
         })
     }
 

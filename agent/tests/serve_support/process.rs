@@ -38,8 +38,21 @@ pub async fn spawn_server(api_key: Option<&str>, extra: &[&str]) -> Option<Serve
     Some(server)
 }
 
+/// [`spawn_server`], with the server's log (stderr: one JSON object per line) written to a
+/// file that [`Server::log`] reads, for tests that assert what the server saw.
+pub async fn spawn_logged_server(api_key: Option<&str>, extra: &[&str]) -> Option<Server> {
+    let model = model_path()?;
+    let server = start(model.as_os_str(), api_key, extra, true);
+    server.wait_ready().await;
+    Some(server)
+}
+
 /// Starts `serve --model MODEL` (a path or URL) without waiting for it.
 pub fn launch(model: &OsStr, api_key: Option<&str>, extra: &[&str]) -> Server {
+    start(model, api_key, extra, false)
+}
+
+fn start(model: &OsStr, api_key: Option<&str>, extra: &[&str], logged: bool) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let mut command = agent_command();
@@ -65,6 +78,13 @@ pub fn launch(model: &OsStr, api_key: Option<&str>, extra: &[&str]) -> Server {
         std::fs::write(&key_file, key).expect("key");
         command.arg("--api-key-file").arg(&key_file);
     }
+    if logged {
+        let log = std::fs::File::create(dir.path().join(LOG_FILE)).expect("log file");
+        // Request lines are logged at info.
+        command
+            .stderr(log)
+            .env("RUST_LOG", "warn,llamafleet::request=info");
+    }
     let child = command.args(extra).spawn().expect("spawn the agent");
     Server {
         child,
@@ -82,7 +102,15 @@ fn defaults_unless_given<'a>(extra: &[&str], defaults: &[(&'a str, &'a str)]) ->
         .collect()
 }
 
+/// Where [`spawn_logged_server`]'s server logs, in its temp dir.
+const LOG_FILE: &str = "serve.log";
+
 impl Server {
+    /// The server's log so far (empty unless started by [`spawn_logged_server`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(LOG_FILE)).unwrap_or_default()
+    }
+
     /// The server's model cache (`--cache-dir`).
     pub fn cache_dir(&self) -> std::path::PathBuf {
         self.dir.path().join("cache")

@@ -184,6 +184,8 @@ pub(crate) struct Live {
     pub prompt_tokens: u32,
     pub text: String,
     log_text: bool,
+    /// The prompt as the log shows it (with `--log-text`; the first choice only).
+    prompt_text: String,
     /// Log probabilities of tokens whose text has not been sent yet.
     pending: Vec<TokenLogprob>,
     /// With tools offered: separates content from calls.
@@ -232,6 +234,11 @@ pub(crate) async fn start_copies(
         .clone()
         .try_acquire_many_owned(n)
         .map_err(|_| ApiError::busy(flavor))?;
+    let mut prompt_text = if state.options.log_text {
+        logged_prompt(&prompt)
+    } else {
+        String::new()
+    };
     let receivers = engine
         .generate_copies(prompt, params)
         .map_err(|e| ApiError::engine(flavor, e))?;
@@ -253,6 +260,7 @@ pub(crate) async fn start_copies(
                 log: log.clone(),
                 text: String::new(),
                 log_text: state.options.log_text,
+                prompt_text: std::mem::take(&mut prompt_text),
                 pending: Vec::new(),
                 tools: None,
                 queued: VecDeque::new(),
@@ -264,6 +272,20 @@ pub(crate) async fn start_copies(
         }
     }
     Ok(lives)
+}
+
+/// The prompt in a log line: raw text as sent, a chat as `role: content` lines (the system
+/// prompt of a preset included).
+fn logged_prompt(prompt: &Prompt) -> String {
+    match prompt {
+        Prompt::Text(text) => text.clone(),
+        Prompt::Chat(chat) => chat
+            .messages
+            .iter()
+            .map(|m| format!("{}: {}", m.role, m.content))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
 }
 
 /// A whole generation.
@@ -381,7 +403,8 @@ impl Live {
                 };
                 self.log.finished(logged);
                 if self.log_text {
-                    self.log.text(String::new(), std::mem::take(&mut self.text));
+                    let prompt = std::mem::take(&mut self.prompt_text);
+                    self.log.text(prompt, std::mem::take(&mut self.text));
                 }
                 self.rx.close();
                 Step::Done(finish, usage)

@@ -74,7 +74,7 @@ pub fn app(state: AppState) -> Router {
         .route("/status", get(ops::status))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::openapi))
-        .route("/", get(ops::chat_page))
+        .merge(crate::console::chat_pages())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), log::track));

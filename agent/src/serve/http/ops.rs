@@ -1,11 +1,11 @@
-//! Operational routes: liveness, readiness, status for the operator, metrics, chat page.
+//! Operational routes: liveness, readiness, status for the operator, metrics.
 
 use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::serve::state::{AppState, Phase};
@@ -100,9 +100,4 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
-}
-
-/// A small chat page (plain HTML + JS, streaming from `/v1/chat/completions`).
-pub(crate) async fn chat_page() -> Html<&'static str> {
-    Html(include_str!("chat.html"))
 }
