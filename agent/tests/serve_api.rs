@@ -294,10 +294,14 @@ async fn status_readiness_and_metrics() {
     }
     let page = app(state.clone()).oneshot(get("/")).await.expect("ok");
     assert_eq!(page.status(), StatusCode::OK);
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii");
+    assert!(policy.starts_with("default-src 'none'"), "{policy}");
     let html = axum::body::to_bytes(page.into_body(), usize::MAX)
         .await
         .expect("body");
-    assert!(String::from_utf8_lossy(&html).contains("/v1/chat/completions"));
+    assert!(String::from_utf8_lossy(&html).contains("src=\"/console/chat.js\""));
     // Before the model is ready: 503 with the phase, and generation refused the same way.
     let starting = AppState::new(
         llamafleet_agent::serve::state::ServeOptions::new(MODEL, 1),

@@ -502,9 +502,24 @@ impl LoggedOperator {
     }
 }
 
+/// Lines of the operator's log a failing test prints.
+const LOG_TAIL_LINES: usize = 300;
+
 impl Drop for LoggedOperator {
+    /// Kills it; when the test is failing, prints the end of its log first (the log file
+    /// lives in the test's temp dir, gone once the test is over).
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let logs = self.logs();
+            let lines: Vec<&str> = logs.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            eprintln!(
+                "--- the operator's last {} log lines ---\n{}\n--- end of the operator's log ---",
+                tail.len(),
+                tail.join("\n")
+            );
+        }
     }
 }
 

@@ -108,15 +108,8 @@ export function withSystem(turns) {
 // the request is cancelled, which frees the server's slot, and what arrived is kept.
 export async function streamChat({ body, key, variant, signal, onText }) {
   const started = performance.now();
-  const res = await fetch("/v1/chat/completions", {
-    method: "POST",
-    headers: headers(key, variant),
-    signal,
-    body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
-  });
-  if (!res.ok) throw new Error(await errorText(res));
   const figures = {
-    variant: res.headers.get(PIN_HEADER) || variant || null,
+    variant: variant || null,
     model: body.model || null,
     ttft_ms: null,
     tokens_per_second: null,
@@ -127,6 +120,23 @@ export async function streamChat({ body, key, variant, signal, onText }) {
     finish_reason: null,
     stopped: false,
   };
+  let res;
+  try {
+    res = await fetch("/v1/chat/completions", {
+      method: "POST",
+      headers: headers(key, variant),
+      signal,
+      body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
+    });
+  } catch (e) {
+    // Stopped before the answer began.
+    if (!(signal && signal.aborted)) throw e;
+    figures.stopped = true;
+    figures.duration_ms = Math.round(performance.now() - started);
+    return { text: "", figures };
+  }
+  if (!res.ok) throw new Error(await errorText(res));
+  figures.variant = res.headers.get(PIN_HEADER) || figures.variant;
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
