@@ -187,7 +187,48 @@ async fn a_newer_revision_waits_while_the_candidate_is_still_rolling_out() {
         "2026-01-02T05:00:00Z",
         "update check succeeded; the candidate is still rolling out",
     );
-    let calls = vec![deployments(midway), Call::status(STATUS, kept, &m)];
+    // After the check the rollout is followed as between ticks: looked at again soon.
+    let calls = vec![
+        deployments(midway.clone()),
+        Call::status(STATUS, kept, &m),
+        deployments(midway),
+    ];
+    let action = reconcile(&m, &clock, calls).await;
+    assert_eq!(action, Action::requeue(RECHECK));
+}
+
+/// With a short schedule every reconcile can land on a check (each requeues at the next
+/// tick): the check must not keep a rollback from being recorded (CI saw the model wait for
+/// it forever once deployment events stopped waking the model between ticks).
+#[tokio::test]
+async fn a_check_that_lands_after_a_rollback_records_it() {
+    let (_server, m, status, tag) = rolling().await;
+    let clock = FakeClock::at("2026-01-02T05:00:00Z");
+    let why = format!("a-{tag} failed analysis at 10%: error rate 0.5000 (5 of 10) > 0.05");
+    let rolled_back = json!({"variants": [{"name": "a", "weight": 100}, {"name": format!("a-{tag}"), "weight": 0}],
+                             "rollout": {"phase": "RolledBack", "candidate": format!("a-{tag}"), "reason": why}});
+    let checked = checked_at(&status, "2026-01-02T05:00:00Z", "update check succeeded");
+    let mut marked = checked.clone();
+    let s = &mut marked["status"];
+    s["candidate"]["rolledBack"] = json!(format!("rolled back in chat: {why}"));
+    let note = format!(
+        "rolled back in chat: {why}; the next check that finds another revision replaces it"
+    );
+    s["conditions"][3] = cond(
+        "UpdateAvailable",
+        "True",
+        "RolledBack",
+        &note,
+        "2026-01-02T04:00:00Z",
+    );
+    let checked_model = with_status(&m, &checked);
+    let calls = vec![
+        deployments(rolled_back.clone()),
+        Call::status(STATUS, checked, &m),
+        deployments(rolled_back),
+        Call::status(STATUS, marked, &checked_model),
+        event("Warning", "UpdateRolledBack", &note),
+    ];
     let action = reconcile(&m, &clock, calls).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(3600)));
 }

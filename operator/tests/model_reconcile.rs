@@ -185,18 +185,26 @@ async fn rollout_policy_names_the_progressive_deployments_using_the_model() {
         "metadata": {"resourceVersion": "1"},
         "items": [deployment("chat", "m", "Progressive"), deployment("manual", "m", "Manual"),
                   deployment("other", "x", "Progressive")]});
-    let calls = vec![
+    let list = || {
         Call::get(
             "/apis/llamafleet.dev/v1alpha1/namespaces/default/llmdeployments?",
-            Reply::Json(list),
-        ),
+            Reply::Json(list.clone()),
+        )
+    };
+    let calls = vec![
+        list(),
         status_has(&m, json!({"candidate": {"rolloutTo": ["chat"]}})),
         Call::event(
             "default",
             json!({"type": "Normal", "reason": "UpdateAvailable"}),
         ),
+        // The new candidate's rollout is followed at once: not started yet, looked at soon.
+        list(),
     ];
-    reconcile(&m, &clock, calls).await;
+    assert_eq!(
+        reconcile(&m, &clock, calls).await,
+        Action::requeue(llamafleet_operator::model::promotion::RECHECK)
+    );
 }
 
 #[tokio::test]

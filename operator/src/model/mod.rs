@@ -112,13 +112,7 @@ pub async fn reconcile(model: Arc<LlmModel>, ctx: Arc<Context>) -> Result<Action
     if matches!(step, Step::Nothing) && schedule_error.is_none() {
         let rolling = promotion::follow(&ctx, &api, &model, &ns, &regarding).await?;
         let wait = next_wait(model.status.as_ref(), schedule.as_ref(), &now);
-        return Ok(match (rolling, wait) {
-            (true, wait) => {
-                Action::requeue(wait.map_or(promotion::RECHECK, |w| w.min(promotion::RECHECK)))
-            }
-            (false, Some(wait)) => Action::requeue(wait),
-            (false, None) => Action::await_change(),
-        });
+        return Ok(after_following(rolling, wait));
     }
 
     let outcome = match step {
@@ -183,8 +177,27 @@ pub async fn reconcile(model: Arc<LlmModel>, ctx: Arc<Context>) -> Result<Action
         }
         _ => {
             ctx.reset_backoff(&backoff_key);
-            Ok(next_tick(Some(&desired), schedule.as_ref(), &now))
+            // A check does not stop following the candidate's rollout. The requeue lands on
+            // the next tick, so with a short schedule every reconcile can be a check: a
+            // promotion or rollback that happened meanwhile would never be recorded, and a
+            // candidate still rolling out would not be looked at again until the next tick.
+            let mut checked = (*model).clone();
+            checked.status = Some(desired);
+            let rolling = promotion::follow(&ctx, &api, &checked, &ns, &regarding).await?;
+            let wait = next_wait(checked.status.as_ref(), schedule.as_ref(), &now);
+            Ok(after_following(rolling, wait))
         }
+    }
+}
+
+/// The requeue after following a rollout: soon while it is on its way, else the next tick.
+fn after_following(rolling: bool, wait: Option<std::time::Duration>) -> Action {
+    match (rolling, wait) {
+        (true, wait) => {
+            Action::requeue(wait.map_or(promotion::RECHECK, |w| w.min(promotion::RECHECK)))
+        }
+        (false, Some(wait)) => Action::requeue(wait),
+        (false, None) => Action::await_change(),
     }
 }
 
@@ -195,12 +208,6 @@ fn metric_label(e: &ResolveError) -> &'static str {
         "InvalidSource" => "invalid_source",
         _ => "source_unreachable",
     }
-}
-
-/// Requeue exactly at the next cron tick after the last check; no schedule: wait for a
-/// change.
-fn next_tick(status: Option<&LlmModelStatus>, schedule: Option<&Schedule>, now: &Time) -> Action {
-    next_wait(status, schedule, now).map_or_else(Action::await_change, Action::requeue)
 }
 
 /// Time until the next cron tick after the last check, if there is a schedule.
