@@ -155,20 +155,17 @@ impl Votes {
                 .votes
                 .with_label_values(&[variant, other, outcome])
                 .inc();
-            let summary = &mut inner.summary;
-            let pair = summary
+            let tally = inner
+                .summary
                 .pairs
                 .entry(variant.to_owned())
                 .or_default()
                 .entry(other.to_owned())
                 .or_default();
-            let total = summary.variants.entry(variant.to_owned()).or_default();
-            for tally in [pair, total] {
-                match outcome {
-                    "win" => tally.wins += 1,
-                    "loss" => tally.losses += 1,
-                    _ => tally.ties += 1,
-                }
+            match outcome {
+                "win" => tally.wins += 1,
+                "loss" => tally.losses += 1,
+                _ => tally.ties += 1,
             }
         }
         if inner.kept.len() == KEPT_VOTES {
@@ -181,7 +178,17 @@ impl Votes {
     /// The counts.
     pub fn summary(&self) -> VoteSummary {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.summary.clone()
+        let mut summary = inner.summary.clone();
+        // Per variant is the sum of its pairs: derived here, not kept twice.
+        for (variant, others) in &summary.pairs {
+            let total = summary.variants.entry(variant.clone()).or_default();
+            for t in others.values() {
+                total.wins += t.wins;
+                total.losses += t.losses;
+                total.ties += t.ties;
+            }
+        }
+        summary
     }
 
     /// The kept votes, oldest first, one JSON object per line.
