@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use llamafleet_agent::serve::presets;
-use llamafleet_crds::{Preset, SamplingParameters};
+use llamafleet_crds::{Preset, PresetTool, PresetToolChoice, SamplingParameters};
 
 #[test]
 fn the_crd_preset_list_is_a_valid_preset_file() {
@@ -18,6 +18,14 @@ fn the_crd_preset_list_is_a_valid_preset_file() {
             max_tokens: Some(256),
             stop: vec!["\n\nUser:".into()],
         }),
+        tools: vec![PresetTool {
+            name: "lookup_order".into(),
+            description: Some("Find an order by its number.".into()),
+            parameters: Some(serde_json::json!({"type": "object",
+                "properties": {"id": {"type": "integer"}}, "required": ["id"]})),
+        }],
+        tool_choice: Some(PresetToolChoice::Required),
+        parallel_tool_calls: Some(false),
     }];
     let yaml = serde_norway::to_string(&crd).unwrap();
     let parsed = presets::parse(&yaml, "assistant").unwrap();
@@ -33,4 +41,17 @@ fn the_crd_preset_list_is_a_valid_preset_file() {
     assert_eq!(params.repeat_penalty, 1.1);
     assert_eq!(params.max_tokens, Some(256));
     assert_eq!(params.stop, vec!["\n\nUser:".to_string()]);
+    assert_eq!(p.tool_choice, Some(presets::PresetToolChoice::Required));
+    assert_eq!(p.parallel_tool_calls, Some(false));
+    let tools = p.engine_tools();
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0].name, "lookup_order");
+    assert_eq!(
+        tools[0].description.as_deref(),
+        Some("Find an order by its number.")
+    );
+    assert_eq!(
+        Some(&tools[0].parameters),
+        crd[0].tools[0].parameters.as_ref()
+    );
 }

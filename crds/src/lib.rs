@@ -12,6 +12,7 @@
 
 pub mod crdgen;
 pub mod deployment;
+pub mod json_schema;
 pub mod metrics;
 pub mod model;
 pub mod reference;
@@ -19,6 +20,7 @@ pub mod routing;
 pub mod rules;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tools;
 pub mod validation;
 
 pub use deployment::*;

@@ -29,6 +29,8 @@ pub const REQUESTS_PER_HOUR_MAX: u32 = 10_000_000;
 pub const PRESETS_MAX: u32 = 32;
 /// Tiers per deployment.
 pub const TIERS_MAX: u32 = 16;
+/// Tools per preset.
+pub const PRESET_TOOLS_MAX: u32 = 16;
 /// Stop strings per preset (the OpenAI API allows 4; Ollama more; 8 covers both).
 pub const STOP_MAX: u32 = 8;
 /// Upper bound for `maxTokens` of a preset or of the access limits.
@@ -55,6 +57,10 @@ pub const MSG_WEIGHTS_SUM: &str = "variant weights must sum to 100";
 pub const MSG_VARIANT_NAMES_UNIQUE: &str = "variant names must be unique";
 /// Message when two presets share a name.
 pub const MSG_PRESET_NAMES_UNIQUE: &str = "preset names must be unique";
+/// Message when two tools of a preset share a name.
+pub const MSG_TOOL_NAMES_UNIQUE: &str = "tool names must be unique within a preset";
+/// Message for a preset's `toolChoice` or `parallelToolCalls` without tools.
+pub const MSG_TOOL_SETTINGS_NEED_TOOLS: &str = "toolChoice and parallelToolCalls need tools";
 /// Message when two tiers share a name.
 pub const MSG_TIER_NAMES_UNIQUE: &str = "tier names must be unique";
 /// Message for a URL with a scheme other than https, file, or allowed http.
@@ -79,10 +85,12 @@ pub const MSG_GPU_NEEDS_COUNT: &str =
     "vendor and memoryGiB need a count of 1 or more (count 0 serves on CPU)";
 
 /// Every message a CEL rule of the CRDs carries (the API server reports these words as is).
-pub const CEL_MESSAGES: [&str; 12] = [
+pub const CEL_MESSAGES: [&str; 14] = [
     MSG_WEIGHTS_SUM,
     MSG_VARIANT_NAMES_UNIQUE,
     MSG_PRESET_NAMES_UNIQUE,
+    MSG_TOOL_NAMES_UNIQUE,
+    MSG_TOOL_SETTINGS_NEED_TOOLS,
     MSG_TIER_NAMES_UNIQUE,
     MSG_URL_SCHEME,
     MSG_SCHEDULE_REQUIRED,

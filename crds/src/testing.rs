@@ -18,6 +18,19 @@ pub fn repo_root() -> PathBuf {
     crate_dir.join("..")
 }
 
+/// The OpenAPI schema of a CRD's (only) version, as JSON.
+pub fn open_api_schema(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Value {
+    let schema = crd.spec.versions[0]
+        .schema
+        .clone()
+        .unwrap()
+        .open_api_v3_schema
+        .unwrap();
+    serde_json::to_value(schema).unwrap()
+}
+
 /// `manifests/examples/` of this repository.
 pub fn examples_dir() -> PathBuf {
     repo_root().join("manifests/examples")

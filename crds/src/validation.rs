@@ -341,12 +341,51 @@ fn validate_presets(e: &mut Errors, presets: &[Preset]) {
                 );
             }
         }
+        validate_preset_tools(e, &at, p);
     }
     e.unique(
         "spec.presets",
         presets.iter().map(|p| p.name.as_str()),
         MSG_PRESET_NAMES_UNIQUE,
     );
+}
+
+/// The tools of a preset as the agent will check them at start (same words), so a bad one
+/// shows in the status instead of a serving pod that exits.
+fn validate_preset_tools(e: &mut Errors, at: &str, p: &Preset) {
+    if p.tools.len() > PRESET_TOOLS_MAX as usize {
+        e.push(
+            format!("{at}.tools"),
+            format!("at most {PRESET_TOOLS_MAX} tools"),
+        );
+    }
+    for (j, tool) in p.tools.iter().enumerate() {
+        let field = format!("{at}.tools[{j}]");
+        if let Err(why) = crate::tools::check_name(&tool.name) {
+            e.push(format!("{field}.name"), why);
+        }
+        if let Err(why) =
+            crate::tools::arguments(tool.parameters.as_ref().unwrap_or(&serde_json::Value::Null))
+        {
+            e.push(format!("{field}.parameters"), why);
+        }
+    }
+    e.unique(
+        &format!("{at}.tools"),
+        p.tools.iter().map(|t| t.name.as_str()),
+        MSG_TOOL_NAMES_UNIQUE,
+    );
+    if p.tools.is_empty() {
+        if p.tool_choice.is_some() {
+            e.push(format!("{at}.toolChoice"), MSG_TOOL_SETTINGS_NEED_TOOLS);
+        }
+        if p.parallel_tool_calls.is_some() {
+            e.push(
+                format!("{at}.parallelToolCalls"),
+                MSG_TOOL_SETTINGS_NEED_TOOLS,
+            );
+        }
+    }
 }
 
 fn validate_access(e: &mut Errors, a: &AccessSpec) {

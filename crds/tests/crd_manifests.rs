@@ -73,13 +73,7 @@ fn undocumented(schema: &Value, path: &str, out: &mut Vec<String>) {
 #[test]
 fn every_spec_and_status_field_has_a_description() {
     for crd in [LlmModel::crd(), LlmDeployment::crd()] {
-        let schema = crd.spec.versions[0]
-            .schema
-            .clone()
-            .unwrap()
-            .open_api_v3_schema
-            .unwrap();
-        let schema = serde_json::to_value(schema).unwrap();
+        let schema = llamafleet_crds::testing::open_api_schema(&crd);
         let mut missing = Vec::new();
         for top in ["spec", "status"] {
             undocumented(&schema["properties"][top], top, &mut missing);

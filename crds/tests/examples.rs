@@ -28,13 +28,7 @@ fn open_api_schema(kind: &str) -> Value {
         "LlmDeployment" => LlmDeployment::crd(),
         other => panic!("unexpected kind {other}"),
     };
-    let schema = crd.spec.versions[0]
-        .schema
-        .clone()
-        .unwrap()
-        .open_api_v3_schema
-        .unwrap();
-    serde_json::to_value(schema).unwrap()
+    llamafleet_crds::testing::open_api_schema(&crd)
 }
 
 /// `/spec/variants/0/weight` → `spec.variants[0].weight`.

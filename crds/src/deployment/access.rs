@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 /// A system prompt and sampling parameters under a name clients can ask for as a model.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = kube::core::Rule::new("!has(self.tools) || self.tools.all(a, self.tools.exists_one(b, b.name == a.name))").message(crate::rules::MSG_TOOL_NAMES_UNIQUE).field_path(".tools"),
+    validation = kube::core::Rule::new("!has(self.toolChoice) || has(self.tools)").message(crate::rules::MSG_TOOL_SETTINGS_NEED_TOOLS).field_path(".toolChoice"),
+    validation = kube::core::Rule::new("!has(self.parallelToolCalls) || has(self.tools)").message(crate::rules::MSG_TOOL_SETTINGS_NEED_TOOLS).field_path(".parallelToolCalls")
+)]
 pub struct Preset {
     /// Model name clients use for this preset (for example `support-bot`).
     #[schemars(
@@ -20,6 +25,59 @@ pub struct Preset {
     /// Sampling defaults; a request's own parameters win.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<SamplingParameters>,
+    /// Function tools offered to the model on the chat routes (OpenAI chat and responses,
+    /// Anthropic messages, Ollama chat) when a request brings none of its own; a request's
+    /// `tools` replace them, and its `tool_choice` may pick among them. The completion
+    /// routes refuse a preset with tools.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::rules::PRESET_TOOLS_MAX))]
+    pub tools: Vec<PresetTool>,
+    /// Whether the model must call one of `tools` (see the type's description).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<PresetToolChoice>,
+    /// Whether an answer may hold several calls (default true). Ollama clients cannot say
+    /// so themselves; a request's own `parallel_tool_calls` wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+}
+
+/// A function the model may call.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PresetTool {
+    /// Function name the model writes in its call.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-zA-Z0-9_-]+$"))]
+    pub name: String,
+    /// What the function does, for the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub description: Option<String>,
+    /// JSON schema of the arguments (an object; absent: no arguments). Calls are generated
+    /// under a grammar, so every keyword must be one the grammar enforces: the operator
+    /// refuses others in the status (condition and Event) naming the keyword.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub parameters: Option<serde_json::Value>,
+}
+
+/// A JSON object of any shape, kept as written by the API server.
+fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
+/// Whether a preset's answers must call a tool: `auto` (the default) lets the model decide,
+/// `required` makes every answer call one of the preset's tools. A request's own
+/// `tool_choice` wins.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PresetToolChoice {
+    /// The model decides.
+    Auto,
+    /// Every answer calls one of the tools.
+    Required,
 }
 
 /// Sampling parameters of a preset.

@@ -293,6 +293,7 @@ fn chat_messages(
 }
 
 fn tool_request(
+    preset: Option<&Preset>,
     tools: Option<Vec<ToolDef>>,
     choice: Option<ToolChoiceDef>,
 ) -> Result<ToolRequest, ApiError> {
@@ -311,13 +312,14 @@ fn tool_request(
             ))),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let auto = if tools.is_empty() {
+    let offered = generate::offered_tools(preset, tools);
+    let auto = if offered.tools.is_empty() {
         ToolChoice::None
     } else {
         ToolChoice::Auto
     };
     let (choice, single) = match choice {
-        None => (auto, None),
+        None => (offered.choice, None),
         Some(ToolChoiceDef::Auto {
             disable_parallel_tool_use,
         }) => (auto, disable_parallel_tool_use),
@@ -331,9 +333,9 @@ fn tool_request(
         Some(ToolChoiceDef::None {}) => (ToolChoice::None, None),
     };
     Ok(ToolRequest {
-        tools,
         choice,
-        parallel: single != Some(true),
+        parallel: single.map_or(offered.parallel, |single| !single),
+        ..offered
     })
 }
 
@@ -361,7 +363,7 @@ impl Conversation {
             }
         }
         let messages = chat_messages(self.system, self.messages)?;
-        let request = tool_request(self.tools, self.tool_choice)?;
+        let request = tool_request(preset, self.tools, self.tool_choice)?;
         Ok((generate::with_system(preset, messages), request))
     }
 }

@@ -9,12 +9,12 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{ApiError, Flavor, RequestLog};
 use crate::serve::engine::{
-    ChatMessage, Engine, Event, FinishReason, Prompt, SamplingParams, TokenLogprob, ToolCall,
+    ChatMessage, Engine, Event, FinishReason, Prompt, SamplingParams, TokenLogprob, Tool, ToolCall,
     ToolSyntax, Usage,
 };
 use crate::serve::presets::Preset;
 use crate::serve::state::AppState;
-use crate::serve::tools::{self, Prepared, ToolRequest, ToolStream, call_id};
+use crate::serve::tools::{self, Prepared, ToolChoice, ToolRequest, ToolStream, call_id};
 
 /// A string or a list of strings (`stop`, `prompt`, `input`).
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
@@ -73,6 +73,44 @@ pub(crate) fn resolve<'s>(
 /// The preset's defaults, or the server's.
 pub(crate) fn base_params(preset: Option<&Preset>) -> SamplingParams {
     preset.map_or_else(SamplingParams::default, Preset::base_params)
+}
+
+/// The tools a chat offers, the request's own or else its preset's, with the choice and
+/// parallel calls that apply where the request does not say: OpenAI's defaults (`auto` with
+/// tools, `none` without; parallel calls allowed), or the preset's own for its tools.
+pub(crate) fn offered_tools(preset: Option<&Preset>, requested: Vec<Tool>) -> ToolRequest {
+    match preset {
+        Some(p) if requested.is_empty() && !p.tools.is_empty() => ToolRequest {
+            tools: p.engine_tools(),
+            choice: p.default_tool_choice(),
+            parallel: p.parallel_tool_calls.unwrap_or(true),
+        },
+        _ => ToolRequest {
+            choice: if requested.is_empty() {
+                ToolChoice::None
+            } else {
+                ToolChoice::Auto
+            },
+            tools: requested,
+            parallel: true,
+        },
+    }
+}
+
+/// Refuses a preset with tools on a route without tools (completions, Ollama generate): its
+/// tools would be dropped while the client believes they were offered.
+pub(crate) fn no_preset_tools(preset: Option<&Preset>, flavor: Flavor) -> Result<(), ApiError> {
+    match preset {
+        Some(p) if !p.tools.is_empty() => Err(ApiError::bad_request(
+            flavor,
+            format!(
+                "model {:?} is a preset with tools, which only the chat routes offer \
+                 (/v1/chat/completions, /v1/responses, /v1/messages, /api/chat)",
+                p.name
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Puts the preset's system prompt first unless the conversation brings its own.

@@ -18,7 +18,6 @@ use crate::serve::engine::{
     ChatMessage, FinishReason, Prompt, SamplingParams, TokenLogprob, ToolCall,
 };
 use crate::serve::state::AppState;
-use crate::serve::tools::{ToolChoice, ToolRequest};
 
 const FLAVOR: Flavor = Flavor::Ollama;
 
@@ -191,6 +190,7 @@ pub(crate) async fn generate(
     ApiJson(req): ApiJson<GenerateRequest>,
 ) -> Result<Response, ApiError> {
     let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
+    generate::no_preset_tools(preset, FLAVOR)?;
     let mut params = req.options.apply(&state, generate::base_params(preset))?;
     req.common.apply(&model, &mut params)?;
     if req.raw == Some(true) && req.system.is_some() {
@@ -265,16 +265,9 @@ pub(crate) async fn chat(
         });
     }
     let tools = tool_wire::tools(req.tools).map_err(bad)?;
-    let choice = if tools.is_empty() {
-        ToolChoice::None
-    } else {
-        ToolChoice::Auto
-    };
-    let request = ToolRequest {
-        tools,
-        choice,
-        parallel: true,
-    };
+    // Ollama has no tool_choice nor parallel_tool_calls: the defaults apply (a preset's
+    // own included).
+    let request = generate::offered_tools(preset, tools);
     let messages = generate::with_system(preset, messages);
     let logprobs = params.logprobs.is_some();
     let live =

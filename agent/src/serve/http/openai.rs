@@ -310,12 +310,12 @@ pub(crate) async fn chat(
     }
     let bad = |e: String| ApiError::bad_request(FLAVOR, e);
     let tools = tool_wire::tools(req.tools.unwrap_or_default()).map_err(bad)?;
-    let choice =
-        tool_wire::tool_choice(req.tool_choice.as_ref(), !tools.is_empty()).map_err(bad)?;
+    let offered = generate::offered_tools(preset, tools);
     let request = ToolRequest {
-        tools,
-        choice,
-        parallel: req.parallel_tool_calls.unwrap_or(true),
+        choice: tool_wire::tool_choice(req.tool_choice.as_ref(), offered.choice.clone())
+            .map_err(bad)?,
+        parallel: req.parallel_tool_calls.unwrap_or(offered.parallel),
+        ..offered
     };
     let messages = generate::with_system(preset, messages(req.messages)?);
     let answer = Answer {
@@ -354,6 +354,7 @@ pub(crate) async fn completions(
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
+    generate::no_preset_tools(preset, FLAVOR)?;
     let n = req.sampling.n;
     let mut params = req.sampling.apply(&log, generate::base_params(preset))?;
     if req.logprobs.is_some_and(|n| n > MAX_TOP_LOGPROBS) {

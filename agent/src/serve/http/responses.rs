@@ -243,7 +243,7 @@ fn function_tools(tools: &[Value]) -> Result<Vec<Tool>, ApiError> {
 /// "name": ...}`.
 fn responses_tool_choice(
     value: Option<&Value>,
-    has_tools: bool,
+    default: tools::ToolChoice,
 ) -> Result<tools::ToolChoice, ApiError> {
     let value = match value {
         Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("function") => {
@@ -253,7 +253,7 @@ fn responses_tool_choice(
         }
         other => other,
     };
-    tool_choice(value, has_tools).map_err(bad)
+    tool_choice(value, default).map_err(bad)
 }
 
 /// A response, whole or as events.
@@ -303,18 +303,18 @@ pub(crate) async fn responses(
         )?),
     };
     let raw_tools = req.tools.unwrap_or_default();
-    let tools = function_tools(&raw_tools)?;
-    let choice = responses_tool_choice(req.tool_choice.as_ref(), !tools.is_empty())?;
-    let parallel = req.parallel_tool_calls.unwrap_or(true);
+    let offered = generate::offered_tools(preset, function_tools(&raw_tools)?);
+    let choice = responses_tool_choice(req.tool_choice.as_ref(), offered.choice.clone())?;
+    let parallel = req.parallel_tool_calls.unwrap_or(offered.parallel);
     let mut messages = input_messages(&req.input)?;
     if let Some(instructions) = &req.instructions {
         messages.insert(0, ChatMessage::new("system", instructions.clone()));
     }
     let messages = generate::with_system(preset, messages);
     let request = ToolRequest {
-        tools,
         choice,
         parallel,
+        ..offered
     };
     let echo = json!({
         "model": model,

@@ -52,8 +52,12 @@ pub(crate) fn tools(defs: Vec<ToolDef>) -> Result<Vec<Tool>, String> {
 }
 
 /// OpenAI `tool_choice`: `"none"`, `"auto"`, `"required"` or `{"type": "function",
-/// "function": {"name": ...}}`.
-pub(crate) fn tool_choice(value: Option<&Value>, has_tools: bool) -> Result<ToolChoice, String> {
+/// "function": {"name": ...}}`; `default` when the request names none (see
+/// [`super::generate::offered_tools`]).
+pub(crate) fn tool_choice(
+    value: Option<&Value>,
+    default: ToolChoice,
+) -> Result<ToolChoice, String> {
     let named = |v: &Value| {
         let name = v.pointer("/function/name")?.as_str()?;
         let keys_ok = v
@@ -65,12 +69,7 @@ pub(crate) fn tool_choice(value: Option<&Value>, has_tools: bool) -> Result<Tool
         keys_ok.then(|| ToolChoice::Named(name.to_owned()))
     };
     match value {
-        // OpenAI's default: `auto` with tools, `none` without.
-        None | Some(Value::Null) => Ok(if has_tools {
-            ToolChoice::Auto
-        } else {
-            ToolChoice::None
-        }),
+        None | Some(Value::Null) => Ok(default),
         Some(Value::String(s)) => match s.as_str() {
             "none" => Ok(ToolChoice::None),
             "auto" => Ok(ToolChoice::Auto),

@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value, json};
 
+use llamafleet_crds::tools::def_name;
+
 use crate::serve::engine::{SchemaError, Tool, ToolSyntax, convert};
 
 /// A grammar and what switches it on: words found anywhere, or regexes over the whole output
@@ -158,7 +160,7 @@ fn any_call(tools: &[Tool], key: &str) -> (Value, Map<String, Value>) {
 }
 
 /// Rewrites the `#/$defs/X` and `#/definitions/X` references of a schema node to
-/// `#/$defs/<prefix>X` (the only references tools may use: [`local_refs_only`]).
+/// `#/$defs/<prefix>X` (the only references tools may use: [`llamafleet_crds::tools::arguments`]).
 fn prefix_refs(node: &mut Value, prefix: &str) {
     match node {
         Value::Object(map) => {
@@ -183,46 +185,6 @@ fn prefix_refs(node: &mut Value, prefix: &str) {
         }
         Value::Array(items) => items.iter_mut().for_each(|v| prefix_refs(v, prefix)),
         _ => {}
-    }
-}
-
-fn def_name(reference: &str) -> Option<&str> {
-    reference
-        .strip_prefix("#/$defs/")
-        .or_else(|| reference.strip_prefix("#/definitions/"))
-}
-
-/// Tool schemas are combined into one, so a reference may only point into the tool's own
-/// `$defs`/`definitions` (moved with it); the path of the first other one.
-pub(crate) fn local_refs_only(node: &Value, path: &str) -> Result<(), String> {
-    match node {
-        Value::Object(map) => {
-            for (key, value) in map {
-                match key.as_str() {
-                    "$ref" => match value.as_str() {
-                        Some(r) if def_name(r).is_some() => {}
-                        _ => {
-                            return Err(format!(
-                                "$ref {value} at {path}: only references into $defs or definitions"
-                            ));
-                        }
-                    },
-                    "const" | "enum" | "default" | "examples" => {}
-                    "properties" | "$defs" | "definitions" => {
-                        for (name, schema) in value.as_object().into_iter().flatten() {
-                            local_refs_only(schema, &format!("{path}/{key}/{name}"))?;
-                        }
-                    }
-                    _ => local_refs_only(value, &format!("{path}/{key}"))?,
-                }
-            }
-            Ok(())
-        }
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .try_for_each(|(i, v)| local_refs_only(v, &format!("{path}/{i}"))),
-        _ => Ok(()),
     }
 }
 
@@ -331,15 +293,6 @@ mod tests {
         let props = &call["properties"]["arguments"]["properties"];
         assert_eq!(props["default"]["$ref"], "#/$defs/t0-D");
         assert_eq!(props["enum"]["$ref"], "#/$defs/t0-D");
-        assert!(local_refs_only(&json!({"properties": {"a": {"$ref": "#/$defs/D"}}}), "#").is_ok());
-        let err = local_refs_only(
-            &json!({"properties": {"b": {"$ref": "#/properties/a"}}}),
-            "#",
-        );
-        assert_eq!(
-            err.unwrap_err(),
-            "$ref \"#/properties/a\" at #/properties/b: only references into $defs or definitions"
-        );
     }
 
     #[test]

@@ -7,12 +7,11 @@ mod generic;
 mod grammar;
 mod parse;
 
-use crate::serve::engine::{Chat, ChatMessage, SamplingParams, Tool, ToolSyntax, enforceable};
+use llamafleet_crds::tools::{arguments, check_name};
+
+use crate::serve::engine::{Chat, ChatMessage, SamplingParams, Tool, ToolSyntax};
 
 pub(crate) use parse::ToolStream;
-
-/// Tool names as OpenAI allows them: what the model writes back must match exactly.
-const MAX_NAME: usize = 64;
 
 /// OpenAI `tool_choice` (Ollama always means `auto`).
 #[derive(Debug, Clone, PartialEq)]
@@ -138,28 +137,12 @@ fn checked_tools(tools: Vec<Tool>) -> Result<Vec<Tool>, String> {
         .enumerate()
         .map(|(i, mut tool)| {
             let field = format!("tools[{i}].function");
-            let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-            if tool.name.is_empty() || tool.name.len() > MAX_NAME || !tool.name.chars().all(valid) {
-                return Err(format!(
-                    "{field}.name {:?}: 1 to {MAX_NAME} letters, digits, _ or -",
-                    tool.name
-                ));
-            }
+            check_name(&tool.name).map_err(|e| format!("{field}.name {e}"))?;
             if !seen.insert(tool.name.clone()) {
                 return Err(format!("{field}.name {:?} is given twice", tool.name));
             }
-            if tool.parameters.is_null() {
-                tool.parameters = serde_json::json!({"type": "object", "properties": {}});
-            }
-            if tool.parameters.get("type").is_some_and(|t| t != "object") {
-                return Err(format!(
-                    "{field}.parameters: the arguments must be an object"
-                ));
-            }
             tool.parameters =
-                enforceable(&tool.parameters).map_err(|e| format!("{field}.parameters: {e}"))?;
-            grammar::local_refs_only(&tool.parameters, "#")
-                .map_err(|e| format!("{field}.parameters: {e}"))?;
+                arguments(&tool.parameters).map_err(|e| format!("{field}.parameters: {e}"))?;
             Ok(tool)
         })
         .collect()
