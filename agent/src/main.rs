@@ -147,6 +147,11 @@ struct ServeArgs {
     /// up before exiting, so the failure is scraped (the operator sets 60 in pods).
     #[arg(long, default_value_t = serve::FAILURE_LINGER.as_secs())]
     failure_linger: u64,
+    /// After a failure a restart would repeat (wrong sha256, not a GGUF, crashed too often,
+    /// a refused source), stay up in the failed phase until stopped instead of exiting: in a
+    /// pod a restart would download the file again and again (the operator sets it).
+    #[arg(long)]
+    hold_permanent_failure: bool,
     /// Allowed CORS origin (repeatable; `*` for any). None: no CORS headers.
     #[arg(long)]
     cors_origin: Vec<String>,
@@ -173,6 +178,14 @@ struct RouteArgs {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: std::net::SocketAddr,
+    /// Failures in a row (no connection, a 5xx other than a busy 503, a cut stream) that
+    /// eject a variant from the weighted choice; 0 never ejects.
+    #[arg(long, default_value_t = 3)]
+    eject_after_failures: u32,
+    /// Seconds of a first ejection; each further one in a row doubles it, up to 10 times
+    /// this.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    ejection_seconds: u64,
 }
 
 #[derive(Args, Debug)]
@@ -287,15 +300,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.grace = std::time::Duration::from_secs(args.grace);
             config.keep_file = args.keep_file;
             config.failure_linger = std::time::Duration::from_secs(args.failure_linger);
+            config.hold_permanent_failure = args.hold_permanent_failure;
             serve::run(config).await?;
         }
         Command::Compare(args) => llamafleet_agent::compare::run_cli(args).await?,
         Command::Route(args) => {
-            llamafleet_agent::route::run(llamafleet_agent::route::RouteConfig::new(
-                args.config,
-                args.listen,
-            ))
-            .await?;
+            let mut config = llamafleet_agent::route::RouteConfig::new(args.config, args.listen);
+            let base = std::time::Duration::from_secs(args.ejection_seconds);
+            config.outliers = llamafleet_agent::route::outliers::OutlierPolicy {
+                consecutive_failures: args.eject_after_failures,
+                base_ejection: base,
+                max_ejection: base * 10,
+            };
+            llamafleet_agent::route::run(config).await?;
         }
         Command::Cache {
             command: CacheCommand::Gc(args),

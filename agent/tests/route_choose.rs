@@ -1,7 +1,7 @@
 //! The pure parts of `route`: the weighted sticky choice, the table checks and the key files.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use llamafleet_agent::route::choose::{by_name, pick, pick_random};
+use llamafleet_agent::route::choose::{by_name, pick, pick_other, random_key};
 use llamafleet_agent::route::keys::KeySet;
 use llamafleet_agent::route::table::{self, TableError};
 use llamafleet_crds::routing::RoutedVariant;
@@ -19,6 +19,11 @@ fn variants(weights: &[(&str, i32)]) -> Vec<RoutedVariant> {
         .collect()
 }
 
+/// Every variant usable (none ejected).
+fn any(_: &RoutedVariant) -> bool {
+    true
+}
+
 fn shares(table: &[RoutedVariant], choose: impl Fn(usize) -> usize) -> Vec<f64> {
     let mut counts = vec![0u32; table.len()];
     for i in 0..10_000 {
@@ -33,14 +38,48 @@ fn weighted_split_over_10000_decisions_follows_the_weights() {
     // Sticky keys and random draws both split by weight (3 sigma of a binomial at n=10000 is
     // under 1.4 points); a weight-0 variant gets nothing.
     let sticky = shares(&table, |i| {
-        pick(&table, format!("client-{i}").as_bytes()).unwrap()
+        pick(&table, format!("client-{i}").as_bytes(), any).unwrap()
     });
-    let random = shares(&table, |_| pick_random(&table).unwrap());
+    let random = shares(&table, |_| pick(&table, &random_key(), any).unwrap());
     for split in [sticky, random] {
         for (got, want) in split.iter().zip([0.70, 0.20, 0.10, 0.0]) {
             assert!((got - want).abs() < 0.02, "split {split:?}");
         }
     }
+}
+
+#[test]
+fn an_ejected_variants_share_goes_to_the_others_by_weight_and_retries_follow_it() {
+    let table = variants(&[("blue", 60), ("green", 30), ("canary", 10), ("off", 0)]);
+    let not_blue = |v: &RoutedVariant| v.name != "blue";
+    let split = shares(&table, |i| {
+        pick(&table, format!("client-{i}").as_bytes(), not_blue).unwrap()
+    });
+    for (got, want) in split.iter().zip([0.0, 0.75, 0.25, 0.0]) {
+        assert!((got - want).abs() < 0.02, "split {split:?}");
+    }
+    // Keys that were on green stay there: only blue's keys move.
+    for i in 0..1000 {
+        let key = format!("client-{i}");
+        let before = pick(&table, key.as_bytes(), any).unwrap();
+        let after = pick(&table, key.as_bytes(), not_blue).unwrap();
+        assert!(before == 0 || before == after, "{key} moved off {before}");
+    }
+    // Every variant with weight ejected: they are still tried, by weight.
+    let none = |_: &RoutedVariant| false;
+    assert!(pick(&table, b"k", none).is_some_and(|i| i < 3));
+    // A retry goes to another variant with weight, split as the weights say...
+    let retries = shares(&table, |i| {
+        pick_other(&table, format!("client-{i}").as_bytes(), 0, any).unwrap()
+    });
+    for (got, want) in retries.iter().zip([0.0, 0.75, 0.25, 0.0]) {
+        assert!((got - want).abs() < 0.02, "retries {retries:?}");
+    }
+    // ...never to an ejected one or one without weight, and nowhere when none is left.
+    let only_canary = |v: &RoutedVariant| v.name == "canary" || v.name == "off";
+    assert_eq!(pick_other(&table, b"k", 0, only_canary), Some(2));
+    let two = variants(&[("blue", 100), ("off", 0)]);
+    assert_eq!(pick_other(&two, b"k", 0, any), None);
 }
 
 #[test]
@@ -50,11 +89,15 @@ fn a_key_stays_put_and_weight_changes_move_only_the_keys_they_must() {
     let mut moved = 0;
     for i in 0..10_000 {
         let key = format!("key-{i}");
-        let first = pick(&before, key.as_bytes()).unwrap();
+        let first = pick(&before, key.as_bytes(), any).unwrap();
         for _ in 0..3 {
-            assert_eq!(pick(&before, key.as_bytes()), Some(first), "not sticky");
+            assert_eq!(
+                pick(&before, key.as_bytes(), any),
+                Some(first),
+                "not sticky"
+            );
         }
-        let now = pick(&after, key.as_bytes()).unwrap();
+        let now = pick(&after, key.as_bytes(), any).unwrap();
         if now != first {
             // Raising green only ever takes keys towards green.
             assert_eq!((first, now), (0, 1));
@@ -69,11 +112,11 @@ fn a_key_stays_put_and_weight_changes_move_only_the_keys_they_must() {
 #[test]
 fn all_zero_weights_split_evenly_and_names_pin() {
     let table = variants(&[("a", 0), ("b", 0)]);
-    let split = shares(&table, |i| pick(&table, &i.to_le_bytes()).unwrap());
+    let split = shares(&table, |i| pick(&table, &i.to_le_bytes(), any).unwrap());
     assert!((split[0] - 0.5).abs() < 0.03, "{split:?}");
     assert_eq!(by_name(&table, "b"), Some(1));
     assert_eq!(by_name(&table, "c"), None);
-    assert_eq!(pick(&[], b"k"), None);
+    assert_eq!(pick(&[], b"k", any), None);
 }
 
 #[test]

@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use llamafleet_crds::routing::{PIN_HEADER, RoutedShadow, RoutedTier};
 use route_support::{
-    Behaviour, Router, answered_by, blue_green, eventually, json_of, table, upstream, variant,
+    Behaviour, Router, answered_by, blue_green, eventually, free_address, json_of, table, upstream,
+    upstream_on, variant,
 };
 use serde_json::{Value, json};
 
@@ -227,6 +228,7 @@ async fn failing_upstreams_count_as_errors() {
         vec![],
     );
     let router = Router::start(&t).await;
+    // Pinned, so retried once on the same variant (another replica behind its Service).
     let down = router
         .chat(json!({}))
         .header(PIN_HEADER, "down")
@@ -256,8 +258,10 @@ async fn failing_upstreams_count_as_errors() {
     let fine = router.chat(json!({"stream": true})).send().await.unwrap();
     let _ = fine.bytes().await.unwrap();
     let stats = router.stats().await;
+    // Every attempt counts (the rollout analysis sees each failure); a 500 or a cut stream
+    // has begun answering, so it is not sent again.
     for (name, requests, errors) in [
-        ("down", 1, 1),
+        ("down", 2, 2),
         ("broken", 1, 1),
         ("cut", 1, 1),
         ("ok", 1, 0),
@@ -272,6 +276,124 @@ async fn failing_upstreams_count_as_errors() {
     let ok_stats = stats.variant("ok").unwrap();
     assert_eq!(ok_stats.tokens, 3);
     assert_eq!(*ok_stats.ttft_buckets.last().unwrap(), 1);
+}
+
+/// The value of a metric line that starts with `series` (0 when absent).
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_dead_variant_costs_clients_nothing_and_is_ejected_until_it_answers_again() {
+    // The trial that found it: two variants at 50/50, one of them dead.
+    let dead_addr = free_address();
+    let alive = upstream("alive", Behaviour::Answer).await;
+    let t = table(
+        vec![
+            variant("alive", &alive.url, 50),
+            variant("dead", &format!("http://{dead_addr}"), 50),
+        ],
+        vec![],
+    );
+    // Long enough that the checks below all run while it is ejected, short for the test.
+    let router = Router::start_with(&t, |c| {
+        c.outliers.base_ejection = Duration::from_secs(5);
+    })
+    .await;
+    let ejected = "llamafleet_router_variant_ejected{variant=\"dead\"}";
+    let mut sent = 0;
+    while metric(&router.metrics().await, ejected) == 0.0 {
+        assert!(sent < 100, "dead never ejected after {sent} requests");
+        let r = router.chat(json!({})).send().await.unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "request {sent} reached the client as a failure"
+        );
+        assert_eq!(answered_by(&r), "alive");
+        sent += 1;
+    }
+    // Ejected after three failed attempts in a row; its share goes to the other variant.
+    for _ in 0..10 {
+        let r = router.chat(json!({})).send().await.unwrap();
+        assert_eq!(
+            (r.status().as_u16(), answered_by(&r)),
+            (200, "alive".into())
+        );
+    }
+    let metrics = router.metrics().await;
+    let series = |name: &str| metric(&metrics, name);
+    assert_eq!(
+        series("llamafleet_router_retries_total{reason=\"connect\",variant=\"dead\"}"),
+        3.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        series("llamafleet_router_ejections_total{variant=\"dead\"}"),
+        1.0
+    );
+    // The rollout analysis still sees every failure.
+    let stats = router.stats().await;
+    let dead = stats.variant("dead").unwrap();
+    assert_eq!((dead.requests, dead.errors), (3, 3), "{stats:?}");
+    let alive_stats = stats.variant("alive").unwrap();
+    assert_eq!(alive_stats.requests, sent + 10);
+    assert_eq!(alive_stats.errors, 0);
+
+    // It comes back: after its ejection it is tried again and, answering, gets its share.
+    let listener = tokio::net::TcpListener::bind(dead_addr).await.unwrap();
+    let _revived = upstream_on(listener, "dead", Behaviour::Answer);
+    eventually("the revived variant answers", TEN_SECONDS, || async {
+        let r = router.chat(json!({})).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        (answered_by(&r) == "dead").then_some(())
+    })
+    .await;
+    assert_eq!(metric(&router.metrics().await, ejected), 0.0);
+}
+
+#[tokio::test]
+async fn a_busy_variant_passes_requests_on_without_being_ejected() {
+    let busy = upstream("busy", Behaviour::Busy).await;
+    let ok = upstream("ok", Behaviour::Answer).await;
+    let t = table(
+        vec![variant("busy", &busy.url, 50), variant("ok", &ok.url, 50)],
+        vec![],
+    );
+    let router = Router::start(&t).await;
+    for _ in 0..40 {
+        let r = router.chat(json!({})).send().await.unwrap();
+        assert_eq!((r.status().as_u16(), answered_by(&r)), (200, "ok".into()));
+    }
+    let metrics = router.metrics().await;
+    let retried = metric(
+        &metrics,
+        "llamafleet_router_retries_total{reason=\"busy\",variant=\"busy\"}",
+    );
+    assert!(
+        retried >= 3.0,
+        "a full variant says when to come back: {metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "llamafleet_router_ejections_total{variant=\"busy\"}"
+        ),
+        0.0,
+        "busy is not broken"
+    );
+    // Pinned: one more try on the same variant, then its 503 (with Retry-After) as it is.
+    let pinned = router
+        .chat(json!({}))
+        .header(PIN_HEADER, "busy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pinned.status(), 503);
+    assert!(pinned.headers().contains_key("retry-after"));
+    assert_eq!(busy.seen.lock().unwrap().len() as f64, retried + 2.0);
 }
 
 #[tokio::test]

@@ -212,6 +212,20 @@ async fn status_shows_download_bytes_of_total_while_pulling() {
     assert_eq!(status["sha256"], SHA256);
 }
 
+/// `/status` once it says `failed` (within 30 s of `started`).
+async fn failed_status(base: &str, started: Instant) -> Value {
+    loop {
+        if let Ok(r) = reqwest::get(format!("{base}/status")).await {
+            let status = r.json_value().await;
+            if status["phase"] == "failed" {
+                return status;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A source that answers 404 fails the startup at once; the agent still answers `/metrics` and
 /// `/status` for `--failure-linger` (so Prometheus scrapes the failed attempt that
 /// `LlamafleetDownloadFailing` watches, and the operator reads why), then exits non-zero.
@@ -223,19 +237,16 @@ async fn a_failed_download_is_scraped_before_the_agent_exits() {
     let mut server = launch(
         OsStr::new(&url),
         None,
-        &["--allow-http", "--failure-linger", "5"],
+        // Held failures are only those a restart would repeat: a 404 may heal, so it exits.
+        &[
+            "--allow-http",
+            "--failure-linger",
+            "5",
+            "--hold-permanent-failure",
+        ],
     );
     let started = Instant::now();
-    let status = loop {
-        if let Ok(r) = reqwest::get(format!("{}/status", server.base)).await {
-            let status = r.json_value().await;
-            if status["phase"] == "failed" {
-                break status;
-            }
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "never failed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = failed_status(&server.base, started).await;
     assert!(
         status["error"].as_str().unwrap_or("").contains("404"),
         "{status}"
@@ -258,4 +269,49 @@ async fn a_failed_download_is_scraped_before_the_agent_exits() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(!exit.success(), "{exit:?}");
+}
+
+/// A wrong sha256 would fail every restart the same way, after downloading the whole file
+/// again: with `--hold-permanent-failure` (what the operator passes) the agent stays up in
+/// the failed phase, alive for its liveness probe and saying why, until it is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_sha256_holds_the_failed_phase_instead_of_restarting() {
+    let origin = TestServer::start(Behaviour {
+        body: Arc::new(b"not the expected model".to_vec()),
+        ..Behaviour::default()
+    })
+    .await;
+    let url = origin.url("/m.gguf");
+    let mut server = launch(
+        OsStr::new(&url),
+        None,
+        &[
+            "--sha256",
+            SHA256,
+            "--allow-http",
+            "--failure-linger",
+            "1",
+            "--hold-permanent-failure",
+        ],
+    );
+    let started = Instant::now();
+    let status = failed_status(&server.base, started).await;
+    let error = status["error"].as_str().unwrap_or("");
+    assert!(error.contains("sha256 mismatch"), "{status}");
+    // Well past the one-second linger: still up, live, not ready.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        server.child.try_wait().expect("wait").is_none(),
+        "exited: a pod would restart and download again"
+    );
+    let (live, _) = get_json(format!("{}/healthz", server.base)).await;
+    assert_eq!(live, 200);
+    let (ready, _) = get_json(format!("{}/readyz", server.base)).await;
+    assert_eq!(ready, 503);
+    sigterm(&server.child);
+    let exit = server.child.wait().expect("wait");
+    assert!(
+        !exit.success(),
+        "a failed start still exits non-zero: {exit:?}"
+    );
 }

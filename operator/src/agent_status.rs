@@ -1,19 +1,31 @@
 //! What serving agents report on `GET /status`, and how the operator asks for it.
 //!
-//! The operator asks each variant's Service (so one replica answers per poll, whichever the
-//! Service picks); an agent that does not answer in time leaves the variant without download
-//! and acceleration figures, and nothing fails.
+//! The operator asks a variant's running pods directly (a Service routes to Ready pods only,
+//! and a replica that downloads, or failed, is not Ready), up to [`MAX_PODS_ASKED`] of them
+//! with the not-Ready ones first, and keeps the most telling answer: a failure, else a
+//! download, else any. Without pod access it asks the variant's Service. An agent that does
+//! not answer in time leaves the variant without figures, and nothing fails.
 
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::ListParams;
 use llamafleet_crds::{Acceleration, DownloadProgress};
 use serde::{Deserialize, Serialize};
+
+use crate::{names, pod_url};
 
 /// Longest wait for one agent: status must not hold up a reconcile behind a stuck pod.
 pub const AGENT_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Path of the endpoint on the agent's `http` port.
 pub const AGENT_STATUS_PATH: &str = "/status";
+/// Pods asked per variant and reconcile: enough to find the one starting or failed among
+/// the first replicas, bounded for variants with many.
+pub const MAX_PODS_ASKED: usize = 8;
+/// Phase of an agent whose startup failed (`error` says why).
+pub const PHASE_FAILED: &str = "failed";
 
 /// JSON body of `GET /status` on `llamafleet-agent serve` (snake_case keys), for example
 /// `{"phase":"downloading","download":{"bytes":1048576,"total":253000000},
@@ -45,6 +57,9 @@ pub struct AgentStatus {
     /// Slots of this replica.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slots_total: Option<u32>,
+    /// Why the startup failed (phase `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Download progress in `/status`.
@@ -74,6 +89,26 @@ impl AgentStatus {
         })
     }
 
+    /// Why the agent's startup failed, when it did.
+    pub fn failure(&self) -> Option<&str> {
+        (self.phase == PHASE_FAILED).then(|| self.error.as_deref().unwrap_or("no reason given"))
+    }
+
+    /// The answer that says most about a variant among its replicas': a failure, else a
+    /// download in progress, else the first.
+    pub fn most_telling(answers: Vec<AgentStatus>) -> Option<AgentStatus> {
+        let rank = |s: &AgentStatus| match s.phase.as_str() {
+            PHASE_FAILED => 0,
+            PHASE_DOWNLOADING => 1,
+            _ => 2,
+        };
+        answers
+            .into_iter()
+            .enumerate()
+            .min_by_key(|(i, s)| (rank(s), *i))
+            .map(|(_, s)| s)
+    }
+
     /// Device and offload for the LlmDeployment status, once the agent knows them.
     pub fn acceleration(&self) -> Option<Acceleration> {
         let device = self.device.clone()?;
@@ -85,10 +120,28 @@ impl AgentStatus {
     }
 }
 
+/// The agents of one variant.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentTarget<'a> {
+    /// Namespace of the LlmDeployment.
+    pub namespace: &'a str,
+    /// The LlmDeployment.
+    pub llmd: &'a str,
+    /// The variant.
+    pub variant: &'a str,
+}
+
+impl AgentTarget<'_> {
+    /// The variant's Service URL.
+    pub fn service_url(&self) -> String {
+        names::variant_url(self.llmd, self.variant, self.namespace)
+    }
+}
+
 /// Source of agent status (HTTP in the cluster, canned in tests).
 pub trait AgentProbe: Send + Sync {
-    /// Status of the agent behind `base_url`, or `None` when it cannot be had.
-    fn status<'a>(&'a self, base_url: &'a str) -> BoxFuture<'a, Option<AgentStatus>>;
+    /// Status of the variant's agents, or `None` when none can be had.
+    fn status<'a>(&'a self, target: AgentTarget<'a>) -> BoxFuture<'a, Option<AgentStatus>>;
 
     /// Whether it can ever report something: a reconcile polls agents for download progress
     /// only when so, and otherwise waits for watch events.
@@ -97,44 +150,100 @@ pub trait AgentProbe: Send + Sync {
     }
 }
 
-/// Asks agents over HTTP.
-#[derive(Debug, Clone)]
+/// Asks agents over HTTP: the variant's pods when it can list them, else its Service.
+#[derive(Clone)]
 pub struct HttpAgentProbe {
     client: reqwest::Client,
+    kube: Option<kube::Client>,
+}
+
+impl std::fmt::Debug for HttpAgentProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpAgentProbe")
+            .field("pods", &self.kube.is_some())
+            .finish()
+    }
 }
 
 impl HttpAgentProbe {
-    /// A probe with the operator's short timeout.
-    pub fn new() -> Result<Self, reqwest::Error> {
+    /// A probe with the operator's short timeout; with `kube`, it asks pods directly.
+    pub fn new(kube: Option<kube::Client>) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(AGENT_STATUS_TIMEOUT)
             .build()?;
-        Ok(Self { client })
+        Ok(Self { client, kube })
+    }
+
+    /// Base URLs of the variant's running pods, not-Ready first; `None` when they cannot be
+    /// listed.
+    async fn pod_urls(&self, target: AgentTarget<'_>) -> Option<Vec<String>> {
+        let kube = self.kube.clone()?;
+        let selector = names::variant_selector(target.llmd, target.variant)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let pods: Api<Pod> = Api::namespaced(kube, target.namespace);
+        let list = match pods.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => list,
+            Err(error) => {
+                tracing::debug!(%error, "cannot list a variant's pods; asking its Service");
+                return None;
+            }
+        };
+        let mut pods = list.items;
+        pods.sort_by_key(is_ready);
+        Some(
+            pods.iter()
+                .filter_map(pod_url::of)
+                .take(MAX_PODS_ASKED)
+                .collect(),
+        )
+    }
+
+    async fn ask(&self, base_url: &str) -> Option<AgentStatus> {
+        let url = format!("{base_url}{AGENT_STATUS_PATH}");
+        let response = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .ok()?
+            .error_for_status()
+            .ok()?;
+        let body = response.bytes().await.ok()?;
+        match serde_json::from_slice(&body) {
+            Ok(status) => Some(status),
+            Err(e) => {
+                tracing::debug!(%url, error = %e, "agent status is not the expected JSON");
+                None
+            }
+        }
     }
 }
 
 impl AgentProbe for HttpAgentProbe {
-    fn status<'a>(&'a self, base_url: &'a str) -> BoxFuture<'a, Option<AgentStatus>> {
+    fn status<'a>(&'a self, target: AgentTarget<'a>) -> BoxFuture<'a, Option<AgentStatus>> {
         Box::pin(async move {
-            let url = format!("{base_url}{AGENT_STATUS_PATH}");
-            let response = self
-                .client
-                .get(&url)
-                .send()
-                .await
-                .ok()?
-                .error_for_status()
-                .ok()?;
-            let body = response.bytes().await.ok()?;
-            match serde_json::from_slice(&body) {
-                Ok(status) => Some(status),
-                Err(e) => {
-                    tracing::debug!(%url, error = %e, "agent status is not the expected JSON");
-                    None
-                }
-            }
+            let urls = match self.pod_urls(target).await {
+                Some(urls) if !urls.is_empty() => urls,
+                _ => vec![target.service_url()],
+            };
+            let asks = urls.iter().map(|url| self.ask(url));
+            let answers = futures_util::future::join_all(asks).await;
+            AgentStatus::most_telling(answers.into_iter().flatten().collect())
         })
     }
+}
+
+/// Whether a pod's `Ready` condition is true.
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 /// Reports nothing (agents unreachable, or tests that do not care).
@@ -142,7 +251,7 @@ impl AgentProbe for HttpAgentProbe {
 pub struct NoAgentProbe;
 
 impl AgentProbe for NoAgentProbe {
-    fn status<'a>(&'a self, _base_url: &'a str) -> BoxFuture<'a, Option<AgentStatus>> {
+    fn status<'a>(&'a self, _target: AgentTarget<'a>) -> BoxFuture<'a, Option<AgentStatus>> {
         Box::pin(async { None })
     }
 

@@ -155,7 +155,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let (stores, writers) = Stores::new();
     let agents: Arc<dyn AgentProbe> = if settings.agent_status {
-        Arc::new(HttpAgentProbe::new().context("building the agent HTTP client")?)
+        let probe = HttpAgentProbe::new(Some(client.clone()));
+        Arc::new(probe.context("building the agent HTTP client")?)
     } else {
         Arc::new(NoAgentProbe)
     };

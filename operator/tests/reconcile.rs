@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use kube::runtime::controller::Action;
 use llamafleet_crds::{LlmDeployment, LlmDeploymentStatus};
-use llamafleet_operator::agent_status::{AgentProbe, AgentStatus};
+use llamafleet_operator::agent_status::{AgentProbe, AgentStatus, AgentTarget};
 use llamafleet_operator::deployment::{self, RESYNC_PROGRESSING, RESYNC_READY};
 use llamafleet_operator::error::Error;
 use llamafleet_operator::model;
@@ -364,7 +364,7 @@ async fn model_reconcile_pins_spec_once_then_is_silent() {
 struct TogetherProbe(tokio::sync::Barrier);
 
 impl AgentProbe for TogetherProbe {
-    fn status<'a>(&'a self, _base_url: &'a str) -> BoxFuture<'a, Option<AgentStatus>> {
+    fn status<'a>(&'a self, _target: AgentTarget<'a>) -> BoxFuture<'a, Option<AgentStatus>> {
         Box::pin(async move {
             self.0.wait().await;
             serde_json::from_value(

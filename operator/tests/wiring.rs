@@ -35,12 +35,8 @@ fn a_model_maps_to_the_deployments_that_use_it_in_its_namespace() {
     );
 }
 
-#[test]
-fn agent_status_fills_download_and_acceleration() {
-    let json = r#"{"phase":"downloading","download":{"bytes":1048576,"total":253000000},
-        "sha256":null,"device":"NVIDIA H100","layers_offloaded":18,"layers_total":18,
-        "slots_busy":1,"slots_total":4,"extra":"ignored"}"#;
-    let agent: AgentStatus = serde_json::from_str(json).unwrap();
+/// The quickstart's deployment and its plan.
+fn quickstart_plan() -> (llamafleet_crds::LlmDeployment, plan::Plan) {
     let (models, llmd) = fixture("quickstart.yaml");
     let resolved = models
         .iter()
@@ -52,6 +48,16 @@ fn agent_status_fills_download_and_acceleration() {
         })
         .collect();
     let plan = plan::make("chat", "default", &llmd.spec, &resolved).unwrap();
+    (llmd, plan)
+}
+
+#[test]
+fn agent_status_fills_download_and_acceleration() {
+    let json = r#"{"phase":"downloading","download":{"bytes":1048576,"total":253000000},
+        "sha256":null,"device":"NVIDIA H100","layers_offloaded":18,"layers_total":18,
+        "slots_busy":1,"slots_total":4,"extra":"ignored"}"#;
+    let agent: AgentStatus = serde_json::from_str(json).unwrap();
+    let (llmd, plan) = quickstart_plan();
     let agents = BTreeMap::from([("main".to_string(), agent)]);
     let s = status::observed(&llmd, &plan, &LiveChildren::default(), &agents, &clock()());
     let v = &s.variants[0];
@@ -78,6 +84,43 @@ fn agent_status_fills_download_and_acceleration() {
         serde_json::from_str(r#"{"phase":"ready","download":{"bytes":5,"total":5}}"#).unwrap();
     assert_eq!(ready.download_progress(), None);
     assert_eq!(ready.acceleration(), None);
+}
+
+#[test]
+fn a_failed_agent_degrades_the_deployment_with_its_reason_announced_once() {
+    let (llmd, plan) = quickstart_plan();
+    let why = "sha256 mismatch for http://models/m.gguf: expected aa…, got bb…";
+    let failed: AgentStatus =
+        serde_json::from_value(serde_json::json!({"phase": "failed", "error": why})).unwrap();
+    let downloading: AgentStatus =
+        serde_json::from_value(serde_json::json!({"phase": "downloading"})).unwrap();
+    let ready: AgentStatus = serde_json::from_value(serde_json::json!({"phase": "ready"})).unwrap();
+    // Among a variant's replicas, the failure is what status shows.
+    let merged = AgentStatus::most_telling(vec![ready.clone(), downloading, failed.clone()]);
+    assert_eq!(merged.as_ref().and_then(AgentStatus::failure), Some(why));
+    assert_eq!(AgentStatus::most_telling(vec![]), None);
+
+    let agents = BTreeMap::from([("main".to_string(), failed)]);
+    let s = status::observed(&llmd, &plan, &LiveChildren::default(), &agents, &clock()());
+    let degraded = s.conditions.iter().find(|c| c.type_ == "Degraded").unwrap();
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "AgentFailed")
+    );
+    assert_eq!(degraded.message, format!("variant main: {why}"));
+    // One Event when it appears, none while it stays, another when it changes.
+    let announced = status::new_agent_failure(llmd.status.as_ref(), &s);
+    assert_eq!(announced, Some(format!("variant main: {why}")));
+    assert_eq!(status::new_agent_failure(Some(&s), &s), None);
+    let healthy = BTreeMap::from([("main".to_string(), ready)]);
+    let fixed = status::observed(&llmd, &plan, &LiveChildren::default(), &healthy, &clock()());
+    let degraded = fixed
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .unwrap();
+    assert_eq!(degraded.status, "False");
+    assert_eq!(status::new_agent_failure(Some(&s), &fixed), None);
 }
 
 #[test]

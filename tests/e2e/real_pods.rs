@@ -4,7 +4,8 @@
 //! `restricted` — with its model URL pointed at a server inside the cluster that serves the
 //! test GGUF. The variant pod downloads, verifies, loads and turns Ready; a client pod calls
 //! the router Service by its DNS name with both APIs, streaming and not; a second replica on
-//! the same node finds the file in the node cache instead of downloading it again.
+//! the same node finds the file in the node cache instead of downloading it again; a wrong
+//! sha256 shows in the LlmDeployment's status and Events without a crash loop.
 //!
 //! One test function: the node has two cores, and the steps build on each other.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -227,6 +228,84 @@ fn the_quickstart_runs_on_real_pods_under_pod_security_restricted() {
 
     stream_survives_its_pod_being_deleted(&c, &client, &router, &app.name);
     an_idle_variant_sleeps_and_a_request_wakes_it(&c, &client, &router, &app.name);
+    a_wrong_sha256_is_reported_without_a_crash_loop(&c, &app.name, &model_url, &server);
+}
+
+/// A wrong sha256 in the LlmModel: the agent downloads the file, refuses it, and stays up
+/// saying why instead of exiting (a restart would download it again, forever); the
+/// LlmDeployment says it in its `Degraded` condition (reason `AgentFailed`) and an Event,
+/// read from the not-Ready pod itself (its Service would not route to it).
+fn a_wrong_sha256_is_reported_without_a_crash_loop(
+    c: &Cluster,
+    ns: &str,
+    model_url: &str,
+    server: &SourceServer,
+) {
+    // Room on the 2-core node for the broken deployment's pods.
+    c.kubectl_ok(&["delete", "llmd", "chat", "-n", ns, "--wait=true"]);
+    let right = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+    let broken = quickstart(model_url)
+        .replace(right, &"0".repeat(64))
+        .replace("gemma3-270m", "broken-model")
+        .replace("name: chat", "name: broken");
+    assert!(
+        broken.contains(&"0".repeat(64)),
+        "the quickstart pins the sha256"
+    );
+    let downloads_before = full_downloads(server);
+    c.apply_yaml(&broken.replace("metadata:\n", &format!("metadata:\n  namespace: {ns}\n")));
+    let degraded = |field: &str| {
+        c.jsonpath(
+            ns,
+            "llmd/broken",
+            &format!("{{.status.conditions[?(@.type==\"Degraded\")].{field}}}"),
+        )
+    };
+    let to_reported = time_until("Degraded with reason AgentFailed", READY_SECONDS, || {
+        degraded("reason") == "AgentFailed"
+    });
+    eprintln!(
+        "wrong sha256 to Degraded/AgentFailed: {:.1} s",
+        to_reported.as_secs_f64()
+    );
+    let message = degraded("message");
+    assert!(
+        message.starts_with("variant main: sha256 mismatch"),
+        "{message}"
+    );
+    let events = c.kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        ns,
+        "--field-selector",
+        "reason=AgentFailed,involvedObject.name=broken",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(events.contains("sha256 mismatch"), "events: {events:?}");
+    // Past the 60 s a failed agent lingers before exiting for a failure that may heal: still
+    // the same container, and the file was downloaded once.
+    std::thread::sleep(std::time::Duration::from_secs(70));
+    let selector = "llamafleet.dev/variant=main,app.kubernetes.io/instance=broken";
+    let restarts = c.kubectl_ok(&[
+        "get",
+        "pods",
+        "-n",
+        ns,
+        "-l",
+        selector,
+        "-o",
+        "jsonpath={.items[*].status.containerStatuses[*].restartCount}",
+    ]);
+    assert_eq!(restarts.trim(), "0", "the agent restarted");
+    assert_eq!(
+        full_downloads(server) - downloads_before,
+        1,
+        "one download of the wrong file: {:?}",
+        server.seen()
+    );
+    assert_eq!(degraded("reason"), "AgentFailed", "the report stays");
 }
 
 /// Scale to zero: with `minReplicas: 0` and a short `idleAfter`, the variant goes to 0

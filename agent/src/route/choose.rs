@@ -10,15 +10,33 @@ use llamafleet_crds::routing::RoutedVariant;
 use sha2::{Digest, Sha256};
 
 /// The index of the variant a sticky `key` goes to, among variants with a positive weight
-/// (all of them when none has one); `None` for an empty table.
-pub fn pick(variants: &[RoutedVariant], key: &[u8]) -> Option<usize> {
-    best(variants, |name| unit_hash(key, name))
+/// (all of them when none has one) that `usable` admits (not ejected: [`super::outliers`]);
+/// when it admits none of them, among all of them (a fleet failing everywhere is still
+/// tried). `None` for an empty table.
+pub fn pick(
+    variants: &[RoutedVariant],
+    key: &[u8],
+    usable: impl Fn(&RoutedVariant) -> bool,
+) -> Option<usize> {
+    best(variants, key, &usable).or_else(|| best(variants, key, &|_| true))
 }
 
-/// A random weighted choice (no sticky key).
-pub fn pick_random(variants: &[RoutedVariant]) -> Option<usize> {
-    let seed: [u8; 16] = rand::random();
-    pick(variants, &seed)
+/// Where a request that failed on variant `failed` goes next: the key's choice among the
+/// other usable variants with weight (or among all others when no variant has weight), so
+/// its share is spread as the weights say; `None` when there is no such variant.
+pub fn pick_other(
+    variants: &[RoutedVariant],
+    key: &[u8],
+    failed: usize,
+    usable: impl Fn(&RoutedVariant) -> bool,
+) -> Option<usize> {
+    let other = |v: &RoutedVariant| v.name != variants[failed].name && usable(v);
+    best(variants, key, &other)
+}
+
+/// A random key for a request without a sticky one.
+pub fn random_key() -> Vec<u8> {
+    rand::random::<[u8; 16]>().to_vec()
 }
 
 /// The index of the variant named `name`.
@@ -26,7 +44,11 @@ pub fn by_name(variants: &[RoutedVariant], name: &str) -> Option<usize> {
     variants.iter().position(|v| v.name == name)
 }
 
-fn best(variants: &[RoutedVariant], hash: impl Fn(&str) -> f64) -> Option<usize> {
+fn best(
+    variants: &[RoutedVariant],
+    key: &[u8],
+    usable: &dyn Fn(&RoutedVariant) -> bool,
+) -> Option<usize> {
     let any_weight = variants.iter().any(|v| v.weight > 0);
     variants
         .iter()
@@ -37,7 +59,7 @@ fn best(variants: &[RoutedVariant], hash: impl Fn(&str) -> f64) -> Option<usize>
                 (true, _) => return None,
                 (false, _) => 1.0,
             };
-            Some((i, weight / -hash(&v.name).ln()))
+            usable(v).then(|| (i, weight / -unit_hash(key, &v.name).ln()))
         })
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(i, _)| i)

@@ -52,6 +52,14 @@ pub struct RouterMetrics {
     /// A/B votes of the console, per variant against another and outcome (`win`, `loss`,
     /// `tie`): a vote for `a` over `b` counts (a, b, win) and (b, a, loss).
     pub votes: IntCounterVec,
+    /// Requests sent again after their first variant failed before answering, by that
+    /// variant and why (`connect`: no connection or no answer; `busy`: a 503 with
+    /// `Retry-After`).
+    pub retries: IntCounterVec,
+    /// Ejections of variants that kept failing, by variant.
+    pub ejections: IntCounterVec,
+    /// 1 while a variant is ejected (it drops at the first request after the ejection).
+    pub ejected: IntGaugeVec,
 }
 
 fn counter(
@@ -106,6 +114,14 @@ impl RouterMetrics {
             v,
         )?;
         r.register(Box::new(held.clone()))?;
+        let ejected = IntGaugeVec::new(
+            Opts::new(
+                "llamafleet_router_variant_ejected",
+                "1 while a variant that kept failing is out of the weighted choice",
+            ),
+            v,
+        )?;
+        r.register(Box::new(ejected.clone()))?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -194,6 +210,20 @@ impl RouterMetrics {
                  the outcome for the first (win, loss, tie)",
                 &["variant", "other", "outcome"],
             )?,
+            retries: counter(
+                &r,
+                "llamafleet_router_retries_total",
+                "Requests sent again after their variant failed before answering, by that \
+                 variant and reason (connect, busy)",
+                &["variant", "reason"],
+            )?,
+            ejections: counter(
+                &r,
+                "llamafleet_router_ejections_total",
+                "Ejections of variants that kept failing, by variant",
+                v,
+            )?,
+            ejected,
             unauthorized,
             overhead,
             held,

@@ -14,6 +14,11 @@
 //!   `Retry-After` and `x-ratelimit-*` headers when spent.
 //! - Hot reload ([`reload`]): the table and keys are polled every second; a bad file leaves the
 //!   last good one in place; in-flight requests keep the table (and upstream) they started with.
+//! - Faults ([`outliers`]): a request that fails before any byte of its answer (no
+//!   connection, a reset, a 503 with `Retry-After`) is sent once more, to another variant
+//!   unless the client pinned one; a variant that keeps failing is ejected from the weighted
+//!   choice for a while (30 s, doubling while it keeps failing), and every failed attempt is
+//!   still counted against its variant for the rollout analysis.
 //! - Shadow ([`shadow`]): a share of generation requests is copied to the shadow variant and
 //!   the answers compared, in the background.
 //! - Observability: `/metrics` (Prometheus, per variant) and [`STATS_PATH`](llamafleet_crds::routing::STATS_PATH) (this replica's
@@ -28,6 +33,7 @@ pub mod http;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
+pub mod outliers;
 pub mod proxy;
 pub mod reload;
 pub mod shadow;
@@ -47,6 +53,7 @@ pub use http::app;
 use tokio::net::TcpListener;
 
 use self::metrics::RouterMetrics;
+use self::outliers::OutlierPolicy;
 use self::state::RouterState;
 
 /// How often the table and keys are re-read.
@@ -63,6 +70,8 @@ pub struct RouteConfig {
     pub poll_interval: Duration,
     /// Time in-flight streams may take to finish after SIGTERM.
     pub grace: Duration,
+    /// When a variant that keeps failing is ejected.
+    pub outliers: OutlierPolicy,
 }
 
 impl RouteConfig {
@@ -73,6 +82,7 @@ impl RouteConfig {
             listen,
             poll_interval: DEFAULT_POLL_INTERVAL,
             grace: Duration::from_secs(110),
+            outliers: OutlierPolicy::default(),
         }
     }
 }
@@ -80,7 +90,7 @@ impl RouteConfig {
 /// A state with the table (and keys) at `config` loaded if they can be, and the reload loop
 /// running in the background.
 pub fn start(config: &RouteConfig) -> anyhow::Result<RouterState> {
-    let state = RouterState::new(RouterMetrics::new()?)?;
+    let state = RouterState::new(RouterMetrics::new()?, config.outliers)?;
     let mut watcher = reload::Watcher::default();
     watcher.poll(&state, &config.config);
     let (bg_state, path, interval) = (state.clone(), config.config.clone(), config.poll_interval);

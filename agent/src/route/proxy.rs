@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use llamafleet_crds::routing::{PIN_HEADER, RoutedWake};
+use llamafleet_crds::routing::{PIN_HEADER, RoutedVariant, RoutedWake};
 
 use super::answer::{Answer, Framing};
 use super::body::{End, Watched};
@@ -70,12 +70,13 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
         .headers
         .get(PIN_HEADER)
         .map(|v| v.to_str().unwrap_or(""));
-    let index = match (pinned, sticky) {
-        (Some(name), _) => choose::by_name(variants, name),
-        (None, Some(key)) => choose::pick(variants, &key),
-        (None, None) => choose::pick_random(variants),
+    let key = sticky.unwrap_or_else(choose::random_key);
+    let healthy = |v: &RoutedVariant| !state.outliers.is_ejected(&v.name);
+    let index = match pinned {
+        Some(name) => choose::by_name(variants, name),
+        None => choose::pick(variants, &key, healthy),
     };
-    let Some(variant) = index.and_then(|i| variants.get(i)) else {
+    let Some((mut index, first)) = index.and_then(|i| Some((i, variants.get(i)?))) else {
         let name = pinned.unwrap_or_default();
         return ApiError::bad_request(flavor, format!("unknown variant {name:?}")).into_response();
     };
@@ -86,8 +87,8 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
     let path_and_query = parts.uri.path_and_query().map_or(path, |p| p.as_str());
     let generation = GENERATION_PATHS.contains(&path);
     let upstream_headers = forwarded(&parts.headers);
-    let mirror = generation
-        .then(|| shadow::decide(&live, &variant.name, path_and_query))
+    let mut mirror = generation
+        .then(|| shadow::decide(&live, &first.name, path_and_query))
         .flatten()
         .and_then(|mirror| {
             let (method, headers) = (parts.method.clone(), upstream_headers.clone());
@@ -100,52 +101,89 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
                 body.clone(),
             )
         });
-    let url = format!("{}{path_and_query}", variant.url.trim_end_matches('/'));
-    state.activity.touch(&variant.name);
     state
         .metrics
         .overhead
         .observe(arrived.elapsed().as_secs_f64());
-    let finish = Finish {
-        state: state.clone(),
-        live: live.clone(),
-        variant: variant.name.clone(),
-        arrived,
-        admission: admission.clone(),
-        mirror,
-    };
-    // A variant that may sleep and refuses the connection is asleep: hold the request while
-    // it wakes, then send it again.
-    let wake = live
-        .table
-        .wake
-        .as_ref()
-        .filter(|_| variant.deployment.is_some());
-    let client = if wake.is_some() {
-        &state.sleepy_client
-    } else {
-        &state.client
-    };
-    let upstream = loop {
+    let mut variant = first;
+    let mut retried = false;
+    let (upstream, mut finish) = loop {
+        state.activity.touch(&variant.name);
+        let mut finish = Finish {
+            state: state.clone(),
+            live: live.clone(),
+            variant: variant.name.clone(),
+            arrived,
+            admission: admission.clone(),
+            mirror: None,
+            busy: false,
+        };
+        // A variant that may sleep and refuses the connection is asleep: hold the request
+        // while it wakes, then send it again.
+        let wake = live
+            .table
+            .wake
+            .as_ref()
+            .filter(|_| variant.deployment.is_some());
+        let client = if wake.is_some() {
+            &state.sleepy_client
+        } else {
+            &state.client
+        };
+        let url = format!("{}{path_and_query}", variant.url.trim_end_matches('/'));
         let sent = client
             .request(parts.method.clone(), &url)
             .headers(upstream_headers.clone())
-            .body(body.clone());
-        let error = match sent.send().await {
-            Ok(upstream) => break upstream,
-            Err(e) => e,
+            .body(body.clone())
+            .send()
+            .await;
+        // Nothing of the answer has reached the client yet: a request that failed here is
+        // sent once more (to another variant unless pinned), every attempt counted.
+        let reason = match sent {
+            Ok(upstream) if !retried && busy(&upstream) => {
+                finish.busy = true;
+                finish.done(upstream.status(), None, End::Finished);
+                "busy"
+            }
+            Ok(upstream) => break (upstream, finish),
+            Err(error) => {
+                if let Some(wake) = wake.filter(|_| error.is_connect()) {
+                    let deadline = arrived + Duration::from_secs(wake.timeout_seconds);
+                    if let Err(refusal) = state.wakers.hold(wake, variant, deadline).await {
+                        // Counted as an error, not as a fault: asleep is not broken.
+                        finish.busy = true;
+                        finish.done(StatusCode::SERVICE_UNAVAILABLE, None, End::Finished);
+                        return waking_refused(flavor, &variant.name, refusal, wake)
+                            .into_response();
+                    }
+                    continue;
+                }
+                tracing::warn!(variant = %variant.name, %error, retried, "upstream unreachable");
+                finish.done(StatusCode::BAD_GATEWAY, None, End::Cut);
+                if retried {
+                    return ApiError::bad_gateway(flavor, &variant.name).into_response();
+                }
+                "connect"
+            }
         };
-        let Some(wake) = wake.filter(|_| error.is_connect()) else {
-            tracing::warn!(variant = %variant.name, %error, "upstream unreachable");
-            finish.done(StatusCode::BAD_GATEWAY, None, End::Cut);
-            return ApiError::bad_gateway(flavor, &variant.name).into_response();
-        };
-        let deadline = arrived + Duration::from_secs(wake.timeout_seconds);
-        if let Err(refusal) = state.wakers.hold(wake, variant, deadline).await {
-            finish.done(StatusCode::SERVICE_UNAVAILABLE, None, End::Cut);
-            return waking_refused(flavor, &variant.name, refusal, wake).into_response();
+        state
+            .metrics
+            .retries
+            .with_label_values(&[&variant.name, reason])
+            .inc();
+        retried = true;
+        if pinned.is_none()
+            && let Some(next) = choose::pick_other(variants, &key, index, healthy)
+        {
+            index = next;
+            variant = &variants[next];
         }
     };
+    // Shadow answers are compared with the variant they shadow, not a stand-in.
+    if variant.name == first.name {
+        finish.mirror = mirror.take();
+    }
+    finish.busy = busy(&upstream);
     let status = upstream.status();
     let mut headers = upstream.headers().clone();
     for name in DROPPED_RESPONSE_HEADERS {
@@ -168,6 +206,12 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
         admission.as_ref().map(|a| &a.headers),
     );
     response
+}
+
+/// A 503 with `Retry-After`: the variant is full or starting, and says when to come back.
+fn busy(upstream: &reqwest::Response) -> bool {
+    upstream.status() == StatusCode::SERVICE_UNAVAILABLE
+        && upstream.headers().contains_key(header::RETRY_AFTER)
 }
 
 /// The 503 (with `Retry-After`) for a request its sleeping variant could not take in time.
@@ -263,6 +307,8 @@ struct Finish {
     arrived: Instant,
     admission: Option<Admission>,
     mirror: Option<tokio::sync::oneshot::Sender<String>>,
+    /// A 503 that says when to come back (busy, starting, waking): not the variant's fault.
+    busy: bool,
 }
 
 impl Finish {
@@ -275,6 +321,12 @@ impl Finish {
             .as_ref()
             .is_some_and(|a| a.error || (end == End::Finished && streamed && !a.complete));
         let error = status.is_server_error() || end == End::Cut || broken;
+        let fault = (status.is_server_error() && !self.busy) || end == End::Cut || broken;
+        if fault {
+            self.state.outliers.failure(&self.variant);
+        } else if end == End::Finished && !status.is_server_error() {
+            self.state.outliers.success(&self.variant);
+        }
         let mut outcome = Outcome {
             error,
             duration: now - self.arrived,

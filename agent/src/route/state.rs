@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use super::keys::KeySet;
 use super::limits::Limits;
 use super::metrics::RouterMetrics;
+use super::outliers::{OutlierPolicy, Outliers};
 use super::stats::RevisionStats;
 use super::votes::Votes;
 use super::wake::{Activity, Wakers};
@@ -57,11 +58,13 @@ pub struct RouterState {
     pub wakers: Wakers,
     /// Votes of the A/B page.
     pub votes: Arc<Votes>,
+    /// Variants that keep failing, out of the weighted choice for a while.
+    pub outliers: Arc<Outliers>,
 }
 
 impl RouterState {
     /// A state with no table yet (not ready).
-    pub fn new(metrics: RouterMetrics) -> Result<Self, reqwest::Error> {
+    pub fn new(metrics: RouterMetrics, outliers: OutlierPolicy) -> Result<Self, reqwest::Error> {
         let client_with = |connect_timeout| {
             reqwest::Client::builder()
                 .connect_timeout(connect_timeout)
@@ -72,6 +75,7 @@ impl RouterState {
         let client = client_with(CONNECT_TIMEOUT)?;
         let sleepy_client = client_with(SLEEPY_CONNECT_TIMEOUT)?;
         let wakers = Wakers::new(client.clone(), metrics.clone());
+        let outliers = Arc::new(Outliers::new(outliers, metrics.clone()));
         Ok(RouterState {
             live: Arc::default(),
             keys: Arc::default(),
@@ -82,6 +86,7 @@ impl RouterState {
             activity: Arc::default(),
             wakers,
             votes: Arc::default(),
+            outliers,
         })
     }
 

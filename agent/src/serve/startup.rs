@@ -51,6 +51,10 @@ pub struct ServeConfig {
     pub keep_file: Option<PathBuf>,
     /// How long a failed startup keeps `/metrics` and `/status` up before exiting.
     pub failure_linger: Duration,
+    /// After a failure a restart would repeat ([`StoreError::is_permanent`]), stay up in the
+    /// failed phase until stopped instead of exiting: in a pod a restart would download the
+    /// whole file again, forever, while the status says what to fix.
+    pub hold_permanent_failure: bool,
 }
 
 impl ServeConfig {
@@ -74,8 +78,17 @@ impl ServeConfig {
             grace: Duration::from_secs(30),
             keep_file: None,
             failure_linger: FAILURE_LINGER,
+            hold_permanent_failure: false,
         }
     }
+}
+
+/// Whether a startup error is one the same start would meet again.
+fn is_permanent(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<StoreError>()
+            .is_some_and(StoreError::is_permanent)
+    })
 }
 
 /// The model name clients use by default: the file name without `.gguf`, lowercased.
@@ -126,6 +139,11 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         result = start(&state, config.clone()) => {
             if let Err(e) = result {
                 state.update(|s| { s.enter(Phase::Failed); s.error = Some(format!("{e:#}")); });
+                if config.hold_permanent_failure && is_permanent(&e) {
+                    tracing::error!(error = %format!("{e:#}"), "startup failed in a way a restart would repeat; staying up in the failed phase until stopped (fix the spec)");
+                    let _ = signalled.changed().await;
+                    return Err(e);
+                }
                 tracing::error!(error = %format!("{e:#}"), linger_seconds = config.failure_linger.as_secs(), "startup failed; exiting after the linger");
                 tokio::select! {
                     () = tokio::time::sleep(config.failure_linger) => {}

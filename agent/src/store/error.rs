@@ -154,6 +154,21 @@ impl StoreError {
         }
     }
 
+    /// Errors the same start would meet again: the file's content is wrong (sha256, not a
+    /// GGUF), it crashed the server too often, or the source itself is refused. Another
+    /// download cannot help; the spec has to change.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            StoreError::HashMismatch { .. }
+                | StoreError::InvalidGguf { .. }
+                | StoreError::CrashLoop { .. }
+                | StoreError::InvalidSha256 { .. }
+                | StoreError::InvalidSource { .. }
+                | StoreError::InsecureHttp { .. }
+        )
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

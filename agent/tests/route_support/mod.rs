@@ -26,6 +26,8 @@ pub enum Behaviour {
     Fail,
     /// Streams two chunks, then drops the connection.
     Cut,
+    /// 503 with `Retry-After` to everything (all slots and queue places taken).
+    Busy,
 }
 
 /// A variant server and the request headers it received.
@@ -74,6 +76,11 @@ pub fn upstream_on(
 }
 
 fn answer(name: &'static str, behaviour: Behaviour, body: &Value) -> Response {
+    if behaviour == Behaviour::Busy {
+        let error = json!({"error": {"message": "busy", "type": "server_error"}});
+        let retry = [(header::RETRY_AFTER, "1")];
+        return (StatusCode::SERVICE_UNAVAILABLE, retry, Json(error)).into_response();
+    }
     if behaviour == Behaviour::Fail {
         let error = json!({"error": {"message": "boom", "type": "internal_error"}});
         return (StatusCode::INTERNAL_SERVER_ERROR, Json(error)).into_response();
@@ -167,6 +174,11 @@ pub struct Router {
 impl Router {
     /// Writes `table` and starts routing it (reloads are polled every 50 ms).
     pub async fn start(table: &RoutingTable) -> Router {
+        Router::start_with(table, |_| {}).await
+    }
+
+    /// [`Router::start`] with the router's settings adjusted.
+    pub async fn start_with(table: &RoutingTable, adjust: impl FnOnce(&mut RouteConfig)) -> Router {
         let dir = tempfile::tempdir().unwrap();
         let router = Router {
             base: String::new(),
@@ -176,6 +188,7 @@ impl Router {
         router.write(table);
         let mut config = RouteConfig::new(router.config_path(), "127.0.0.1:0".parse().unwrap());
         config.poll_interval = Duration::from_millis(50);
+        adjust(&mut config);
         let state = route::start(&config).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();

@@ -85,6 +85,9 @@ pub fn serve_args(plan: &Plan, v: &VariantPlan) -> Vec<String> {
     args.extend(["--cache-dir".into(), CACHE_DIR.into()]);
     args.extend(keep::serve_args());
     args.extend(["--failure-linger".into(), FAILURE_LINGER_SECONDS.into()]);
+    // A wrong sha256 or a broken file would fail every restart the same way after another
+    // whole download: the agent stays up saying why (status Degraded/AgentFailed) instead.
+    args.push("--hold-permanent-failure".into());
     args.extend(["--listen".into(), format!("0.0.0.0:{AGENT_PORT}")]);
     args.extend(["--ctx".into(), s.context_length.to_string()]);
     args.extend(["--parallel".into(), s.parallel.to_string()]);

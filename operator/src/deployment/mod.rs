@@ -16,11 +16,11 @@ use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use llamafleet_crds::{LlmDeployment, LlmModel};
 
-use crate::agent_status::{AgentProbe, AgentStatus};
+use crate::agent_status::{AgentProbe, AgentStatus, AgentTarget};
 use crate::build::{self, BuildOptions};
 use crate::context::{Context, ReconcileStart};
 use crate::error::{DereferenceError, Error};
-use crate::{names, node_cache, rollout, update};
+use crate::{node_cache, rollout, update};
 use plan::{Plan, ResolvedModel, ValidateError};
 
 /// Controller label of the metrics.
@@ -168,6 +168,11 @@ pub async fn reconcile(llmd: Arc<LlmDeployment>, ctx: Arc<Context>) -> Result<Ac
     status::with_rollout(&mut desired, &llmd, rollout.rollout.clone(), &now);
     status::with_sleep(&mut desired, &sleep);
     status::write_if_changed(&api, &name, llmd.status.as_ref(), &desired).await?;
+    if let Some(why) = status::new_agent_failure(llmd.status.as_ref(), &desired) {
+        tracing::warn!(%ns, %name, %why, "agent failed");
+        ctx.warn(&llmd.object_ref(&()), status::AGENT_FAILED, why)
+            .await;
+    }
     announce_sleep(&ctx, &llmd, &sleep).await;
     // After the routing table and status are written: the gauges show what is in force.
     let weights: Vec<(&str, i32)> = plan
@@ -253,8 +258,12 @@ async fn probe_agents(probe: &dyn AgentProbe, plan: &Plan) -> BTreeMap<String, A
         .iter()
         .filter(|v| v.replicas != Some(0))
         .map(|v| async move {
-            let url = names::variant_url(&plan.name, &v.name, &plan.namespace);
-            probe.status(&url).await.map(|s| (v.name.clone(), s))
+            let target = AgentTarget {
+                namespace: &plan.namespace,
+                llmd: &plan.name,
+                variant: &v.name,
+            };
+            probe.status(target).await.map(|s| (v.name.clone(), s))
         });
     futures_util::future::join_all(asks)
         .await

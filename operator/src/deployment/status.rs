@@ -28,6 +28,8 @@ pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 /// A progressive rollout put its candidate's weight back to 0.
 pub const ROLLED_BACK: &str = "RolledBack";
+/// `Degraded` reason (and Event reason) when an agent's startup failed.
+pub const AGENT_FAILED: &str = "AgentFailed";
 
 /// A condition whose `lastTransitionTime` stays what it was while its status does not change.
 pub fn condition(
@@ -168,7 +170,23 @@ pub fn observed(
         (false, true) => ("ReplicasNotReady", "Downloading"),
         (false, false) => ("ReplicasNotReady", "ReplicasStarting"),
     };
-    let degraded = if stalled.is_empty() {
+    // An agent that failed for good stays up saying why (`serve --hold-permanent-failure`):
+    // that reason, not a restart count, is what the user needs.
+    let failed: Vec<String> = agents
+        .iter()
+        .filter_map(|(variant, a)| a.failure().map(|why| format!("variant {variant}: {why}")))
+        .collect();
+    let degraded = if !failed.is_empty() {
+        condition(
+            prev,
+            DEGRADED,
+            true,
+            AGENT_FAILED,
+            failed.join("; "),
+            generation,
+            now,
+        )
+    } else if stalled.is_empty() {
         condition(
             prev,
             DEGRADED,
@@ -224,6 +242,22 @@ pub fn observed(
     ];
     status.observed_generation = generation;
     status
+}
+
+/// The message of an agent failure `new` reports and `old` did not (so one Event is
+/// published per failure, not one per reconcile).
+pub fn new_agent_failure(
+    old: Option<&LlmDeploymentStatus>,
+    new: &LlmDeploymentStatus,
+) -> Option<String> {
+    let failure = |s: &LlmDeploymentStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == DEGRADED && c.reason == AGENT_FAILED)
+            .map(|c| c.message.clone())
+    };
+    let now = failure(new)?;
+    (old.and_then(failure).as_ref() != Some(&now)).then_some(now)
 }
 
 /// Sets `status.rollout` and, while there is a rollout status, the `RolledBack` condition:

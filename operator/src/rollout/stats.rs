@@ -12,7 +12,8 @@ use kube::{Api, Client};
 use llamafleet_crds::routing::{RouterStats, STATS_PATH};
 
 use crate::error::DereferenceError;
-use crate::names::{self, AGENT_PORT, PORT_NAME};
+use crate::names;
+use crate::pod_url;
 
 /// Longest wait for one router replica: a stuck pod must not hold up the reconcile.
 pub const ROUTER_STATS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -62,7 +63,7 @@ impl RouterStatsClient {
                 kind: "Pod",
                 source,
             })?;
-        Ok(list.items.iter().filter_map(pod_url).collect())
+        Ok(list.items.iter().filter_map(pod_url::of).collect())
     }
 
     /// Every replica's figures that could be had, one GET each, concurrently.
@@ -96,27 +97,4 @@ impl RouterStatsClient {
             }
         }
     }
-}
-
-/// `http://<pod IP>:<http port>` of a running pod.
-fn pod_url(pod: &Pod) -> Option<String> {
-    let status = pod.status.as_ref()?;
-    if status.phase.as_deref() != Some("Running") {
-        return None;
-    }
-    let ip = status.pod_ip.as_deref()?;
-    let port = pod
-        .spec
-        .as_ref()
-        .into_iter()
-        .flat_map(|s| &s.containers)
-        .flat_map(|c| c.ports.iter().flatten())
-        .find(|p| p.name.as_deref() == Some(PORT_NAME))
-        .map_or(AGENT_PORT, |p| p.container_port);
-    let host = if ip.contains(':') {
-        format!("[{ip}]")
-    } else {
-        ip.to_string()
-    };
-    Some(format!("http://{host}:{port}"))
 }
