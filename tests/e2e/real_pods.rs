@@ -244,8 +244,10 @@ fn a_wrong_sha256_is_reported_without_a_crash_loop(
     // Room on the 2-core node for the broken deployment's pods.
     c.kubectl_ok(&["delete", "llmd", "chat", "-n", ns, "--wait=true"]);
     let right = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+    // Letters in it: YAML would read 64 zeros as a number.
+    let wrong = "deadbeef".repeat(8);
     let broken = quickstart(model_url)
-        .replace(right, &"0".repeat(64))
+        .replace(right, &wrong)
         .replace("gemma3-270m", "broken-model")
         .replace("name: chat", "name: broken");
     assert!(

@@ -442,7 +442,8 @@ impl Live {
                 self.log.finished(logged);
                 if self.log_text {
                     let prompt = std::mem::take(&mut self.prompt_text);
-                    self.log.text(prompt, std::mem::take(&mut self.text));
+                    let answer = std::mem::take(&mut self.text);
+                    self.log.text(self.choice, prompt, answer);
                 }
                 self.rx.close();
                 Step::Done(finish, usage)

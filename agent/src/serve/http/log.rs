@@ -29,7 +29,38 @@ struct Fields {
     /// Generations admitted and not finished yet (`n`, a list of prompts).
     running: usize,
     finished: bool,
-    text: Option<(String, String)>,
+    /// Each generation's prompt (empty for a copy of the one before: `n`) and answer, in
+    /// the order they ended (with `--log-text`).
+    text: Vec<Generation>,
+}
+
+/// The text of one generation: its choice index, prompt and answer.
+#[derive(Debug, Default)]
+struct Generation {
+    choice: usize,
+    prompt: String,
+    answer: String,
+}
+
+/// The `prompt` and `answer` fields of the log line: as they are for one generation; for
+/// several (`n`, a list of prompts), each prompt once and every answer, marked `[choice i]`
+/// in choice order, so none is lost.
+fn logged_text(mut generations: Vec<Generation>) -> (String, String) {
+    if generations.len() <= 1 {
+        let g = generations.pop().unwrap_or_default();
+        return (g.prompt, g.answer);
+    }
+    generations.sort_by_key(|g| g.choice);
+    let prompts: Vec<&str> = generations
+        .iter()
+        .map(|g| g.prompt.as_str())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let answers: Vec<String> = generations
+        .iter()
+        .map(|g| format!("[choice {}] {}", g.choice, g.answer))
+        .collect();
+    (prompts.join("\n\n"), answers.join("\n"))
 }
 
 impl Fields {
@@ -110,9 +141,16 @@ impl RequestLog {
         });
     }
 
-    /// Prompt and answer text, logged only when `--log-text` is set.
-    pub fn text(&self, prompt: String, answer: String) {
-        self.with(|f| f.text = Some((prompt, answer)));
+    /// Prompt and answer text of the generation of choice `choice`, logged only when
+    /// `--log-text` is set; a request of several logs them all.
+    pub fn text(&self, choice: usize, prompt: String, answer: String) {
+        self.with(|f| {
+            f.text.push(Generation {
+                choice,
+                prompt,
+                answer,
+            });
+        });
     }
 }
 
@@ -135,7 +173,7 @@ impl Drop for Inner {
             .observe(duration.as_secs_f64());
         let usage = f.usage.unwrap_or_default();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let (prompt, answer) = f.text.unwrap_or_default();
+        let (prompt, answer) = logged_text(f.text);
         macro_rules! emit {
             ($level:expr) => {
                 tracing::event!(
@@ -267,5 +305,28 @@ mod tests {
         assert_eq!(category(&log), "ok");
         let total = log.0.fields.lock().expect("fields").usage.expect("usage");
         assert_eq!((total.prompt_tokens, total.completion_tokens), (10, 6));
+    }
+
+    #[test]
+    fn several_generations_log_every_answer_in_choice_order() {
+        let g = |choice: usize, prompt: &str, answer: &str| Generation {
+            choice,
+            prompt: prompt.into(),
+            answer: answer.into(),
+        };
+        assert_eq!(
+            logged_text(vec![g(0, "hi", "hello")]),
+            ("hi".into(), "hello".into())
+        );
+        assert_eq!(logged_text(vec![]), (String::new(), String::new()));
+        // n = 2: one prompt (the copy's is empty), answers in choice order whatever the
+        // order they ended in.
+        assert_eq!(
+            logged_text(vec![g(1, "", "blue"), g(0, "Name a color.", "red")]),
+            (
+                "Name a color.".into(),
+                "[choice 0] red\n[choice 1] blue".into()
+            )
+        );
     }
 }
