@@ -81,6 +81,11 @@ impl Outliers {
         let Some(health) = variants.get_mut(variant) else {
             return false;
         };
+        self.still_ejected(variant, health)
+    }
+
+    /// Whether `health` is ejected now; ends an ejection that has run out.
+    fn still_ejected(&self, variant: &str, health: &mut Health) -> bool {
         match health.until {
             Some(until) if Instant::now() < until => true,
             Some(_) => {
@@ -98,7 +103,7 @@ impl Outliers {
     pub fn success(&self, variant: &str) {
         let mut variants = self.variants.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(health) = variants.get_mut(variant)
-            && health.until.is_none()
+            && !self.still_ejected(variant, health)
         {
             health.consecutive = 0;
             health.ejections = 0;
@@ -112,8 +117,8 @@ impl Outliers {
         }
         let mut variants = self.variants.lock().unwrap_or_else(|e| e.into_inner());
         let health = variants.entry(variant.to_owned()).or_default();
-        if health.until.is_some() {
-            // Pinned requests and retries of an ejected variant do not extend its ejection.
+        if self.still_ejected(variant, health) {
+            // Pinned requests to an ejected variant do not extend its ejection.
             return;
         }
         health.consecutive += 1;
@@ -198,5 +203,22 @@ mod tests {
             0,
             "a success after the return resets the back-off"
         );
+    }
+
+    #[test]
+    fn a_variant_reached_only_by_pinned_requests_returns_too() {
+        // No unpinned request looks at it (weight 0): its failures end the ejection.
+        let o = outliers(Duration::from_millis(5));
+        o.failure("pinned");
+        o.failure("pinned");
+        std::thread::sleep(Duration::from_millis(20));
+        o.failure("pinned");
+        assert_eq!(
+            ejected_gauge(&o, "pinned"),
+            0,
+            "returned, one failure counted"
+        );
+        o.failure("pinned");
+        assert!(o.is_ejected("pinned"), "ejected again");
     }
 }
