@@ -63,6 +63,9 @@ fn router_families() -> BTreeMap<String, BTreeSet<String>> {
         .with_label_values(&["green"])
         .observe(0.9);
     m.reloads.with_label_values(&["table", "ok"]).inc();
+    m.retries.with_label_values(&["blue", "connect"]).inc();
+    m.ejections.with_label_values(&["blue"]).inc();
+    m.ejected.with_label_values(&["blue"]).set(1);
     exposition_labels(&m.render().unwrap())
 }
 
