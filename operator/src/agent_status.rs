@@ -1,9 +1,9 @@
 //! What serving agents report on `GET /status`, and how the operator asks for it.
 //!
 //! The operator asks a variant's running pods directly (a Service routes to Ready pods only,
-//! and a replica that downloads, or failed, is not Ready), up to [`MAX_PODS_ASKED`] of them
-//! with the not-Ready ones first, and keeps the most telling answer: a failure, else a
-//! download, else any. Without pod access it asks the variant's Service. An agent that does
+//! and a replica that downloads, or failed, is not Ready): its not-Ready ones, up to
+//! [`MAX_PODS_ASKED`], or one when all are Ready, and keeps the most telling answer: a
+//! failure, else a download, else any. Without pod access it asks the variant's Service. An agent that does
 //! not answer in time leaves the variant without figures, and nothing fails.
 
 use std::time::Duration;
@@ -191,14 +191,16 @@ impl HttpAgentProbe {
                 return None;
             }
         };
-        let mut pods = list.items;
-        pods.sort_by_key(is_ready);
-        Some(
-            pods.iter()
-                .filter_map(pod_url::of)
-                .take(MAX_PODS_ASKED)
-                .collect(),
-        )
+        // Not-Ready replicas have the news (a download, a failure); when every replica is
+        // Ready, one answer is enough (device and offload are the same on each).
+        let (waiting, ready): (Vec<Pod>, Vec<Pod>) =
+            list.items.into_iter().partition(|p| !is_ready(p));
+        let (asked, limit) = if waiting.is_empty() {
+            (ready, 1)
+        } else {
+            (waiting, MAX_PODS_ASKED)
+        };
+        Some(asked.iter().filter_map(pod_url::of).take(limit).collect())
     }
 
     async fn ask(&self, base_url: &str) -> Option<AgentStatus> {

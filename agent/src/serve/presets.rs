@@ -6,6 +6,8 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use llamafleet_crds::PresetToolChoice;
+
 use super::engine::{SamplingParams, Tool};
 use super::tools::ToolChoice;
 
@@ -46,16 +48,6 @@ pub struct PresetTool {
     /// JSON schema of the arguments (absent: no arguments).
     #[serde(default)]
     pub parameters: Value,
-}
-
-/// A preset's tool choice.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum PresetToolChoice {
-    /// The model decides.
-    Auto,
-    /// At least one call in every answer.
-    Required,
 }
 
 /// Sampling defaults of a preset (camelCase as in the LlmDeployment CRD; snake_case accepted).
