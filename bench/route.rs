@@ -1,5 +1,8 @@
-//! Router overhead: the same fixed-rate load of small OpenAI chat requests sent straight to an
-//! upstream and through `route` to it, side by side, with p50/p99 latency of each.
+//! Router overhead: the same fixed-rate load of OpenAI chat requests (a ~4 KB system prompt, as
+//! a preset's, and a short question) sent straight to an upstream and through `route` to it,
+//! side by side, with p50/p99 latency of each. The table lists the upstream as the variant's
+//! one replica, so the router does what it does in a cluster: it reads the prompt's blocks and
+//! picks the replica by prefix and load.
 //!
 //! The upstream is an in-process axum server answering a canned completion at once, so the
 //! difference is the router's own cost (accept, choose, forward, read the answer back).
@@ -13,7 +16,7 @@ use anyhow::Context;
 use axum::routing::post;
 use llamafleet_agent::route::state::RouterState;
 use llamafleet_agent::route::{self, RouteConfig};
-use llamafleet_crds::routing::{RoutedVariant, RoutingTable};
+use llamafleet_crds::routing::{RoutedReplicas, RoutedVariant, RoutingTable};
 use serde_json::json;
 use tokio::runtime::{Builder, Runtime};
 
@@ -54,10 +57,11 @@ async fn upstream() -> anyhow::Result<String> {
 async fn router(upstream: String, dir: &std::path::Path) -> anyhow::Result<(String, RouterState)> {
     let table = RoutingTable::open(vec![RoutedVariant {
         name: "a".into(),
-        url: upstream,
+        url: upstream.clone(),
         weight: 100,
         model: "m".into(),
         deployment: None,
+        replicas: Some(RoutedReplicas::Urls(vec![upstream])),
     }]);
     let path = dir.join("routing.yaml");
     std::fs::write(&path, serde_norway::to_string(&table)?)?;
@@ -72,9 +76,12 @@ async fn router(upstream: String, dir: &std::path::Path) -> anyhow::Result<(Stri
 async fn load(base: String, rate: u32, seconds: u64) -> anyhow::Result<Vec<Duration>> {
     let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
     let url = format!("{base}/v1/chat/completions");
-    let body = json!({"model": "m", "messages": [{"role": "user", "content": "Name a colour."}],
-                      "max_tokens": 8, "temperature": 0})
-    .to_string();
+    let system =
+        "You answer questions about the lighthouse keeper's log in two sentences. ".repeat(56);
+    let messages = json!([{"role": "system", "content": system},
+                          {"role": "user", "content": "Name a colour."}]);
+    let body =
+        json!({"model": "m", "messages": messages, "max_tokens": 8, "temperature": 0}).to_string();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
     let started = Instant::now();
     let end = started + WARMUP + Duration::from_secs(seconds);

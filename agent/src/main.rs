@@ -186,6 +186,10 @@ struct RouteArgs {
     /// this.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     ejection_seconds: u64,
+    /// How a variant's replica is picked when the table says where its replicas are: the one
+    /// holding the request's prompt prefix unless it is full, the least loaded, or at random.
+    #[arg(long, value_enum, default_value_t = llamafleet_agent::route::replicas::ReplicaChoice::Prefix)]
+    replica_choice: llamafleet_agent::route::replicas::ReplicaChoice,
 }
 
 #[derive(Args, Debug)]
@@ -312,6 +316,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 base_ejection: base,
                 max_ejection: base * 10,
             };
+            config.replica_choice = args.replica_choice;
             llamafleet_agent::route::run(config).await?;
         }
         Command::Cache {

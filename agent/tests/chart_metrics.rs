@@ -66,6 +66,11 @@ fn router_families() -> BTreeMap<String, BTreeSet<String>> {
     m.retries.with_label_values(&["blue", "connect"]).inc();
     m.ejections.with_label_values(&["blue"]).inc();
     m.ejected.with_label_values(&["blue"]).set(1);
+    m.replica_choices
+        .with_label_values(&["blue", "prefix"])
+        .inc();
+    m.replicas.with_label_values(&["blue"]).set(2);
+    m.replica_ejections.with_label_values(&["blue"]).inc();
     exposition_labels(&m.render().unwrap())
 }
 

@@ -15,6 +15,7 @@ fn variants(weights: &[(&str, i32)]) -> Vec<RoutedVariant> {
             weight: *weight,
             model: "m".into(),
             deployment: None,
+            replicas: None,
         })
         .collect()
 }

@@ -113,6 +113,78 @@ pub struct RoutedVariant {
     /// this variant; absent: the variant never sleeps, and an unreachable one is a 502.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<String>,
+    /// Where the variant's replicas are, so that the router picks the replica (the one likely
+    /// to hold a request's prompt prefix in its cache, else the least loaded) instead of
+    /// leaving the choice to the Service; absent, or while none is known to be ready: `url`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_norway::with::singleton_map"
+    )]
+    pub replicas: Option<RoutedReplicas>,
+}
+
+/// How the router finds a variant's replicas: `urls: [...]` or `endpointSlices: {namespace,
+/// service}` (a one-key map, not a YAML tag).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RoutedReplicas {
+    /// The ready endpoints of a Service's EndpointSlices (label
+    /// `kubernetes.io/service-name`), watched; the router's ServiceAccount may list and watch
+    /// EndpointSlices in that namespace.
+    EndpointSlices {
+        /// Namespace of the Service.
+        namespace: String,
+        /// Name of the Service.
+        service: String,
+    },
+    /// Fixed base URLs (replicas outside Kubernetes, benchmarks, tests).
+    Urls(Vec<String>),
+}
+
+/// Response header in which `serve` reports its load, read by the router to choose replicas:
+/// `busy=<slots in use>;slots=<slots>;queued=<requests waiting for a slot>`.
+pub const LOAD_HEADER: &str = "x-llamafleet-load";
+
+/// A replica's load, as [`LOAD_HEADER`] carries it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicaLoad {
+    /// Slots generating.
+    pub busy: u32,
+    /// Slots in all (`--parallel`).
+    pub slots: u32,
+    /// Requests accepted and waiting for a slot.
+    pub queued: u32,
+}
+
+impl ReplicaLoad {
+    /// The header value.
+    pub fn header(&self) -> String {
+        format!(
+            "busy={};slots={};queued={}",
+            self.busy, self.slots, self.queued
+        )
+    }
+
+    /// Reads a header value; `None` unless all three figures are there.
+    pub fn parse(value: &str) -> Option<Self> {
+        let (mut busy, mut slots, mut queued) = (None, None, None);
+        for part in value.split(';') {
+            let (name, figure) = part.trim().split_once('=')?;
+            let figure = figure.trim().parse().ok()?;
+            match name.trim() {
+                "busy" => busy = Some(figure),
+                "slots" => slots = Some(figure),
+                "queued" => queued = Some(figure),
+                _ => {}
+            }
+        }
+        Some(ReplicaLoad {
+            busy: busy?,
+            slots: slots?,
+            queued: queued?,
+        })
+    }
 }
 
 /// How the router treats requests for a variant that sleeps (no ready replica).
@@ -298,6 +370,41 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    #[test]
+    fn replica_load_round_trips_and_refuses_partial_values() {
+        let load = ReplicaLoad {
+            busy: 3,
+            slots: 4,
+            queued: 2,
+        };
+        assert_eq!(ReplicaLoad::parse(&load.header()), Some(load));
+        assert_eq!(ReplicaLoad::parse("busy=1;slots=2"), None);
+        assert_eq!(ReplicaLoad::parse("busy=x;slots=2;queued=0"), None);
+    }
+
+    #[test]
+    fn replicas_read_as_a_one_key_map() {
+        let yaml = "name: a\nurl: http://a\nweight: 1\nmodel: m\nreplicas:\n  endpointSlices:\n    namespace: ns\n    service: llmd-a\n";
+        let v: RoutedVariant = serde_norway::from_str(yaml).unwrap();
+        let slices = RoutedReplicas::EndpointSlices {
+            namespace: "ns".into(),
+            service: "llmd-a".into(),
+        };
+        assert_eq!(v.replicas, Some(slices));
+        assert_eq!(serde_norway::to_string(&v).unwrap(), yaml);
+        let v: RoutedVariant = serde_norway::from_str(
+            "{name: a, url: 'http://a', weight: 1, model: m, replicas: {urls: ['http://b']}}",
+        )
+        .unwrap();
+        assert_eq!(
+            v.replicas,
+            Some(RoutedReplicas::Urls(vec!["http://b".into()]))
+        );
+        let v: RoutedVariant =
+            serde_norway::from_str("{name: a, url: 'http://a', weight: 1, model: m}").unwrap();
+        assert_eq!(v.replicas, None);
+    }
+
     fn stats(revision: &str, name: &str, requests: u64, errors: u64, ttft: &[u64]) -> RouterStats {
         RouterStats {
             revision: revision.into(),
@@ -338,6 +445,7 @@ mod tests {
             weight,
             model: String::new(),
             deployment: None,
+            replicas: None,
         };
         assert_eq!(
             revision(&[v("blue", 90), v("green", 10)]),

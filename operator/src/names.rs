@@ -68,14 +68,14 @@ pub fn router_deployment(llmd: &str) -> String {
     format!("{llmd}-router")
 }
 
-/// `<llmd>-router`: the router pods' ServiceAccount (only while variants may sleep).
+/// `<llmd>-router`: the router pods' ServiceAccount.
 pub fn router_account(llmd: &str) -> String {
     format!("{llmd}-router")
 }
 
-/// `<llmd>-router-wake`: the Role (and RoleBinding) letting the routers scale variants.
-pub fn router_wake_role(llmd: &str) -> String {
-    format!("{llmd}-router-wake")
+/// `<llmd>-router`: the Role (and RoleBinding) of the routers (`build/router_access.rs`).
+pub fn router_role(llmd: &str) -> String {
+    format!("{llmd}-router")
 }
 
 /// `<llmd>-routing`: the routing ConfigMap.

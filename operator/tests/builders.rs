@@ -417,6 +417,9 @@ fn migration_blue_removed_has_only_green() {
         ("Deployment", "assistant-green"),
         ("Service", "assistant-green"),
         ("PodDisruptionBudget", "assistant-green"),
+        ("ServiceAccount", "assistant-router"),
+        ("Role", "assistant-router"),
+        ("RoleBinding", "assistant-router"),
         ("Deployment", "assistant-router"),
         ("Service", "assistant"),
     ];

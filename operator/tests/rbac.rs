@@ -311,7 +311,7 @@ fn nothing_beyond_what_the_operator_needs_is_granted() {
             Some("default"),
             None,
         ),
-        // The scale subresource is held only to grant it to the routers (build/wake.rs).
+        // The scale subresource is held only to grant it to the routers (build/router_access.rs).
         request(
             "update",
             "apps",
@@ -332,14 +332,14 @@ fn nothing_beyond_what_the_operator_needs_is_granted() {
             "rbac.authorization.k8s.io",
             "roles",
             Some("default"),
-            Some("chat-router-wake"),
+            Some("chat-router"),
         ),
         request(
             "bind",
             "rbac.authorization.k8s.io",
             "roles",
             Some("default"),
-            Some("chat-router-wake"),
+            Some("chat-router"),
         ),
         // No cluster administration: CRDs, RBAC, namespaces, webhooks.
         request(

@@ -84,7 +84,7 @@ async fn first_reconcile_creates_everything_and_writes_status() {
     // Serving pods are about to be created: their node cache claim is read first.
     calls.push(node_cache_bound("default"));
     let children = built_children(&llmd, &models);
-    assert_eq!(children.len(), 6);
+    assert_eq!(children.len(), 9);
     for (path, body) in &children {
         assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-chat");
         calls.push(Call::apply(path.clone(), body.clone()));

@@ -24,7 +24,7 @@ fn docs(yaml: &str) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn quickstart_renders_the_node_cache_and_six_objects_without_owner_references() {
+fn quickstart_renders_the_node_cache_and_nine_objects_without_owner_references() {
     let out = render_files(&["quickstart.yaml"]).unwrap();
     let docs = docs(&out);
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
@@ -37,6 +37,9 @@ fn quickstart_renders_the_node_cache_and_six_objects_without_owner_references() 
             "Deployment",
             "Service",
             "PodDisruptionBudget",
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
             "Deployment",
             "Service"
         ]

@@ -127,7 +127,7 @@ fn event(reason: &str, note: &str) -> Call {
 }
 
 #[test]
-fn routers_get_an_identity_allowed_to_scale_exactly_the_variants() {
+fn routers_get_an_identity_allowed_to_watch_endpoints_and_scale_exactly_the_variants() {
     let (models, llmd) = sleepy();
     let children = built_children(&llmd, &models);
     let kinds: Vec<&str> = children
@@ -150,13 +150,15 @@ fn routers_get_an_identity_allowed_to_scale_exactly_the_variants() {
         ]
     );
     let role = &children[6].1;
+    let watch = json!({"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                       "verbs": ["list", "watch"]});
     assert_eq!(
         role["rules"],
-        json!([{"apiGroups": ["apps"], "resources": ["deployments/scale"],
+        json!([watch, {"apiGroups": ["apps"], "resources": ["deployments/scale"],
                 "resourceNames": ["chat-main"], "verbs": ["get", "patch"]}])
     );
     let binding = &children[7].1;
-    assert_eq!(binding["roleRef"]["name"], "chat-router-wake");
+    assert_eq!(binding["roleRef"]["name"], "chat-router");
     assert_eq!(
         binding["subjects"],
         json!([{"kind": "ServiceAccount", "name": "chat-router", "namespace": "default"}])
@@ -173,13 +175,14 @@ fn routers_get_an_identity_allowed_to_scale_exactly_the_variants() {
         "{table}"
     );
 
-    // Without sleeping variants: no identity, no token in the router pods.
+    // Without sleeping variants: the same identity, allowed only to watch EndpointSlices.
     let (models, llmd) = fixture("quickstart.yaml");
     let children = built_children(&llmd, &models);
-    assert_eq!(children.len(), 6);
-    let router = &children[4].1["spec"]["template"]["spec"];
-    assert_eq!(router.get("serviceAccountName"), None);
-    assert_eq!(router["automountServiceAccountToken"], false);
+    assert_eq!(children.len(), 9);
+    assert_eq!(children[5].1["rules"], json!([watch]));
+    let router = &children[7].1["spec"]["template"]["spec"];
+    assert_eq!(router["serviceAccountName"], "chat-router");
+    assert_eq!(router["automountServiceAccountToken"], true);
 }
 
 #[tokio::test]

@@ -155,6 +155,8 @@ fn copy_table(
     for v in &mut table.variants {
         if let Some(url) = upstreams.get(&v.name) {
             v.url.clone_from(url);
+            // The loopback process is the variant's one replica, not its pods' addresses.
+            v.replicas = None;
         }
     }
     let yaml = serde_norway::to_string(&table).expect("table serialises");

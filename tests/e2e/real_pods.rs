@@ -225,10 +225,38 @@ fn the_quickstart_runs_on_real_pods_under_pod_security_restricted() {
         .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
         .collect();
     assert_eq!(files.len(), 1, "one file in the node cache: {files:?}");
+    routers_pick_replicas_from_endpoint_slices(&c, &client, &router);
 
     stream_survives_its_pod_being_deleted(&c, &client, &router, &app.name);
     an_idle_variant_sleeps_and_a_request_wakes_it(&c, &client, &router, &app.name);
     a_wrong_sha256_is_reported_without_a_crash_loop(&c, &app.name, &model_url, &server);
+}
+
+/// Both variant replicas are known to the routers, from the variant Service's EndpointSlices
+/// (watched with the routers' own ServiceAccount, under `restricted`), and a request is
+/// answered by a replica the router chose, not by the Service.
+fn routers_pick_replicas_from_endpoint_slices(c: &Cluster, client: &ClientPod<'_>, router: &str) {
+    c.wait_until("a router knows both replicas", 60, || {
+        client
+            .curl(&format!("{router}/metrics"))
+            .contains("llamafleet_router_replicas{variant=\"main\"} 2")
+    });
+    let json = "-H 'content-type: application/json'";
+    for _ in 0..4 {
+        let answer = client.curl(&format!(
+            "-s -o /dev/null -w '%{{http_code}}' {json} -d '{}' {router}/v1/chat/completions",
+            chat_body(false)
+        ));
+        assert_eq!(answer.trim(), "200");
+    }
+    // Two router replicas: each request and each scrape lands on either.
+    c.wait_until("a router chose a replica itself", 30, || {
+        client.curl(&format!("{router}/metrics")).lines().any(|l| {
+            l.starts_with("llamafleet_router_replica_choices_total{")
+                && !l.contains("choice=\"service\"")
+                && !l.ends_with(" 0")
+        })
+    });
 }
 
 /// A wrong sha256 in the LlmModel: the agent downloads the file, refuses it, and stays up
@@ -328,7 +356,8 @@ fn an_idle_variant_sleeps_and_a_request_wakes_it(
         "-p",
         r#"{"spec":{"replicas":null,"autoscaling":{"minReplicas":0,"maxReplicas":2,"idleAfter":"10s"}}}"#,
     ]);
-    // The routers restart with their ServiceAccount; every replica's figures count.
+    // The routers' Role gains the scale rule (their pods, with their ServiceAccount already,
+    // do not change); every replica's figures count.
     c.kubectl_ok(&[
         "rollout",
         "status",

@@ -60,6 +60,16 @@ pub struct RouterMetrics {
     pub ejections: IntCounterVec,
     /// 1 while a variant is ejected (it drops at the first request after the ejection).
     pub ejected: IntGaugeVec,
+    /// How each request's replica was chosen, by variant and choice (`prefix`: the replica
+    /// this router sent its prompt prefix to; `hash`: the replica its first block hashes to,
+    /// a prefix not seen yet; `load`: that replica had no free slot, so the least loaded;
+    /// `least_loaded`: a prompt shorter than a block; `random`; `service`: no replica known,
+    /// the variant Service chose).
+    pub replica_choices: IntCounterVec,
+    /// Ready replicas the router knows of, by variant.
+    pub replicas: IntGaugeVec,
+    /// Replicas set aside after failing before an answer, by variant.
+    pub replica_ejections: IntCounterVec,
 }
 
 fn counter(
@@ -122,6 +132,14 @@ impl RouterMetrics {
             v,
         )?;
         r.register(Box::new(ejected.clone()))?;
+        let replicas = IntGaugeVec::new(
+            Opts::new(
+                "llamafleet_router_replicas",
+                "Ready replicas the router knows of, by variant",
+            ),
+            v,
+        )?;
+        r.register(Box::new(replicas.clone()))?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -223,6 +241,20 @@ impl RouterMetrics {
                 "Ejections of variants that kept failing, by variant",
                 v,
             )?,
+            replica_choices: counter(
+                &r,
+                "llamafleet_router_replica_choices_total",
+                "How requests' replicas were chosen, by variant and choice (prefix, hash, load, \
+                 least_loaded, random, service)",
+                &["variant", "choice"],
+            )?,
+            replica_ejections: counter(
+                &r,
+                "llamafleet_router_replica_ejections_total",
+                "Replicas set aside after failing before an answer, by variant",
+                v,
+            )?,
+            replicas,
             ejected,
             unauthorized,
             overhead,

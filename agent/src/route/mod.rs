@@ -8,6 +8,10 @@
 //!   else the `sticky_header` value), so a client stays on one variant while the weights stay
 //!   put; anonymous requests draw at random. `x-llamafleet-variant: NAME` pins a variant, and
 //!   every answer names the variant in that header.
+//! - Replicas ([`replicas`]): where the table says where a variant's replicas are (its
+//!   Service's EndpointSlices, [`endpoints`]), the router picks the replica: the one that
+//!   received the longest run of the request's prompt prefix ([`prefix`]) unless it is full,
+//!   else the least loaded (replicas report their load in a response header).
 //! - Keys and limits: with `api_keys_dir`, a known key is required (401 otherwise). Tier budgets
 //!   are per deployment per hour; each of the `router_replicas` replicas enforces
 //!   `ceil(budget / router_replicas)` per client on its own ([`limits`]), answering 429 with
@@ -29,13 +33,16 @@ pub mod answer;
 pub mod body;
 pub mod choose;
 pub mod console;
+pub mod endpoints;
 pub mod http;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod outliers;
+pub mod prefix;
 pub mod proxy;
 pub mod reload;
+pub mod replicas;
 pub mod shadow;
 pub mod state;
 pub mod stats;
@@ -54,6 +61,7 @@ use tokio::net::TcpListener;
 
 use self::metrics::RouterMetrics;
 use self::outliers::OutlierPolicy;
+use self::replicas::ReplicaChoice;
 use self::state::RouterState;
 
 /// How often the table and keys are re-read.
@@ -72,6 +80,8 @@ pub struct RouteConfig {
     pub grace: Duration,
     /// When a variant that keeps failing is ejected.
     pub outliers: OutlierPolicy,
+    /// How a variant's replica is picked.
+    pub replica_choice: ReplicaChoice,
 }
 
 impl RouteConfig {
@@ -83,6 +93,7 @@ impl RouteConfig {
             poll_interval: DEFAULT_POLL_INTERVAL,
             grace: Duration::from_secs(110),
             outliers: OutlierPolicy::default(),
+            replica_choice: ReplicaChoice::default(),
         }
     }
 }
@@ -90,7 +101,11 @@ impl RouteConfig {
 /// A state with the table (and keys) at `config` loaded if they can be, and the reload loop
 /// running in the background.
 pub fn start(config: &RouteConfig) -> anyhow::Result<RouterState> {
-    let state = RouterState::new(RouterMetrics::new()?, config.outliers)?;
+    let state = RouterState::new(
+        RouterMetrics::new()?,
+        config.outliers,
+        config.replica_choice,
+    )?;
     let mut watcher = reload::Watcher::default();
     watcher.poll(&state, &config.config);
     let (bg_state, path, interval) = (state.clone(), config.config.clone(), config.poll_interval);

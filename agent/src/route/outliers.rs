@@ -74,6 +74,11 @@ impl Outliers {
         }
     }
 
+    /// The policy.
+    pub fn policy(&self) -> OutlierPolicy {
+        self.policy
+    }
+
     /// Whether `variant` is out of the weighted choice now. An ejection that has run out ends
     /// here (and its gauge drops), at the first request that looks.
     pub fn is_ejected(&self, variant: &str) -> bool {

@@ -8,15 +8,16 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use llamafleet_crds::routing::{PIN_HEADER, RoutedVariant, RoutedWake};
+use llamafleet_crds::routing::{LOAD_HEADER, PIN_HEADER, RoutedVariant, RoutedWake};
 
 use super::answer::{Answer, Framing};
 use super::body::{End, Watched};
 use super::limits::{Admission, LimitHeaders};
+use super::replicas::{InFlight, ReplicaChoice};
 use super::state::{Live, RouterState};
 use super::stats::Outcome;
 use super::wake::Refusal;
-use super::{choose, keys, shadow};
+use super::{choose, keys, prefix, shadow};
 use crate::serve::http::{ApiError, Flavor};
 
 /// Routes whose answers carry generated text (read for tokens, TTFT and shadow comparison).
@@ -41,15 +42,16 @@ const DROPPED_REQUEST_HEADERS: [&str; 7] = [
     "connection",
     PIN_HEADER,
 ];
-/// Response headers not passed back: hop-by-hop ones, and the length, so that the body is
-/// sent chunked and the server polls it to its end (the answer is accounted for before the
-/// client sees the last chunk).
-const DROPPED_RESPONSE_HEADERS: [&str; 5] = [
+/// Response headers not passed back: hop-by-hop ones, the length, so that the body is sent
+/// chunked and the server polls it to its end (the answer is accounted for before the client
+/// sees the last chunk), and the replica's load report (meant for the router).
+const DROPPED_RESPONSE_HEADERS: [&str; 6] = [
     "connection",
     "keep-alive",
     "transfer-encoding",
     "trailer",
     "content-length",
+    LOAD_HEADER,
 ];
 
 /// Forwards one client request to a variant.
@@ -101,14 +103,38 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
                 body.clone(),
             )
         });
-    state
-        .metrics
-        .overhead
-        .observe(arrived.elapsed().as_secs_f64());
     let mut variant = first;
+    // The router's own time is observed once, up to the first attempt's send.
+    let mut observed = false;
     let mut retried = false;
+    // The prompt's blocks, read from the body once a variant with known replicas needs them.
+    let mut blocks: Option<Vec<u64>> = None;
+    // The replica that just failed the request, not to be tried again for it.
+    let mut avoid: Option<Arc<str>> = None;
     let (upstream, mut finish) = loop {
         state.activity.touch(&variant.name);
+        let replica = state.replicas.known(&variant.name).and_then(|replicas| {
+            let blocks = blocks.get_or_insert_with(|| {
+                let by_prefix = generation && state.replicas.choice == ReplicaChoice::Prefix;
+                if by_prefix {
+                    prefix::blocks(&body)
+                } else {
+                    Vec::new()
+                }
+            });
+            replicas.choose(state.replicas.choice, blocks, avoid.as_deref())
+        });
+        let choice = replica.as_ref().map_or("service", |(_, c)| c.label());
+        state
+            .metrics
+            .replica_choices
+            .with_label_values(&[&variant.name, choice])
+            .inc();
+        let in_flight = replica.map(|(r, _)| r.start());
+        let base = in_flight
+            .as_ref()
+            .map_or(variant.url.as_str(), |f| &f.replica().url)
+            .to_string();
         let mut finish = Finish {
             state: state.clone(),
             live: live.clone(),
@@ -117,6 +143,7 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
             admission: admission.clone(),
             mirror: None,
             busy: false,
+            in_flight,
         };
         // A variant that may sleep and refuses the connection is asleep: hold the request
         // while it wakes, then send it again.
@@ -130,13 +157,24 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
         } else {
             &state.client
         };
-        let url = format!("{}{path_and_query}", variant.url.trim_end_matches('/'));
+        let url = format!("{}{path_and_query}", base.trim_end_matches('/'));
+        if !observed {
+            observed = true;
+            state
+                .metrics
+                .overhead
+                .observe(arrived.elapsed().as_secs_f64());
+        }
         let sent = client
             .request(parts.method.clone(), &url)
             .headers(upstream_headers.clone())
             .body(body.clone())
             .send()
             .await;
+        if let (Ok(upstream), Some(f)) = (&sent, &finish.in_flight) {
+            f.replica().observe(upstream.headers());
+        }
+        avoid = finish.in_flight.as_ref().map(|f| f.replica().url.clone());
         // Nothing of the answer has reached the client yet: a request that failed here is
         // sent once more (to another variant unless pinned), every attempt counted.
         let reason = match sent {
@@ -147,7 +185,18 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
             }
             Ok(upstream) => break (upstream, finish),
             Err(error) => {
-                if let Some(wake) = wake.filter(|_| error.is_connect()) {
+                // A replica that failed is set aside; only the Service refusing means asleep.
+                if let Some(f) = &finish.in_flight {
+                    f.replica().set_aside(state.outliers.policy().base_ejection);
+                    state
+                        .metrics
+                        .replica_ejections
+                        .with_label_values(&[&variant.name])
+                        .inc();
+                    tracing::warn!(variant = %variant.name, replica = %f.replica().url, %error, "replica set aside");
+                }
+                let asleep = finish.in_flight.is_none() && error.is_connect();
+                if let Some(wake) = wake.filter(|_| asleep) {
                     let deadline = arrived + Duration::from_secs(wake.timeout_seconds);
                     if let Err(refusal) = state.wakers.hold(wake, variant, deadline).await {
                         // Counted as an error, not as a fault: asleep is not broken.
@@ -172,7 +221,15 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
             .with_label_values(&[&variant.name, reason])
             .inc();
         retried = true;
+        // Another replica of the same variant comes first: the client's variant stays.
+        let other_replica = avoid.as_ref().is_some_and(|failed| {
+            state
+                .replicas
+                .known(&variant.name)
+                .is_some_and(|r| r.has_usable(Some(failed)))
+        });
         if pinned.is_none()
+            && !other_replica
             && let Some(next) = choose::pick_other(variants, &key, index, healthy)
         {
             index = next;
@@ -309,6 +366,8 @@ struct Finish {
     mirror: Option<tokio::sync::oneshot::Sender<String>>,
     /// A 503 that says when to come back (busy, starting, waking): not the variant's fault.
     busy: bool,
+    /// The replica it went to, counted until the answer ends.
+    in_flight: Option<InFlight>,
 }
 
 impl Finish {

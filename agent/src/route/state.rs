@@ -7,10 +7,12 @@ use std::time::Duration;
 use llamafleet_crds::routing::RoutingTable;
 use tokio::sync::Semaphore;
 
+use super::endpoints::Discovery;
 use super::keys::KeySet;
 use super::limits::Limits;
 use super::metrics::RouterMetrics;
 use super::outliers::{OutlierPolicy, Outliers};
+use super::replicas::{ReplicaChoice, Replicas};
 use super::stats::RevisionStats;
 use super::votes::Votes;
 use super::wake::{Activity, Wakers};
@@ -60,11 +62,18 @@ pub struct RouterState {
     pub votes: Arc<Votes>,
     /// Variants that keep failing, out of the weighted choice for a while.
     pub outliers: Arc<Outliers>,
+    /// The variants' replicas, their load and where prompt prefixes went.
+    pub replicas: Replicas,
+    discovery: Discovery,
 }
 
 impl RouterState {
     /// A state with no table yet (not ready).
-    pub fn new(metrics: RouterMetrics, outliers: OutlierPolicy) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        metrics: RouterMetrics,
+        outliers: OutlierPolicy,
+        replica_choice: ReplicaChoice,
+    ) -> Result<Self, reqwest::Error> {
         let client_with = |connect_timeout| {
             reqwest::Client::builder()
                 .connect_timeout(connect_timeout)
@@ -76,6 +85,7 @@ impl RouterState {
         let sleepy_client = client_with(SLEEPY_CONNECT_TIMEOUT)?;
         let wakers = Wakers::new(client.clone(), metrics.clone());
         let outliers = Arc::new(Outliers::new(outliers, metrics.clone()));
+        let replicas = Replicas::new(replica_choice, metrics.clone());
         Ok(RouterState {
             live: Arc::default(),
             keys: Arc::default(),
@@ -87,6 +97,8 @@ impl RouterState {
             wakers,
             votes: Arc::default(),
             outliers,
+            replicas,
+            discovery: Discovery::default(),
         })
     }
 
@@ -98,6 +110,7 @@ impl RouterState {
     /// Switches to `table`. Counters carry over while the revision (the weights) is the same;
     /// rate-limit buckets carry over for tiers whose budgets did not change.
     pub fn install(&self, table: RoutingTable) {
+        self.discovery.sync(&table, &self.replicas);
         let mut slot = self.live.write().unwrap_or_else(|e| e.into_inner());
         let previous = slot.as_ref();
         let stats = match previous {

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use llamafleet_crds::routing::RoutingTable;
+use llamafleet_crds::routing::{RoutedReplicas, RoutingTable};
 
 /// Why a routing table was refused (the router keeps the last good one).
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +76,18 @@ fn check(table: &RoutingTable) -> Result<(), String> {
             .map_err(|e| format!("variant {:?}: url {:?}: {e}", v.name, v.url))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("variant {:?}: url must be http(s)", v.name));
+        }
+        if let Some(RoutedReplicas::Urls(urls)) = &v.replicas {
+            for replica in urls {
+                let parsed = url::Url::parse(replica)
+                    .map_err(|e| format!("variant {:?}: replica {replica:?}: {e}", v.name))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(format!(
+                        "variant {:?}: replica {replica:?} must be http(s)",
+                        v.name
+                    ));
+                }
+            }
         }
     }
     if let Some(shadow) = &table.shadow {

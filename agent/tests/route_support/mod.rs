@@ -125,6 +125,7 @@ pub fn variant(name: &str, url: &str, weight: i32) -> RoutedVariant {
         weight,
         model: "m".into(),
         deployment: None,
+        replicas: None,
     }
 }
 

@@ -21,10 +21,10 @@ pub mod node_cache;
 mod pod;
 pub mod presets;
 pub mod router;
+pub mod router_access;
 pub mod routing;
 pub mod source_token;
 pub mod variant;
-pub mod wake;
 
 /// Options of the build that come from the operator, not the spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,8 +64,8 @@ pub struct Children {
     pub router: Deployment,
     /// The stable Service clients call.
     pub service: Service,
-    /// The routers' right to wake sleeping variants.
-    pub router_access: Option<wake::RouterAccess>,
+    /// The routers' identity: watch EndpointSlices, wake sleeping variants.
+    pub router_access: router_access::RouterAccess,
 }
 
 /// One object to apply, of any kind the operator writes.
@@ -132,11 +132,10 @@ impl Children {
             out.push(Child::Pdb(v.pdb));
             out.extend(v.hpa.map(Child::Hpa));
         }
-        if let Some(access) = self.router_access {
-            out.push(Child::ServiceAccount(access.service_account));
-            out.push(Child::Role(access.role));
-            out.push(Child::RoleBinding(access.binding));
-        }
+        let access = self.router_access;
+        out.push(Child::ServiceAccount(access.service_account));
+        out.push(Child::Role(access.role));
+        out.push(Child::RoleBinding(access.binding));
         out.push(Child::Deployment(Box::new(self.router)));
         out.push(Child::Service(self.service));
         out
@@ -154,7 +153,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions) -> Children {
             .collect(),
         router: router::deployment(plan, opts),
         service: router::stable_service(plan, opts),
-        router_access: wake::access(plan, opts),
+        router_access: router_access::access(plan, opts),
     }
 }
 

@@ -61,7 +61,6 @@ fn router_resources() -> ResourceRequirements {
 /// The router Deployment.
 pub fn deployment(plan: &Plan, opts: &BuildOptions) -> Deployment {
     let selector = names::router_selector(&plan.name);
-    let wakes = super::wake::wakes(plan);
     let mut volumes = vec![Volume {
         name: ROUTING_VOLUME.into(),
         config_map: Some(ConfigMapVolumeSource {
@@ -142,9 +141,10 @@ pub fn deployment(plan: &Plan, opts: &BuildOptions) -> Deployment {
                 spec: Some(PodSpec {
                     containers: vec![container],
                     volumes: Some(volumes),
-                    // An API token only where the router wakes sleeping variants with it.
-                    service_account_name: wakes.then(|| names::router_account(&plan.name)),
-                    automount_service_account_token: Some(wakes),
+                    // The token of the router's own account: it watches EndpointSlices and
+                    // wakes sleeping variants, nothing else (`router_access.rs`).
+                    service_account_name: Some(names::router_account(&plan.name)),
+                    automount_service_account_token: Some(true),
                     security_context: Some(pod_security_context()),
                     termination_grace_period_seconds: Some(ROUTER_TERMINATION_GRACE_SECONDS),
                     ..PodSpec::default()

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, KeyToPath, Volume, VolumeMount,
 };
 pub use llamafleet_crds::routing::{
-    RoutedShadow, RoutedTier, RoutedVariant, RoutedWake, RoutingTable,
+    RoutedReplicas, RoutedShadow, RoutedTier, RoutedVariant, RoutedWake, RoutingTable,
 };
 use llamafleet_crds::validation::parse_duration;
 
@@ -79,6 +79,10 @@ pub fn table(plan: &Plan) -> RoutingTable {
                 model: v.model.name.clone(),
                 deployment: (wake.is_some() && !v.retired)
                     .then(|| names::variant_object(&plan.name, &v.name)),
+                replicas: Some(RoutedReplicas::EndpointSlices {
+                    namespace: plan.namespace.clone(),
+                    service: names::variant_object(&plan.name, &v.name),
+                }),
             })
             .collect(),
         presets: plan.spec.presets.clone(),

@@ -753,6 +753,8 @@ impl<'m> Worker<'m> {
             m.tokens_per_second
                 .observe(f64::from(usage.completion_tokens - 1) / gen_time);
         }
+        // The slot is free before the answer ends, so the load the answer reports counts it free.
+        self.publish_stats();
         let _ = job.events.send(Event::Done { finish, usage });
     }
 

@@ -28,6 +28,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Router, body::Bytes};
+use llamafleet_crds::routing::{LOAD_HEADER, ReplicaLoad};
 use serde::de::DeserializeOwned;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -65,7 +66,8 @@ pub fn app(state: AppState) -> Router {
             "/api/blobs/{digest}",
             post(manage::managed_by_llm_model).head(manage::managed_by_llm_model),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
+        .route_layer(middleware::from_fn_with_state(state.clone(), report_load));
     let mut router = Router::new()
         .merge(client_api)
         .route("/api/version", get(ollama_models::version))
@@ -130,6 +132,25 @@ async fn require_key(State(state): State<AppState>, request: Request, next: Next
         }
     }
     next.run(request).await
+}
+
+/// Adds the engine's load to every client API answer (`x-llamafleet-load`), so that a router
+/// in front of several replicas learns their load from the answers it passes on, at no cost.
+async fn report_load(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let engine = &state.metrics.engine;
+    let figure = |gauge: &prometheus::IntGauge| u32::try_from(gauge.get()).unwrap_or(0);
+    let load = ReplicaLoad {
+        busy: figure(&engine.busy_slots),
+        slots: figure(&engine.slots),
+        queued: figure(&engine.queue_depth),
+    };
+    if let Ok(value) = HeaderValue::from_str(&load.header()) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(LOAD_HEADER), value);
+    }
+    response
 }
 
 /// A JSON body that fails in the route's own error format: 413 over the size limit, 400 for
