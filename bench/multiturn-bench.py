@@ -18,6 +18,8 @@ import threading
 import time
 import urllib.request
 
+from sse import emit, stream_chat
+
 TOPICS = ["lighthouse keeping", "bee keeping", "bridge building", "cheese making",
           "glass blowing", "clock repair", "sail making", "bookbinding", "tea blending",
           "violin making", "map drawing", "rope making", "stone carving", "wine making",
@@ -31,25 +33,6 @@ def system_prompt(topic):
     return (f"You are a patient master of {topic} who has taught apprentices for forty years. "
             f"You answer in two sentences, plainly, with one concrete example from your own "
             f"workshop, and you say so when you do not know. ") * 3
-
-
-def post(url, body):
-    req = urllib.request.Request(url, json.dumps(body).encode(), {"content-type": "application/json"})
-    start = time.perf_counter()
-    first = None
-    text = []
-    with urllib.request.urlopen(req, timeout=600) as resp:
-        for raw in resp:
-            line = raw.decode().strip()
-            if not line.startswith("data:") or line.endswith("[DONE]"):
-                continue
-            data = json.loads(line[5:])
-            for choice in data.get("choices") or []:
-                piece = choice.get("delta", {}).get("content")
-                if piece:
-                    first = first or time.perf_counter()
-                    text.append(piece)
-    return (first or time.perf_counter()) - start, "".join(text)
 
 
 def prompt_tokens(replicas):
@@ -93,7 +76,7 @@ def main():
             messages.append({"role": "user", "content": QUESTIONS[(i + turn) % len(QUESTIONS)]})
             body = {"model": "m", "messages": messages, "max_tokens": a.max_tokens,
                     "temperature": 0.7, "seed": i, "stream": True, "ignore_eos": True}
-            ttft, answer = post(f"{a.router}/v1/chat/completions", body)
+            ttft, answer, _ = stream_chat(f"{a.router}/v1/chat/completions", body)
             with lock:
                 ttfts.append((turn, ttft))
             messages.append({"role": "assistant", "content": answer})
@@ -119,10 +102,7 @@ def main():
         "prefill_tokens": int(computed1 - computed0), "cached_tokens": int(cached1 - cached0),
         "router_choices": choices(a.router),
     }
-    print(json.dumps(report), flush=True)
-    if a.json:
-        with open(a.json, "a") as f:
-            f.write(json.dumps(report) + "\n")
+    emit(report, a.json)
 
 
 if __name__ == "__main__":

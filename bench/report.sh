@@ -9,7 +9,8 @@
 # the agent alone when LLAMA_SERVER is unset), route (bench/route.sh), download
 # (bench/download.sh), operator (bench/operator-scale.sh), prefix (bench/prefix.sh: prefix
 # sharing on and off), stall (bench/stall.sh), multiturn (bench/multiturn.sh: the router's
-# prefix-aware replica choice against random).
+# prefix-aware replica choice against random), preset-waves (bench/preset-waves.sh: one
+# preset's users in waves, the agent against LLAMA_SERVER when set).
 # Writes OUT/results.json (default OUT=docs/benchmarks) with the machine, build, load average
 # and every figure, the raw text of each bench next to it (OUT/raw/), and OUT/*.svg. A run of
 # some PARTS keeps the other parts of an existing results.json (meta.kept_from_earlier_runs
@@ -21,7 +22,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 OUT="${OUT:-docs/benchmarks}"
-PARTS="${PARTS:-serve route download operator prefix stall multiturn}"
+PARTS="${PARTS:-serve route download operator prefix stall multiturn preset-waves}"
 PYTHON="${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3)}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export LLAMAFLEET_TEST_MODEL="${LLAMAFLEET_TEST_MODEL:-$(bash scripts/fetch-test-model.sh)}"
@@ -45,7 +46,7 @@ if has route; then
   bash bench/route.sh "${RATE:-200}" "${SECONDS_ROUTE:-10}" | tee "$OUT/raw/route.txt"
   "$PYTHON" bench/report.py route "$OUT/raw/route.txt" >"$WORK/route.json"
 fi
-for part in prefix stall multiturn; do
+for part in prefix stall multiturn preset-waves; do
   if has "$part"; then
     echo "== $part"
     JSON="$WORK/$part.jsonl" bash "bench/$part.sh" | tee "$OUT/raw/$part.txt"
@@ -92,14 +93,15 @@ results = {
     "operator": part("operator.json"),
 }
 # The JSON-lines benches: one object per measured run.
-for name in ("prefix", "stall", "multiturn"):
+for name in ("prefix", "stall", "multiturn", "preset-waves"):
     path = os.path.join(os.environ["WORK"], f"{name}.jsonl")
     results[name] = [json.loads(l) for l in open(path)] if os.path.exists(path) else None
 # A subset run (PARTS) keeps the other parts of an earlier results.json, saying from when.
 if os.path.exists(sys.argv[1]):
     earlier = json.load(open(sys.argv[1]))
     kept = results["meta"]["kept_from_earlier_runs"] = {}
-    for name in ("serve", "route", "download", "operator", "prefix", "stall", "multiturn"):
+    for name in ("serve", "route", "download", "operator", "prefix", "stall", "multiturn",
+                 "preset-waves"):
         if results[name] is None and earlier.get(name) is not None:
             results[name] = earlier[name]
             kept[name] = (earlier["meta"].get("kept_from_earlier_runs", {}).get(name)

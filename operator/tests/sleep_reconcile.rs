@@ -14,6 +14,7 @@ use std::time::Duration;
 use kube::runtime::controller::Action;
 use llamafleet_crds::routing::RouterStats;
 use llamafleet_crds::{AutoscalingSpec, LlmDeployment, LlmDeploymentStatus, LlmModel};
+use llamafleet_operator::deployment::sleep::UNREPORTED_RECHECK;
 use llamafleet_operator::deployment::{self, RESYNC_READY};
 use llamafleet_operator::rollout::RouterStatsClient;
 use llamafleet_operator::stores::Stores;
@@ -229,6 +230,22 @@ async fn a_variant_the_router_woke_is_recorded_awake() {
     ];
     let action = run(&llmd, stores, calls, router(1.0).await).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(60)));
+}
+
+#[tokio::test]
+async fn an_awake_variant_the_routers_do_not_report_yet_is_looked_at_again_soon() {
+    let (models, llmd) = sleepy();
+    let llmd = with_status(&llmd, &status(1, None));
+    let stores = cluster(&models, &live(&llmd, &models, 1));
+    // A router still on the table from before `minReplicas: 0` reports no idle figure; the
+    // new table reaches it through its ConfigMap volume, which no watch event announces.
+    let old_table = router_serving(&RouterStats {
+        revision: "main=100".into(),
+        ..RouterStats::default()
+    })
+    .await;
+    let action = run(&llmd, stores, vec![], old_table).await;
+    assert_eq!(action, Action::requeue(UNREPORTED_RECHECK));
 }
 
 #[tokio::test]

@@ -25,6 +25,12 @@ use llamafleet_crds::{LlmDeployment, RolloutPhase, RolloutStatus};
 use super::plan::Plan;
 use crate::rollout::RouterStatsClient;
 
+/// How soon an awake variant that some router replica does not report is looked at again.
+/// A router reports a variant once it runs the routing table that lets it wake the variant;
+/// the ConfigMap reaches running router pods without any object changing, so no watch event
+/// would bring the operator back when it does.
+pub const UNREPORTED_RECHECK: Duration = Duration::from_secs(15);
+
 /// What the routers say and the status remembers, per variant that may sleep.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sleep {
@@ -91,8 +97,17 @@ pub fn judge(
         let idle = RouterStats::idle_for(&v.name, figures).map(Duration::from_secs_f64);
         let asleep = match idle {
             _ if judging => false,
-            // No router answered: keep the state the status records.
-            None => before.is_some(),
+            // Not every router replica reports it (not answering, or still on an older
+            // table): keep the state the status records, and look again soon if awake.
+            None => {
+                if before.is_none() {
+                    let again = sleep
+                        .requeue
+                        .map_or(UNREPORTED_RECHECK, |r| r.min(UNREPORTED_RECHECK));
+                    sleep.requeue = Some(again);
+                }
+                before.is_some()
+            }
             Some(idle) if idle >= idle_after => true,
             Some(idle) => {
                 let left = idle_after - idle + Duration::from_secs(1);
