@@ -6,7 +6,7 @@ mod route_support;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use llamafleet_crds::routing::{PIN_HEADER, RoutedShadow, RoutedTier};
+use llamafleet_crds::routing::{PIN_HEADER, RoutedReplicas, RoutedShadow, RoutedTier};
 use route_support::{
     Behaviour, Router, answered_by, blue_green, eventually, free_address, json_of, table, upstream,
     upstream_on, variant,
@@ -394,6 +394,85 @@ async fn a_busy_variant_passes_requests_on_without_being_ejected() {
     assert_eq!(pinned.status(), 503);
     assert!(pinned.headers().contains_key("retry-after"));
     assert_eq!(busy.seen.lock().unwrap().len() as f64, retried + 2.0);
+}
+
+/// A router over one variant whose replicas are `replicas`, its first replica standing for
+/// the variant's Service URL.
+async fn router_over_replicas(replicas: Vec<String>) -> Router {
+    let mut v = variant("main", &replicas[0], 100);
+    v.replicas = Some(RoutedReplicas::Urls(replicas));
+    Router::start(&table(vec![v], vec![])).await
+}
+
+/// Sends requests until `done` holds for the router's metrics (at most 100), each answered
+/// 200 by `ok`; how many were sent.
+async fn until(router: &Router, done: impl Fn(&str) -> bool) -> u64 {
+    let mut sent = 0;
+    loop {
+        let metrics = router.metrics().await;
+        if done(&metrics) {
+            return sent;
+        }
+        assert!(sent < 100, "after {sent} requests: {metrics}");
+        let r = router.chat(json!({})).send().await.unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "request {sent} reached the client as a failure"
+        );
+        let body = json_of(r).await;
+        assert_eq!(body["choices"][0]["message"]["content"], "hello from ok");
+        sent += 1;
+    }
+}
+
+#[tokio::test]
+async fn a_dead_replica_is_set_aside_and_its_request_answered_by_another_replica() {
+    let dead = format!("http://{}", free_address());
+    let ok = upstream("ok", Behaviour::Answer).await;
+    let router = router_over_replicas(vec![dead, ok.url.clone()]).await;
+    let set_aside = "llamafleet_router_replica_ejections_total{variant=\"main\"}";
+    let sent = until(&router, |m| metric(m, set_aside) == 1.0).await;
+    // Set aside for 30 s: every later request goes to the other replica at once.
+    for _ in 0..10 {
+        let r = router.chat(json!({})).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let metrics = router.metrics().await;
+    assert_eq!(metric(&metrics, set_aside), 1.0, "{metrics}");
+    let connect = "llamafleet_router_retries_total{reason=\"connect\",variant=\"main\"}";
+    assert_eq!(metric(&metrics, connect), 1.0);
+    assert_eq!(
+        metric(&metrics, "llamafleet_router_replicas{variant=\"main\"}"),
+        2.0
+    );
+    // The only variant: the retry went to its other replica; both attempts count.
+    let stats = router.stats().await;
+    assert_eq!(stats.variant("main").unwrap().requests, sent + 10 + 1);
+    assert_eq!(stats.variant("main").unwrap().errors, 1);
+}
+
+#[tokio::test]
+async fn a_busy_replica_passes_its_request_to_a_replica_with_a_free_slot() {
+    let busy = upstream("busy", Behaviour::Busy).await;
+    let ok = upstream("ok", Behaviour::Answer).await;
+    let router = router_over_replicas(vec![busy.url.clone(), ok.url.clone()]).await;
+    let retried = "llamafleet_router_retries_total{reason=\"busy\",variant=\"main\"}";
+    until(&router, |m| metric(m, retried) >= 3.0).await;
+    let metrics = router.metrics().await;
+    // Busy is not broken: never set aside.
+    assert_eq!(
+        metric(
+            &metrics,
+            "llamafleet_router_replica_ejections_total{variant=\"main\"}"
+        ),
+        0.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        busy.seen.lock().unwrap().len() as f64,
+        metric(&metrics, retried)
+    );
 }
 
 #[tokio::test]

@@ -19,6 +19,8 @@ use super::replicas::Replicas;
 
 /// Name of the EndpointSlice port the agent listens on.
 const PORT_NAME: &str = "http";
+/// How long a watch without a Kubernetes client waits before it tries to make one again.
+const CLIENT_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The running EndpointSlice watches, by variant.
 #[derive(Default, Clone)]
@@ -58,6 +60,7 @@ impl Discovery {
             match &variant.replicas {
                 Some(RoutedReplicas::Urls(urls)) => replicas.set(&variant.name, urls),
                 Some(RoutedReplicas::EndpointSlices { namespace, service }) => {
+                    replicas.of(&variant.name);
                     wanted.insert(variant.name.clone(), (namespace, service));
                 }
                 None => replicas.set(&variant.name, &[]),
@@ -98,11 +101,14 @@ async fn watch(
     variant: String,
     replicas: Replicas,
 ) {
-    let client = match kube.get_or_try_init(Client::try_default).await {
-        Ok(client) => client.clone(),
-        Err(error) => {
-            tracing::warn!(%variant, %error, "no Kubernetes client: the variant's Service chooses its replicas");
-            return;
+    // Without a client the variant's Service chooses its replicas; try again now and then.
+    let client = loop {
+        match kube.get_or_try_init(Client::try_default).await {
+            Ok(client) => break client.clone(),
+            Err(error) => {
+                tracing::warn!(%variant, %error, "no Kubernetes client: the variant's Service chooses its replicas");
+                tokio::time::sleep(CLIENT_RETRY).await;
+            }
         }
     };
     let api: Api<EndpointSlice> = Api::namespaced(client, &namespace);
@@ -122,7 +128,7 @@ async fn watch(
         let urls = ready_urls(reader.state().iter().map(|s| s.as_ref()));
         if last.as_ref() != Some(&urls) {
             tracing::info!(%variant, replicas = urls.len(), "replicas changed");
-            replicas.set(&variant, &urls);
+            replicas.set_if_known(&variant, &urls);
             last = Some(urls);
         }
     }

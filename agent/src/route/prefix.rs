@@ -36,7 +36,8 @@ pub fn blocks(body: &[u8]) -> Vec<u64> {
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
         return Vec::new();
     };
-    let mut text = Vec::with_capacity(body.len());
+    let limit = MAX_BLOCKS * BLOCK_BYTES;
+    let mut text = Vec::with_capacity(body.len().min(limit));
     for name in LEADING_FIELDS {
         if let Some(value) = fields.get(name) {
             append(&mut text, value);
@@ -46,10 +47,15 @@ pub fn blocks(body: &[u8]) -> Vec<u64> {
     if let Some(value) = BODY_FIELDS.iter().find_map(|name| fields.get(*name)) {
         match value {
             // Each message on its own, so that the text of turn n is a prefix of turn n + 1's.
-            Value::Array(items) => items.iter().for_each(|item| {
-                append(&mut text, item);
-                text.push(0x1e);
-            }),
+            Value::Array(items) => {
+                for item in items {
+                    if text.len() >= limit {
+                        break;
+                    }
+                    append(&mut text, item);
+                    text.push(0x1e);
+                }
+            }
             other => append(&mut text, other),
         }
     }

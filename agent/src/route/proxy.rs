@@ -115,7 +115,10 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
         state.activity.touch(&variant.name);
         let replica = state.replicas.known(&variant.name).and_then(|replicas| {
             let blocks = blocks.get_or_insert_with(|| {
-                let by_prefix = generation && state.replicas.choice == ReplicaChoice::Prefix;
+                // With one replica there is nothing to choose: the prompt is not read.
+                let by_prefix = generation
+                    && state.replicas.choice == ReplicaChoice::Prefix
+                    && replicas.len() > 1;
                 if by_prefix {
                     prefix::blocks(&body)
                 } else {
@@ -195,6 +198,19 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
                         .inc();
                     tracing::warn!(variant = %variant.name, replica = %f.replica().url, %error, "replica set aside");
                 }
+                // A variant that may sleep whose known replicas all failed (a list gone stale
+                // while it went to sleep): its Service decides, and wakes it if it must.
+                let stale = wake.is_some()
+                    && error.is_connect()
+                    && finish.in_flight.is_some()
+                    && !state
+                        .replicas
+                        .known(&variant.name)
+                        .is_some_and(|r| r.has_usable(None));
+                if stale {
+                    finish.done(StatusCode::BAD_GATEWAY, None, End::Cut);
+                    continue;
+                }
                 let asleep = finish.in_flight.is_none() && error.is_connect();
                 if let Some(wake) = wake.filter(|_| asleep) {
                     let deadline = arrived + Duration::from_secs(wake.timeout_seconds);
@@ -221,12 +237,16 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
             .with_label_values(&[&variant.name, reason])
             .inc();
         retried = true;
-        // Another replica of the same variant comes first: the client's variant stays.
+        // Another replica of the same variant comes first, so the client's variant stays:
+        // after a failure any usable one, after a busy answer one with a free slot.
         let other_replica = avoid.as_ref().is_some_and(|failed| {
-            state
-                .replicas
-                .known(&variant.name)
-                .is_some_and(|r| r.has_usable(Some(failed)))
+            state.replicas.known(&variant.name).is_some_and(|r| {
+                if reason == "busy" {
+                    r.has_free(Some(failed))
+                } else {
+                    r.has_usable(Some(failed))
+                }
+            })
         });
         if pinned.is_none()
             && !other_replica

@@ -214,6 +214,12 @@ impl VariantReplicas {
         !self.usable(Instant::now(), avoid).is_empty()
     }
 
+    /// Whether a replica other than `avoid` is usable and has a free slot.
+    pub fn has_free(&self, avoid: Option<&str>) -> bool {
+        let now = Instant::now();
+        self.usable(now, avoid).iter().any(|r| !r.full(now))
+    }
+
     /// The replica for a request with prompt `blocks` (other than `avoid`, which just failed
     /// it), or `None` when no replica is usable.
     pub fn choose(
@@ -312,6 +318,22 @@ impl Replicas {
     /// Sets the ready replicas of `variant`.
     pub fn set(&self, variant: &str, urls: &[String]) {
         let replicas = self.of(variant);
+        self.install(variant, &replicas, urls);
+    }
+
+    /// Sets the ready replicas of `variant` unless it has been forgotten meanwhile (a watch
+    /// that was stopped while it read a change).
+    pub fn set_if_known(&self, variant: &str, urls: &[String]) {
+        let replicas = {
+            let all = self.by_variant.lock().unwrap_or_else(|e| e.into_inner());
+            all.get(variant).cloned()
+        };
+        if let Some(replicas) = replicas {
+            self.install(variant, &replicas, urls);
+        }
+    }
+
+    fn install(&self, variant: &str, replicas: &VariantReplicas, urls: &[String]) {
         replicas.set(urls);
         self.metrics
             .replicas
