@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.request
 
-from sse import emit, stream_chat
+from sse import emit, pct, stream_chat
 
 TOPICS = ["lighthouse keeping", "bee keeping", "bridge building", "cheese making",
           "glass blowing", "clock repair", "sail making", "bookbinding", "tea blending",
@@ -91,14 +91,12 @@ def main():
     computed1, cached1 = prompt_tokens(a.replica)
     every = sorted(t for _, t in ttfts)
     later = sorted(t for turn, t in ttfts if turn > 0)
-    def p(values, q):
-        return round(values[min(len(values) - 1, int(q * len(values)))], 3)
     report = {
         "label": a.label, "conversations": a.conversations, "turns": a.turns,
         "replicas": len(a.replica), "requests": len(ttfts), "wall_s": round(wall, 2),
-        "ttft_p50_s": round(statistics.median(every), 3), "ttft_p95_s": p(every, 0.95),
+        "ttft_p50_s": round(statistics.median(every), 3), "ttft_p95_s": pct(every, 0.95),
         "later_turns_ttft_p50_s": round(statistics.median(later), 3),
-        "later_turns_ttft_p95_s": p(later, 0.95),
+        "later_turns_ttft_p95_s": pct(later, 0.95),
         "prefill_tokens": int(computed1 - computed0), "cached_tokens": int(cached1 - cached0),
         "router_choices": choices(a.router),
     }

@@ -18,7 +18,7 @@ import statistics
 import threading
 import time
 
-from sse import emit, stream_chat
+from sse import emit, pct, stream_chat
 
 PARAGRAPH = (
     "You are the archivist of the lighthouse at Skerryvore. The keeper's log, kept since 1844, "
@@ -52,11 +52,6 @@ def wave(url, bodies):
     return time.perf_counter() - start, out
 
 
-def pct(values, q):
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(q * len(values)))], 3)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--print-preset", action="store_true")
@@ -68,6 +63,8 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--json", metavar="FILE")
     a = ap.parse_args()
+    if a.waves < 2 and not a.print_preset:
+        ap.error("--waves must be at least 2: a first wave and a later one are reported")
     if a.print_preset:
         print(json.dumps([{"name": "archivist", "system": SYSTEM}]))
         return

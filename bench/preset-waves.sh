@@ -8,7 +8,7 @@
 #   LLAMA_SERVER=/path/to/llama-server bench/preset-waves.sh
 #
 # Env: LLAMAFLEET_TEST_MODEL (default: scripts/fetch-test-model.sh), THREADS (2), CTX (2048
-# per slot), SLOTS (8), WAVES (4), MAX_TOKENS (64), ROUNDS (1), AGENT (default:
+# per slot), SLOTS (8), WAVES (4, at least 2), MAX_TOKENS (64), ROUNDS (1), AGENT (default:
 # target/release/llamafleet-agent), LLAMA_SERVER (without it, the agent alone), JSON (file to
 # append to).
 set -euo pipefail

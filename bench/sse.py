@@ -25,6 +25,12 @@ def stream_chat(url, body, timeout=900):
     return (first or time.perf_counter()) - start, "".join(text), usage
 
 
+def pct(values, q):
+    """The `q` quantile (0..1) of `values`, nearest rank, rounded to milliseconds."""
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(q * len(values)))], 3)
+
+
 def emit(report, json_path=None):
     """Prints `report` as one JSON line, and appends it to `json_path` when given."""
     print(json.dumps(report), flush=True)

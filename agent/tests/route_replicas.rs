@@ -109,6 +109,20 @@ async fn the_router_sends_each_turn_to_the_replica_holding_its_prefix() {
     let (b, b_url) = replica(model, &dir.path().join("b"));
     wait_ready(&a_url).await;
     wait_ready(&b_url).await;
+    // Every client API answer reports the replica's load; this one freed its slot first.
+    let direct = reqwest::Client::new()
+        .post(format!("{a_url}/v1/chat/completions"))
+        .body(chat(&[json!({"role": "user", "content": "Hi"})], 1, false).to_string())
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 200);
+    let load = direct
+        .headers()
+        .get(LOAD_HEADER)
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(load.as_deref(), Some("busy=0;slots=1;queued=0"));
     let urls = vec![a_url.clone(), b_url.clone()];
     let mut v = variant("main", &a_url, 100);
     v.replicas = Some(RoutedReplicas::Urls(urls.clone()));
