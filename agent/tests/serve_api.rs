@@ -272,6 +272,7 @@ async fn status_readiness_and_metrics() {
         "llamafleet_agent_time_to_first_token_seconds",
         "llamafleet_agent_slots_busy",
         "llamafleet_agent_kv_cache_cells",
+        "llamafleet_agent_decode_failures_total",
         "llamafleet_agent_download_bytes_total",
     ] {
         assert!(text.contains(name), "{name} missing");

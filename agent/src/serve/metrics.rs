@@ -51,6 +51,10 @@ pub struct EngineMetrics {
     pub kv_cells_total: IntGauge,
     /// Seconds the model load took.
     pub load_seconds: Gauge,
+    /// Decode steps llama.cpp refused that were tried again in smaller parts.
+    pub decode_retries: IntCounter,
+    /// Requests failed because llama.cpp refused their tokens even on their own.
+    pub decode_failures: IntCounter,
 }
 
 /// Every metric `serve` exposes.
@@ -79,6 +83,19 @@ fn cached_tokens(source: &str) -> prometheus::Result<IntCounter> {
              previous prompt, or a prefix shared from another slot",
         )
         .const_label("source", source),
+    )
+}
+
+/// One series of `llamafleet_agent_decode_failures_total`: what came of a refused decode step.
+fn decode_failures(outcome: &str) -> prometheus::Result<IntCounter> {
+    IntCounter::with_opts(
+        Opts::new(
+            "llamafleet_agent_decode_failures_total",
+            "Decode steps llama.cpp refused, by outcome: retried (the step was split in smaller \
+             parts, by slot and then by prompt chunk) or failed (one request's tokens were refused \
+             on their own: that request failed, the other slots went on)",
+        )
+        .const_label("outcome", outcome),
     )
 }
 
@@ -151,6 +168,8 @@ impl ServeMetrics {
                 "llamafleet_agent_model_load_seconds",
                 "Seconds the llama.cpp model load took",
             )?,
+            decode_retries: decode_failures("retried")?,
+            decode_failures: decode_failures("failed")?,
         };
         let store = StoreMetrics::register(&registry)?;
         registry.register(Box::new(requests.clone()))?;
@@ -169,6 +188,8 @@ impl ServeMetrics {
         registry.register(Box::new(e.kv_cells_used.clone()))?;
         registry.register(Box::new(e.kv_cells_total.clone()))?;
         registry.register(Box::new(e.load_seconds.clone()))?;
+        registry.register(Box::new(e.decode_retries.clone()))?;
+        registry.register(Box::new(e.decode_failures.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

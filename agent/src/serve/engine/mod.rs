@@ -17,6 +17,9 @@ mod template;
 mod tokens;
 mod worker;
 
+#[cfg(test)]
+mod decode_failure_tests;
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -189,6 +192,11 @@ pub(crate) struct Copy {
 pub(crate) enum Command {
     Generate(Box<job::Prepared>),
     Embed(Box<embed::EmbedJob>),
+    /// Tests only: drops the last KV cell of the slot running job `id` (ids count admitted
+    /// copies from 1) behind the engine's back, so llama.cpp refuses that slot's next token
+    /// for real (its positions no longer follow on).
+    #[cfg(test)]
+    Desync(u64),
 }
 
 /// Live counters the engine thread updates and `/healthz`, `/status` read.
@@ -358,6 +366,14 @@ impl Engine {
     pub async fn detokenize(&self, ids: Vec<i32>) -> Result<String, EngineError> {
         let shared = self.shared.clone();
         blocking(move || tokens::detokenize(&shared.model, &ids)).await?
+    }
+}
+
+#[cfg(test)]
+impl Engine {
+    /// See [`Command::Desync`].
+    fn desync(&self, job: u64) {
+        let _ = self.tx.send(Command::Desync(job));
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use llama_cpp_2::DecodeError;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -51,6 +52,31 @@ struct Slot {
     job: Option<Job>,
     /// A pinned prefix: a source of copies that never takes a job (see [`super::pinned`]).
     pinned: bool,
+}
+
+/// One slot's share of a decode step.
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    slot: usize,
+    /// Prompt tokens to prefill from the job's `fed`; 0: the slot's next generated token.
+    prompt: usize,
+}
+
+/// Why llama.cpp (or building the batch) refused a step.
+struct Refused {
+    message: String,
+    /// Whether the same tokens in a smaller batch might go through (a full KV cache, a failed
+    /// allocation or computation), unlike invalid input.
+    smaller_may_help: bool,
+}
+
+impl Refused {
+    fn new(message: String, smaller_may_help: bool) -> Self {
+        Refused {
+            message,
+            smaller_may_help,
+        }
+    }
 }
 
 struct Worker<'m> {
@@ -300,6 +326,20 @@ impl<'m> Worker<'m> {
         match cmd {
             Command::Generate(job) => self.admit(*job),
             Command::Embed(job) => self.embeds.push_back(*job),
+            #[cfg(test)]
+            Command::Desync(id) => self.desync(id),
+        }
+    }
+
+    #[cfg(test)]
+    fn desync(&mut self, id: u64) {
+        let found = self
+            .slots
+            .iter()
+            .find(|s| s.job.as_ref().is_some_and(|j| j.id == id));
+        if let Some(slot) = found {
+            let last = slot.cache.len().saturating_sub(1) as u32;
+            let _ = self.ctx.kv_cache_seq_rm(slot.seq, Some(last), None);
         }
     }
 
@@ -584,74 +624,147 @@ impl<'m> Worker<'m> {
         n
     }
 
+    /// One decode step over every busy slot: generation tokens first, then prompt chunks
+    /// within the budget.
     fn step(&mut self) {
-        self.batch.clear();
-        let mut outputs: Vec<(usize, i32)> = Vec::new();
-        let mut planned: Vec<(usize, usize)> = Vec::new();
-        let mut budget = BATCH_TOKENS;
-        for (i, slot) in self.slots.iter().enumerate() {
-            let Some(job) = slot.job.as_ref().filter(|j| j.twin_of.is_none()) else {
-                continue;
-            };
-            if let Some(token) = job.next {
-                let pos = slot.cache.len() as i32;
-                if self.batch.add(token, pos, &[slot.seq], true).is_ok() {
-                    outputs.push((i, self.batch.n_tokens() - 1));
-                    budget -= 1;
-                }
+        let parts = self.plan();
+        if parts.is_empty() {
+            return;
+        }
+        let generating = parts.iter().filter(|p| p.prompt == 0).count();
+        let prompt: usize = parts.iter().map(|p| p.prompt).sum();
+        let started = Instant::now();
+        match self.decode(&parts) {
+            Ok(outputs) => {
+                self.touch();
+                self.pace.record(started.elapsed(), generating, prompt);
+                self.apply(&parts, outputs);
+            }
+            Err(refused) => {
+                self.touch();
+                self.recover(parts, refused);
             }
         }
-        let generating = outputs.len();
-        if generating > 0 {
+    }
+
+    /// What the next step decodes: each generating slot's next token, then prompt chunks of
+    /// the prefilling slots while the budget lasts.
+    fn plan(&self) -> Vec<Part> {
+        let running = || {
+            self.slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| Some((i, s.job.as_ref().filter(|j| j.twin_of.is_none())?)))
+        };
+        let mut parts: Vec<Part> = running()
+            .filter(|(_, job)| job.next.is_some())
+            .map(|(slot, _)| Part { slot, prompt: 0 })
+            .collect();
+        let mut budget = BATCH_TOKENS - parts.len();
+        if !parts.is_empty() {
             budget = budget.min(self.pace.prefill_budget());
         }
-        for (i, slot) in self.slots.iter().enumerate() {
-            let Some(job) = slot.job.as_ref().filter(|j| j.twin_of.is_none()) else {
-                continue;
-            };
+        for (slot, job) in running() {
             if job.next.is_some() || job.fed >= job.tokens.len() || budget == 0 {
                 continue;
             }
             let take = (job.tokens.len() - job.fed).min(budget);
-            for k in job.fed..job.fed + take {
-                let last = k + 1 == job.tokens.len();
-                if self
-                    .batch
-                    .add(job.tokens[k], k as i32, &[slot.seq], last)
-                    .is_err()
-                {
-                    break;
-                }
-                if last {
-                    outputs.push((i, self.batch.n_tokens() - 1));
-                }
-            }
-            planned.push((i, take));
+            parts.push(Part { slot, prompt: take });
             budget -= take;
         }
+        parts
+    }
+
+    /// Decodes `parts` as one batch; returns where each slot's logits came out (slot, index
+    /// in the batch). A refused batch leaves the KV cache as it was (llama.cpp removes what
+    /// the failed batch had added), so its parts can be tried again.
+    fn decode(&mut self, parts: &[Part]) -> Result<Vec<(usize, i32)>, Refused> {
+        self.batch.clear();
+        let mut outputs = Vec::new();
+        for part in parts {
+            let slot = &self.slots[part.slot];
+            let Some(job) = &slot.job else { continue };
+            let mut add = |token, pos: usize, last: bool| {
+                self.batch
+                    .add(token, pos as i32, &[slot.seq], last)
+                    .map_err(|e| Refused::new(format!("building the batch: {e}"), false))?;
+                if last {
+                    outputs.push((part.slot, self.batch.n_tokens() - 1));
+                }
+                Ok::<_, Refused>(())
+            };
+            match (part.prompt, job.next) {
+                (0, Some(token)) => add(token, slot.cache.len(), true)?,
+                (0, None) => {}
+                (take, _) => {
+                    for k in job.fed..job.fed + take {
+                        add(job.tokens[k], k, k + 1 == job.tokens.len())?;
+                    }
+                }
+            }
+        }
         if self.batch.n_tokens() == 0 {
-            return;
+            return Ok(outputs);
         }
-        let prompt: usize = planned.iter().map(|(_, take)| take).sum();
-        let started = Instant::now();
-        if let Err(e) = self.ctx.decode(&mut self.batch) {
-            tracing::error!(error = %e, "decode failed");
-            self.fail_all(&format!("decode: {e}"));
-            return;
-        }
-        self.touch();
-        self.pace.record(started.elapsed(), generating, prompt);
-        for (i, take) in planned {
-            let slot = &mut self.slots[i];
+        self.ctx.decode(&mut self.batch).map_err(|e| {
+            // Invalid input (-1) is the same in any smaller batch; a full cache or a failed
+            // allocation or computation may not be.
+            let smaller = !matches!(e, DecodeError::NTokensZero);
+            Refused::new(format!("decode: {e}"), smaller)
+        })?;
+        Ok(outputs)
+    }
+
+    /// After a successful decode of `parts`: the prompt chunks join their slots' caches, and
+    /// every slot with logits samples its next token.
+    fn apply(&mut self, parts: &[Part], outputs: Vec<(usize, i32)>) {
+        for part in parts.iter().filter(|p| p.prompt > 0) {
+            let slot = &mut self.slots[part.slot];
             if let Some(job) = &mut slot.job {
                 slot.cache
-                    .extend_from_slice(&job.tokens[job.fed..job.fed + take]);
-                job.fed += take;
+                    .extend_from_slice(&job.tokens[job.fed..job.fed + part.prompt]);
+                job.fed += part.prompt;
             }
         }
         for (i, idx) in outputs {
             self.start_twins(i, idx);
             self.sample(i, idx);
+        }
+    }
+
+    /// A refused step, as llama-server does, goes again in smaller parts instead of failing
+    /// every slot: first half the slots and then the other half (each halved again if
+    /// refused), and a slot alone with a prompt chunk tries half the chunk (the rest follows in
+    /// later steps). Only a slot whose single token is refused fails, and only its request.
+    fn recover(&mut self, parts: Vec<Part>, refused: Refused) {
+        let metrics = &self.setup.metrics;
+        let retry = match parts.as_slice() {
+            [] => return,
+            [one] if one.prompt > 1 && refused.smaller_may_help => {
+                vec![vec![Part {
+                    prompt: one.prompt / 2,
+                    ..*one
+                }]]
+            }
+            [one] => {
+                metrics.decode_failures.inc();
+                tracing::error!(error = %refused.message, slot = one.slot,
+                    "llama.cpp refused one request's tokens: that request fails, the other slots go on");
+                return self.fail_slot(one.slot, &refused.message);
+            }
+            many => {
+                let (a, b) = many.split_at(many.len() / 2);
+                vec![a.to_vec(), b.to_vec()]
+            }
+        };
+        metrics.decode_retries.inc();
+        tracing::warn!(error = %refused.message, slots = parts.len(),
+            "llama.cpp refused a decode step: trying it again in smaller parts");
+        for parts in retry {
+            match self.decode(&parts) {
+                Ok(outputs) => self.apply(&parts, outputs),
+                Err(refused) => self.recover(parts, refused),
+            }
         }
     }
 
@@ -758,16 +871,16 @@ impl<'m> Worker<'m> {
         let _ = job.events.send(Event::Done { finish, usage });
     }
 
-    fn fail_all(&mut self, message: &str) {
-        for slot in &mut self.slots {
-            if let Some(job) = slot.job.take() {
-                let _ = job
-                    .events
-                    .send(Event::Error(EngineError::Internal(message.into())));
-                let _ = self.ctx.kv_cache_seq_rm(slot.seq, None, None);
-                slot.cache.clear();
-            }
+    /// Fails slot `i`'s request and forgets its cache, whose state llama.cpp refused.
+    fn fail_slot(&mut self, i: usize, message: &str) {
+        let slot = &mut self.slots[i];
+        if let Some(job) = slot.job.take() {
+            let _ = job
+                .events
+                .send(Event::Error(EngineError::Internal(message.into())));
         }
+        let _ = self.ctx.kv_cache_seq_rm(slot.seq, None, None);
+        slot.cache.clear();
     }
 
     fn publish_stats(&self) {
