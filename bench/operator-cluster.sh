@@ -6,7 +6,8 @@
 # rest: reconciles, API requests by verb (the operator's own count), CPU time and RSS.
 #
 #   bash bench/operator-cluster.sh [COUNT] [IDLE_SECONDS]      # defaults: 1000, 300
-# The model is made Ready first; rest begins once the cluster's own writes settle (<= 10 min).
+# The model is made Ready first; rest begins once the cluster's own writes settle (<= 10 min;
+# SETTLE_MAX=seconds for another cap).
 #   OPERATOR=path/to/llamafleet-operator bash bench/operator-cluster.sh   # another build
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -85,6 +86,8 @@ while :; do
 done
 took="$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")"
 echo "every LlmDeployment has a status ${took} s after the operator started"
+memory() { grep -E '^(VmRSS|VmHWM)' "/proc/$operator_pid/status" | tr -s ' \t' ' ' | tr '\n' ' '; }
+echo "operator memory then: $(memory)"
 
 # What the operator has done so far, and its CPU time (ticks of utime + stime).
 metric() { # name filter → value (0 when absent)
@@ -131,7 +134,7 @@ writes() { server_requests | awk '$1 ~ /^server_(put|patch|apply|post)$/ { n += 
 settle_start="$(date +%s)"
 settle_reconciles="$(metric llamafleet_operator_reconciles_total 'controller="llmdeployment"')"
 last="$(writes)"; quiet=0
-while (( quiet < 30 && $(date +%s) - settle_start < 600 )); do
+while (( quiet < 30 && $(date +%s) - settle_start < ${SETTLE_MAX:-600} )); do
   sleep 5
   now="$(writes)"
   if [[ "$now" == "$last" ]]; then quiet=$((quiet + 5)); else quiet=0; last="$now"; fi
@@ -159,5 +162,4 @@ print(f"idle {idle:.0f} s: {int(reconciles)} reconciles, API requests {requests 
       f"{per} non-watch requests per reconcile; CPU {cpu:.2f} s = {100 * cpu / idle:.2f} % of a core")
 print(f"  the API server's count for the operator's kinds, watches aside: {server or 'none'}")
 EOF
-grep -E '^(VmRSS|VmHWM)' "/proc/$operator_pid/status" | tr -s ' \t' ' ' | tr '\n' ' '
-echo
+echo "operator memory at the end: $(memory)"

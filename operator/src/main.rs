@@ -73,6 +73,13 @@ struct RunArgs {
         value_delimiter = ','
     )]
     router_urls: Vec<String>,
+    /// Reconciles that run at once, per kind (LlmDeployment, LlmModel). The rest wait their
+    /// turn: a thousand objects reconciling together after a restart would hold a thousand
+    /// sets of built children and in-flight requests (the operator's peak memory, which its
+    /// allocator keeps) while the API server serves them no faster.
+    #[arg(long, env = "LLAMAFLEET_CONCURRENT_RECONCILES", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    concurrent_reconciles: u16,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +144,7 @@ fn operate(args: RunArgs, images: AgentImages) -> ExitCode {
         gpu_memory_bytes: args.gpu_memory_gib.saturating_mul(1 << 30),
         router_urls: args.router_urls,
         cache_path: args.cache_path,
+        concurrent_reconciles: args.concurrent_reconciles,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

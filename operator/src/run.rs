@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use futures_util::StreamExt;
 use kube::api::ListParams;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
-use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
+use kube::runtime::{Controller, WatchStreamExt, controller, predicates, watcher};
 use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use llamafleet_crds::{LlmDeployment, LlmModel};
@@ -59,6 +59,8 @@ pub struct Settings {
     pub router_urls: Vec<String>,
     /// Node directory of the node cache (the model cache when `spec.cache` names none).
     pub cache_path: String,
+    /// Reconciles of one kind that run at once.
+    pub concurrent_reconciles: u16,
 }
 
 /// Fails with the install command when a CRD is missing.
@@ -193,10 +195,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+    let config = controller::Config::default().concurrency(settings.concurrent_reconciles);
     let controllers = async {
         tokio::join!(
-            run_deployments(client.clone(), ctx.clone(), writers, stop()),
-            run_models(client.clone(), ctx.clone(), stop())
+            run_deployments(client.clone(), ctx.clone(), writers, config.clone(), stop()),
+            run_models(client.clone(), ctx.clone(), config, stop())
         )
     };
     tokio::pin!(controllers);
@@ -264,6 +267,7 @@ async fn run_deployments(
     client: Client,
     ctx: Arc<Context>,
     writers: Writers,
+    config: controller::Config,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<LlmDeployment> = Api::all(client.clone());
@@ -276,7 +280,7 @@ async fn run_deployments(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
-    let controller = Controller::for_stream(trigger, reader);
+    let controller = Controller::for_stream(trigger, reader).with_config(config);
     let store = controller.store();
     let by_label = watcher::Config::default().labels(&format!(
         "{}={}",
@@ -326,6 +330,7 @@ async fn run_deployments(
 async fn run_models(
     client: Client,
     ctx: Arc<Context>,
+    config: controller::Config,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<LlmModel> = Api::all(client.clone());
@@ -336,7 +341,7 @@ async fn run_models(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
-    let controller = Controller::for_stream(trigger, reader);
+    let controller = Controller::for_stream(trigger, reader).with_config(config);
     let counted = controller.store();
     let managed = ctx.metrics.managed.with_label_values(&["LlmModel"]);
     controller
