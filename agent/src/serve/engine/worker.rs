@@ -29,6 +29,14 @@ pub(crate) const BATCH_TOKENS: usize = 512;
 /// Fewest prompt tokens a step that also decodes running streams prefills (see
 /// [`Pace::prefill_budget`]).
 const MIN_PREFILL_BESIDE_STREAMS: usize = 16;
+/// A prompt with at most this many tokens left to prefill is taken whole beside running
+/// streams, on top of the paced budget: users of one preset asking together (their system
+/// prompt copied from cache, only their questions left) start together, as they would on an
+/// idle server, instead of one paced step after another.
+const SHORT_PROMPT: usize = 64;
+/// The most tokens of such short prompts one step takes beside running streams, which bounds
+/// what they add to the streams' next token (about half a full step).
+const SHORT_PROMPTS_BESIDE_STREAMS: usize = 256;
 /// The fewest tokens worth taking from another slot (or waiting for): a shorter prefix (a chat
 /// template's opening) costs less to compute than the wait, and would only reorder the cache.
 const MIN_SHARED_TOKENS: usize = 16;
@@ -661,14 +669,25 @@ impl<'m> Worker<'m> {
             .map(|(slot, _)| Part { slot, prompt: 0 })
             .collect();
         let mut budget = BATCH_TOKENS - parts.len();
+        let mut short_budget = 0;
         if !parts.is_empty() {
             budget = budget.min(self.pace.prefill_budget());
+            short_budget = SHORT_PROMPTS_BESIDE_STREAMS.min(BATCH_TOKENS - parts.len() - budget);
         }
         for (slot, job) in running() {
-            if job.next.is_some() || job.fed >= job.tokens.len() || budget == 0 {
+            if job.next.is_some() || job.fed >= job.tokens.len() {
                 continue;
             }
-            let take = (job.tokens.len() - job.fed).min(budget);
+            let left = job.tokens.len() - job.fed;
+            if left <= SHORT_PROMPT && left <= short_budget {
+                parts.push(Part { slot, prompt: left });
+                short_budget -= left;
+                continue;
+            }
+            if budget == 0 {
+                continue;
+            }
+            let take = left.min(budget);
             parts.push(Part { slot, prompt: take });
             budget -= take;
         }
