@@ -695,8 +695,8 @@ impl<'m> Worker<'m> {
     }
 
     /// Decodes `parts` as one batch; returns where each slot's logits came out (slot, index
-    /// in the batch). A refused batch leaves the KV cache as it was (llama.cpp removes what
-    /// the failed batch had added), so its parts can be tried again.
+    /// in the batch). llama.cpp removes what a refused micro-batch had added; see
+    /// [`Worker::recover`] for the ones before it.
     fn decode(&mut self, parts: &[Part]) -> Result<Vec<(usize, i32)>, Refused> {
         self.batch.clear();
         let mut outputs = Vec::new();
@@ -779,6 +779,16 @@ impl<'m> Worker<'m> {
         metrics.decode_retries.inc();
         tracing::warn!(error = %refused.message, slots = parts.len(),
             "llama.cpp refused a decode step: trying it again in smaller parts");
+        // A step llama.cpp split into several ubatches (recurrent and hybrid models, or a
+        // sliding-window cache that could not place it whole) keeps what the ubatches before
+        // the failed one wrote: cut every part's sequence back to what its slot holds, so the
+        // retried parts continue where they should.
+        for part in &parts {
+            let slot = &self.slots[part.slot];
+            let _ = self
+                .ctx
+                .kv_cache_seq_rm(slot.seq, Some(slot.cache.len() as u32), None);
+        }
         for parts in retry {
             match self.decode(&parts) {
                 Ok(outputs) => self.apply(&parts, outputs),
