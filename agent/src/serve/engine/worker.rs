@@ -641,16 +641,26 @@ impl<'m> Worker<'m> {
         }
         let generating = parts.iter().filter(|p| p.prompt == 0).count();
         let prompt: usize = parts.iter().map(|p| p.prompt).sum();
+        // Only a whole step teaches the pace (a retried one's parts are not a step's).
+        if let Some(took) = self.decode_and_apply(parts) {
+            self.pace.record(took, generating, prompt);
+        }
+        self.touch();
+    }
+
+    /// Decodes `parts` and applies the result, or recovers from a refusal. Returns how long
+    /// the decode took when it went through at the first try.
+    fn decode_and_apply(&mut self, parts: Vec<Part>) -> Option<Duration> {
         let started = Instant::now();
         match self.decode(&parts) {
             Ok(outputs) => {
-                self.touch();
-                self.pace.record(started.elapsed(), generating, prompt);
+                let took = started.elapsed();
                 self.apply(&parts, outputs);
+                Some(took)
             }
             Err(refused) => {
-                self.touch();
                 self.recover(parts, refused);
+                None
             }
         }
     }
@@ -790,10 +800,7 @@ impl<'m> Worker<'m> {
                 .kv_cache_seq_rm(slot.seq, Some(slot.cache.len() as u32), None);
         }
         for parts in retry {
-            match self.decode(&parts) {
-                Ok(outputs) => self.apply(&parts, outputs),
-                Err(refused) => self.recover(parts, refused),
-            }
+            self.decode_and_apply(parts);
         }
     }
 
