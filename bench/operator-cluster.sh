@@ -86,6 +86,9 @@ while :; do
 done
 took="$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")"
 echo "every LlmDeployment has a status ${took} s after the operator started"
+hz="$(getconf CLK_TCK)"
+sweep_cpu="$(awk -v hz="$hz" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$operator_pid/stat")"
+echo "operator CPU time until then: ${sweep_cpu} s ($(python3 -c "print(f'{100 * $sweep_cpu / $took:.0f}')") % of a core)"
 memory() { grep -E '^(VmRSS|VmHWM)' "/proc/$operator_pid/status" | tr -s ' \t' ' ' | tr '\n' ' '; }
 echo "operator memory then: $(memory)"
 
@@ -145,7 +148,6 @@ echo "the cluster's writes settled $(( $(date +%s) - settle_start )) s after the
 before="$(snapshot)"
 sleep "$idle"
 after="$(snapshot)"
-hz="$(getconf CLK_TCK)"
 python3 - "$idle" "$hz" <<EOF
 import sys
 idle, hz = float(sys.argv[1]), float(sys.argv[2])

@@ -11,7 +11,7 @@ ARG DEBIAN=bookworm
 FROM rust:${RUST_VERSION}-${DEBIAN} AS build
 WORKDIR /src
 COPY . .
-# The operator never links llama.cpp, so no C++ toolchain is needed here.
+# The operator never links llama.cpp; its allocator (jemalloc, C) builds with the image's gcc.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p llamafleet-operator \

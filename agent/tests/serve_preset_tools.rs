@@ -137,6 +137,14 @@ async fn a_preset_carries_its_tools_to_every_chat_route() {
     let arguments: Value =
         serde_json::from_str(item["arguments"].as_str().expect("arguments")).expect("JSON");
     assert!(valid_weather(&arguments), "{arguments}");
+    // The response names the preset's tools, which the request did not bring.
+    assert_eq!(answer["tools"][0]["name"], "get_weather", "{answer}");
+    assert_eq!(answer["tools"][0]["type"], "function", "{answer}");
+    assert_eq!(
+        answer["tools"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
 
     // The completion routes have no tools: the preset is refused by name, not its tools dropped.
     for (uri, body) in [

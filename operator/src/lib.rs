@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod node_cache;
+pub mod owned;
 pub mod pod_url;
 pub mod render;
 pub mod rollout;

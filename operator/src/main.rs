@@ -95,6 +95,11 @@ enum Command {
     },
 }
 
+/// jemalloc, not the system allocator: a sweep over a thousand LlmDeployments allocates a
+/// lot for a short while, and glibc's malloc kept that peak as the process's memory for good.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let images = match AgentImages::new(

@@ -375,6 +375,7 @@ where
     K: kube::Resource<DynamicType = ()>
         + Clone
         + trigger::StatusRead
+        + stores::Slim
         + serde::de::DeserializeOwned
         + serde::Serialize
         + std::fmt::Debug
@@ -384,7 +385,7 @@ where
 {
     let events = watcher(Api::<K>::all(client.clone()), config.clone())
         .default_backoff()
-        .modify(stores::trim)
+        .modify(stores::keep_owned)
         .reflect(writer);
     trigger::content_changes(events).touched_objects()
 }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -18,10 +18,11 @@ use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use llamafleet_crds::LlmModel;
+use serde::Serialize;
 use tokio::sync::OnceCell;
 
 use crate::deployment::dereference::LiveChildren;
-use crate::names;
+use crate::{names, owned};
 
 /// The stores a reconcile reads.
 #[derive(Clone)]
@@ -183,6 +184,98 @@ pub fn trim<K: ResourceExt>(obj: &mut K) {
     obj.managed_fields_mut().clear();
 }
 
+/// What a store keeps of a child: its identity, owner and selection labels, what a step
+/// reads of the rest ([`Slim`]), and the fingerprint of the fields the operator owns
+/// ([`crate::owned`]) for the apply step's comparison. A child the operator owns no field of
+/// (made by someone else with its labels) is kept whole and compared field by field.
+pub fn keep_owned<K>(obj: &mut K)
+where
+    K: ResourceExt + Serialize + Slim,
+{
+    let owned = obj
+        .meta()
+        .managed_fields
+        .as_deref()
+        .and_then(|entries| owned::fields_of(entries, names::FIELD_MANAGER));
+    trim(obj);
+    let (Some(owned), Ok(whole)) = (owned, serde_json::to_value(&*obj)) else {
+        return;
+    };
+    let print = owned::live_fingerprint(&whole, &owned);
+    obj.slim();
+    // Of the metadata, what selects a deployment's children (`of_instance`) and what the
+    // prune step reads (owner references); the fingerprint goes with the labels, a map of
+    // its own would cost as much again.
+    let meta = obj.meta_mut();
+    meta.annotations = None;
+    let labels = meta.labels.get_or_insert_default();
+    labels.retain(|k, _| k == names::LABEL_INSTANCE || k == names::LABEL_MANAGED_BY);
+    labels.insert(owned::FINGERPRINT.to_string(), print);
+}
+
+/// Drops what no step reads of a cached child (the apply step compares fingerprints).
+pub trait Slim {
+    /// Keeps the metadata, the status, and what the doc of each kind's impl says.
+    fn slim(&mut self);
+}
+
+impl Slim for Deployment {
+    /// Keeps `spec.replicas` (whoever set it: an autoscaler, a router waking its variant).
+    fn slim(&mut self) {
+        if let Some(spec) = self.spec.as_mut() {
+            *spec = DeploymentSpec {
+                replicas: spec.replicas,
+                ..Default::default()
+            };
+        }
+    }
+}
+
+impl Slim for Service {
+    fn slim(&mut self) {
+        self.spec = None;
+    }
+}
+
+impl Slim for ConfigMap {
+    fn slim(&mut self) {
+        self.data = None;
+        self.binary_data = None;
+    }
+}
+
+impl Slim for PodDisruptionBudget {
+    fn slim(&mut self) {
+        self.spec = None;
+    }
+}
+
+impl Slim for HorizontalPodAutoscaler {
+    fn slim(&mut self) {
+        self.spec = None;
+    }
+}
+
+impl Slim for ServiceAccount {
+    fn slim(&mut self) {
+        self.secrets = None;
+        self.image_pull_secrets = None;
+    }
+}
+
+impl Slim for Role {
+    fn slim(&mut self) {
+        self.rules = None;
+    }
+}
+
+impl Slim for RoleBinding {
+    fn slim(&mut self) {
+        self.role_ref = Default::default();
+        self.subjects = None;
+    }
+}
+
 fn fill<K>(mut writer: Writer<K>, objects: Vec<K>)
 where
     K: Resource<DynamicType = ()> + Clone,
@@ -218,6 +311,100 @@ fn label<'a, K: ResourceExt>(o: &'a K, key: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    use crate::deployment::apply::is_current;
+    use crate::names::FIELD_MANAGER;
+
+    /// A Deployment as the operator builds it.
+    fn built() -> Deployment {
+        let v = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "chat-blue", "namespace": "ns",
+                         "labels": {"app.kubernetes.io/managed-by": "llamafleet-operator"},
+                         "ownerReferences": [{"apiVersion": "llamafleet.dev/v1alpha1",
+                             "kind": "LlmDeployment", "name": "chat", "uid": "u1",
+                             "controller": true}]},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"v": "blue"}},
+                     "template": {"metadata": {"labels": {"v": "blue"}},
+                                  "spec": {"containers": [{"name": "agent", "image": "a:1",
+                                      "args": ["serve"], "ports": [{"containerPort": 8080,
+                                      "name": "http"}]}]}}}
+        });
+        serde_json::from_value(v).expect("a Deployment")
+    }
+
+    /// The same as the API server returns it: defaults, status, and the operator's field set
+    /// (as the API server writes it, list elements by key) plus another manager's.
+    fn live(image: &str, image_owner: &str) -> Deployment {
+        let mut container = json!({".": {}, "f:name": {}, "f:args": {},
+            "f:ports": {"k:{\"containerPort\":8080,\"protocol\":\"TCP\"}":
+                {".": {}, "f:containerPort": {}, "f:name": {}}}});
+        if image_owner == FIELD_MANAGER {
+            container["f:image"] = json!({});
+        }
+        let mut entries = vec![
+            json!({"manager": FIELD_MANAGER, "operation": "Apply",
+            "apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": {
+                "f:metadata": {"f:labels": {"f:app.kubernetes.io/managed-by": {}},
+                               "f:ownerReferences": {"k:{\"uid\":\"u1\"}": {}}},
+                "f:spec": {"f:replicas": {}, "f:selector": {}, "f:template": {
+                    "f:metadata": {"f:labels": {"f:v": {}}},
+                    "f:spec": {"f:containers": {"k:{\"name\":\"agent\"}": container}}}}}}),
+            json!({"manager": "kube-controller-manager", "operation": "Update",
+                   "subresource": "status", "fieldsType": "FieldsV1",
+                   "fieldsV1": {"f:status": {"f:readyReplicas": {}}}}),
+        ];
+        if image_owner != FIELD_MANAGER {
+            entries.push(json!({"manager": image_owner, "operation": "Update",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {
+                    "f:containers": {"k:{\"name\":\"agent\"}": {"f:image": {}}}}}}}}));
+        }
+        let mut v = serde_json::to_value(built()).expect("JSON");
+        v["metadata"]["uid"] = json!("d1");
+        v["metadata"]["resourceVersion"] = json!("7");
+        v["metadata"]["managedFields"] = Value::Array(entries);
+        v["spec"]["revisionHistoryLimit"] = json!(10);
+        v["spec"]["template"]["spec"]["dnsPolicy"] = json!("ClusterFirst");
+        let c = &mut v["spec"]["template"]["spec"]["containers"][0];
+        c["image"] = json!(image);
+        c["terminationMessagePath"] = json!("/dev/termination-log");
+        c["ports"][0]["protocol"] = json!("TCP");
+        v["status"] = json!({"readyReplicas": 1});
+        serde_json::from_value(v).expect("a live Deployment")
+    }
+
+    fn cached(mut d: Deployment) -> Deployment {
+        keep_owned(&mut d);
+        d
+    }
+
+    #[test]
+    fn a_cached_child_is_slim_and_compares_by_its_owned_fields() {
+        let c = cached(live("a:1", FIELD_MANAGER));
+        // What steps read is there; the pod template and the write history are not.
+        let spec = c.spec.clone().unwrap_or_default();
+        assert_eq!(spec.replicas, Some(2));
+        assert_eq!(spec.template, Default::default());
+        assert_eq!(c.status.as_ref().and_then(|s| s.ready_replicas), Some(1));
+        assert!(c.metadata.managed_fields.as_ref().is_none_or(Vec::is_empty));
+        assert_eq!(c.metadata.owner_references.as_ref().map(Vec::len), Some(1));
+        let labels = c.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get(names::LABEL_MANAGED_BY).map(String::as_str),
+            Some(FIELD_MANAGER)
+        );
+        // As built, despite the defaults and the status: nothing to write.
+        assert!(is_current(&built(), std::slice::from_ref(&c)));
+        // Something built differently is written.
+        let mut changed = serde_json::to_value(built()).expect("JSON");
+        changed["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["serve", "-v"]);
+        let changed: Deployment = serde_json::from_value(changed).expect("a Deployment");
+        assert!(!is_current(&changed, std::slice::from_ref(&c)));
+        // Another manager changed the image: it owns it now, and the child is written again.
+        let edited = cached(live("b:2", "kubectl-edit"));
+        assert!(!is_current(&built(), &[edited]));
+    }
 
     #[tokio::test]
     async fn every_reconcile_waiting_for_the_first_listing_wakes() {

@@ -16,6 +16,7 @@ use crate::build::Child;
 use crate::deployment::dereference::LiveChildren;
 use crate::error::ApplyError;
 use crate::names::FIELD_MANAGER;
+use crate::owned;
 
 /// What the apply step did, for logs and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -120,13 +121,25 @@ fn name_of<K: Resource>(o: &K) -> String {
     o.meta().name.clone().unwrap_or_default()
 }
 
-/// True when `live` holds `obj` as built (see [`is_subset`]): applying it would write nothing.
+/// True when `live` holds `obj` as built: applying it would write nothing. A cached child is
+/// compared by the fingerprint of the fields the operator owns ([`crate::owned`]), a whole
+/// one (just written, or not the operator's) field by field ([`is_subset`]).
 pub fn is_current<K: Resource + Serialize>(obj: &K, live: &[K]) -> bool {
     let name = name_of(obj);
     live.iter().find(|l| name_of(*l) == name).is_some_and(|l| {
-        let want = serde_json::to_value(obj).unwrap_or_default();
-        let have = serde_json::to_value(l).unwrap_or_default();
-        is_subset(&want, &have)
+        match l
+            .meta()
+            .labels
+            .as_ref()
+            .and_then(|a| a.get(owned::FINGERPRINT))
+        {
+            Some(print) => owned::built_fingerprint(obj) == *print,
+            None => {
+                let want = serde_json::to_value(obj).unwrap_or_default();
+                let have = serde_json::to_value(l).unwrap_or_default();
+                is_subset(&want, &have)
+            }
+        }
     })
 }
 

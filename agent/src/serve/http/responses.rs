@@ -239,6 +239,23 @@ fn function_tools(tools: &[Value]) -> Result<Vec<Tool>, ApiError> {
         .collect()
 }
 
+/// A tool in the Responses form. Calls always follow the parameters' schema (constrained
+/// decoding), which is what `strict` asks for.
+fn responses_tool(tool: &Tool) -> Value {
+    json!({"type": "function", "name": tool.name, "description": tool.description,
+           "parameters": tool.parameters, "strict": true})
+}
+
+/// A tool choice in the Responses form.
+fn responses_choice(choice: &tools::ToolChoice) -> Value {
+    match choice {
+        tools::ToolChoice::None => json!("none"),
+        tools::ToolChoice::Auto => json!("auto"),
+        tools::ToolChoice::Required => json!("required"),
+        tools::ToolChoice::Named(name) => json!({"type": "function", "name": name}),
+    }
+}
+
 /// `tool_choice`: the chat forms, with a named function written `{"type": "function",
 /// "name": ...}`.
 fn responses_tool_choice(
@@ -316,11 +333,12 @@ pub(crate) async fn responses(
         parallel,
         ..offered
     };
+    // The response names the tools in effect: a preset's when the request brought none.
     let echo = json!({
         "model": model,
         "instructions": req.instructions,
-        "tools": raw_tools,
-        "tool_choice": req.tool_choice.unwrap_or_else(|| json!("auto")),
+        "tools": request.tools.iter().map(responses_tool).collect::<Vec<_>>(),
+        "tool_choice": responses_choice(&request.choice),
         "parallel_tool_calls": parallel,
         "temperature": params.temperature,
         "top_p": params.top_p,
