@@ -124,7 +124,7 @@ fn merge(into: &mut Map<String, Value>, set: &Map<String, Value>) {
 /// `.`, the element itself) owns the value whole: a scalar, or an atomic map or list.
 /// Members of a map are `f:<name>`; of a list, `k:<key fields as JSON>` (an element of a map
 /// list), `v:<value as JSON>` (of a set list) or `i:<index>`.
-pub fn project(value: &Value, set: &Map<String, Value>) -> Value {
+fn project(value: &Value, set: &Map<String, Value>) -> Value {
     let members: Vec<(&String, &Value)> = set.iter().filter(|(k, _)| *k != ".").collect();
     if members.is_empty() {
         return value.clone();
