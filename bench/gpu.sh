@@ -60,7 +60,7 @@ fi
 
 echo "== GPU tests"
 for test in gpu_offload gpu_metrics; do
-  "$KIT/$test" --test-threads 1 --nocapture 2>&1 | tee "$GPU_OUT/test-$test.log"
+  LLAMAFLEET_TEST_EXPECT_GPU=CUDA "$KIT/$test" --test-threads 1 --nocapture 2>&1 | tee "$GPU_OUT/test-$test.log"
 done
 
 echo "== a served agent: /status and /metrics"

@@ -13,8 +13,8 @@
 # Env: LLAMAFLEET_TEST_MODEL (default: scripts/fetch-test-model.sh), THREADS (2), CTX (1024,
 # per slot), SLOTS (8: one per stream at the highest count), STREAMS ("1 4 8"), ROUNDS (1),
 # MAX_TOKENS (128), AGENT (default: target/release/llamafleet-agent), AGENT_ARGS (more `serve`
-# flags, e.g. --no-prefix-sharing), JSON (file to append to), LOGDIR (keep both servers' logs
-# there).
+# flags, e.g. --no-prefix-sharing), LABEL (the agent's name in the report, default agent), JSON
+# (file to append to), LOGDIR (keep both servers' logs there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,7 +61,7 @@ for round in $(seq 1 "$ROUNDS"); do
     ${AGENT_ARGS:-} >"$LOGDIR/agent.log" 2>&1 &
   SERVER_PID=$!
   wait_ready http://127.0.0.1:18480/readyz "$LOGDIR/agent.log"
-  run_bench agent http://127.0.0.1:18480 "$round"
+  run_bench "${LABEL:-agent}" http://127.0.0.1:18480 "$round"
   stop
 
   if [[ -n "${LLAMA_SERVER:-}" ]]; then

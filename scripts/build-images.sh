@@ -8,7 +8,8 @@
 #
 #   bash scripts/build-images.sh OUT_DIR [agent|operator|pause|e2e-client ...]
 #       OCI archives OUT_DIR/agent.tar, operator.tar, pause.tar (default: these three; the
-#       test suite adds e2e-client, its client pod with curl), each
+#       test suite adds e2e-client, its client pod with curl, and agent-vulkan, the agent's
+#       Vulkan build from docker/agent-vulkan.Dockerfile, release only), each
 #       named for `ctr images import` (io.containerd.image.name); prints `ARCHIVE NAME` lines.
 #   bash scripts/build-images.sh --check [--json] [DOCKERFILE ...]
 #       Only reads the Dockerfiles (default: agent and operator) and prints their plans.
@@ -22,6 +23,7 @@
 #                             the Dockerfile's build stage>) or debug (the test suite's debug
 #                             binaries, debug info stripped on the way into the image)
 #   CARGO_TARGET_DIR          where the binaries are (default: target)
+#   LLAMAFLEET_VULKAN_TARGET_DIR  where agent-vulkan's are (default $LLAMAFLEET_CACHE/target-vulkan)
 #   LLAMAFLEET_CACHE          base tarballs go under $LLAMAFLEET_CACHE/images
 #                             (default ~/.cache/llamafleet)
 #   LLAMAFLEET_DEBIAN_MIRROR  the Debian mirror (default http://deb.debian.org)
@@ -233,10 +235,22 @@ for name in "$@"; do
   case "$name" in
     agent | operator)
       build_image "$name" "docker/$name.Dockerfile" "ghcr.io/llamafleet/$name:$version" "$repo" ;;
+    # The Vulkan build of the agent (AMD and Intel GPUs), as scripts/vulkan-build.sh makes it:
+    # Debian 13's Vulkan headers and its own target dir; release only (a cargo feature).
+    agent-vulkan)
+      [[ "$profile" == release ]] || { echo "build-images.sh: agent-vulkan is built in release only" >&2; exit 2; }
+      bash scripts/setup.sh vulkan
+      VULKAN_SDK="$(bash scripts/vulkan-sdk.sh)"
+      export VULKAN_SDK
+      cpu_target="$target"
+      target="$(realpath -m "${LLAMAFLEET_VULKAN_TARGET_DIR:-${LLAMAFLEET_CACHE:-$HOME/.cache/llamafleet}/target-vulkan}")"
+      CARGO_TARGET_DIR="$target" build_image "$name" docker/agent-vulkan.Dockerfile \
+        "ghcr.io/llamafleet/agent:$version-vulkan" "$repo"
+      target="$cpu_target" ;;
     pause) build_pause ;;
     # The real-pod suite's client pod (curl); not a product image.
     e2e-client)
       build_image "$name" tests/cluster/images/client.Dockerfile llamafleet.dev/e2e-client:1 "$repo" ;;
-    *) echo "build-images.sh: no image $name (agent, operator, pause, e2e-client)" >&2 && exit 2 ;;
+    *) echo "build-images.sh: no image $name (agent, agent-vulkan, operator, pause, e2e-client)" >&2 && exit 2 ;;
   esac
 done

@@ -3,7 +3,8 @@
 # machine (scripts/setup.sh test), formatting, lints, then every test in the workspace: unit
 # and mock-API tests, tests against the real test model, and the real-cluster suite against a
 # control plane built from upstream Kubernetes sources, with a real node that runs the images
-# scripts/build-images.sh builds; beside them, the CUDA build of the agent.
+# scripts/build-images.sh builds; beside them, the CUDA build of the agent and the Vulkan build
+# with its GPU tests on a software GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,16 +21,17 @@ if [[ -n "${free_mb:-}" && "$free_mb" -lt 8192 ]]; then
   exit 1
 fi
 
-# Stopped on the way out: the CUDA build when the suite fails first, the control plane.
-cuda_pid=""
+# Stopped on the way out: the background steps still running when the suite fails first, the
+# control plane.
+declare -A step_pid=() step_log=() step_started=()
 e2e_state=""
-# No `set -e` in here: a failing step (say, killing a CUDA build that already ended) must not
-# end the handler before the cluster is down.
+# No `set -e` in here: a failing step (say, killing a build that already ended) must not end the
+# handler before the cluster is down.
 on_exit() {
   set +e
-  if [[ -n "$cuda_pid" ]]; then
-    kill -- "-$cuda_pid" 2>/dev/null
-  fi
+  for pid in "${step_pid[@]}"; do
+    kill -- "-$pid" 2>/dev/null
+  done
   if [[ -n "$e2e_state" ]]; then
     bash tests/cluster/down.sh "$e2e_state" || echo "e2e: tests/cluster/down.sh $e2e_state failed"
   fi
@@ -37,27 +39,58 @@ on_exit() {
 }
 trap on_exit EXIT
 
-# The CUDA build (no GPU here: compiled, its GPU tests run by bench/gpu.sh on a GPU machine) is
-# a step of its own with its own cached target dir. Cold it takes about 35 minutes on 2 cores,
-# so it starts now at the lowest priority and uses the CPU the suite leaves idle (waits on
-# servers, the cluster, the model); warm it takes seconds. Its log is printed if it fails.
-cuda_log="$(mktemp)"
-if [[ "${LLAMAFLEET_SKIP_CUDA_BUILD:-}" == 1 && -z "${CI:-}" ]]; then
-  echo "cuda build: SKIPPED (LLAMAFLEET_SKIP_CUDA_BUILD=1; CI never skips it)"
-else
-  cuda_started=$SECONDS
-  # Its own process group (setsid), so a failing suite stops cargo and nvcc with it.
-  setsid nice -n 19 bash scripts/cuda-build.sh --bin llamafleet-agent --test gpu_offload \
-    --test gpu_metrics >"$cuda_log" 2>&1 &
-  cuda_pid=$!
-fi
-
-cargo fmt --all --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+# A GPU build runs as a step of its own, in the background, with its own cached target dir (so
+# cargo's lock on a target dir never blocks the suite): started now at the lowest priority, it
+# uses the CPU the suite leaves idle (waits on servers, the cluster, the model); in its own
+# process group (setsid), so a failing suite stops cargo, cmake and nvcc with it. Its log is
+# printed if it fails. `LLAMAFLEET_SKIP_GPU_BUILDS=1` skips them locally; CI never does.
+start_step() {
+  local name="$1"
+  shift
+  if [[ "${LLAMAFLEET_SKIP_GPU_BUILDS:-}" == 1 && -z "${CI:-}" ]]; then
+    echo "$name: SKIPPED (LLAMAFLEET_SKIP_GPU_BUILDS=1; CI never skips it)"
+    return
+  fi
+  step_log[$name]="$(mktemp)"
+  step_started[$name]=$SECONDS
+  # The step's own time is in its log: the suite waits for it only at the end.
+  setsid nice -n 19 bash -c '"$@"; status=$?; echo "step took $SECONDS s"; exit $status' \
+    "$name" "$@" >"${step_log[$name]}" 2>&1 &
+  step_pid[$name]=$!
+}
+finish_step() {
+  local name="$1" status=0
+  [[ -n "${step_pid[$name]:-}" ]] || return 0
+  wait "${step_pid[$name]}" || status=$?
+  unset "step_pid[$name]"
+  if [[ "$status" != 0 ]]; then
+    tail -n 60 "${step_log[$name]}"
+    echo "$name: FAILED (log above)"
+    exit 1
+  fi
+  echo "$name: ok, $(grep -m1 '^step took' "${step_log[$name]}"), waited for $((SECONDS - step_started[$name])) s ($(grep -m1 "^$name:" "${step_log[$name]}"))"
+}
 
 # The real GGUF the agent tests load; fetched once into a cache outside the clone.
 LLAMAFLEET_TEST_MODEL="$(bash scripts/fetch-test-model.sh)"
 export LLAMAFLEET_TEST_MODEL
+
+# CUDA: compiled (no GPU here; its GPU tests run by bench/gpu.sh on a GPU machine). Cold it takes
+# about 35 minutes of CPU on 2 cores; warm, seconds.
+start_step cuda-build bash scripts/cuda-build.sh --bin llamafleet-agent --test gpu_offload \
+  --test gpu_metrics
+# Vulkan: compiled and its GPU tests run on Mesa's software GPU (lavapipe), which ggml lists only
+# when GGML_VK_VISIBLE_DEVICES names it (LLAMAFLEET_TEST_EXPECT_GPU makes the tests fail rather
+# than pass on the CPU path when ggml lists no Vulkan device); then its image, built from
+# docker/agent-vulkan.Dockerfile (whose smoke step runs the binary in it). Cold: about 15
+# minutes of CPU; warm: about a minute.
+start_step vulkan-build bash -c 'GGML_VK_VISIBLE_DEVICES=0 LLAMAFLEET_TEST_EXPECT_GPU=Vulkan \
+  bash scripts/vulkan-build.sh test --test gpu_offload -- --test-threads=1 \
+  && LLAMAFLEET_IMAGE_PROFILE=release bash scripts/build-images.sh \
+    "${LLAMAFLEET_CACHE:-$HOME/.cache/llamafleet}/images/vulkan" agent-vulkan'
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # The real-cluster suite: a cluster KUBECONFIG already names, else our own control plane
 # (etcd, kube-apiserver, controller-manager, scheduler, kwok) when Go can build it.
@@ -81,16 +114,15 @@ else
   echo "e2e: SKIPPED — no KUBECONFIG and no Go toolchain to build the control plane"
 fi
 
+# Measurements the tests make (time to a Ready real pod, wake times, ...) are printed at the end
+# (tests/e2e/support.rs `figure`): cargo hides the output of passing tests.
+LLAMAFLEET_FIGURES="$(mktemp)"
+export LLAMAFLEET_FIGURES
 cargo test --workspace --locked
-
-if [[ -n "$cuda_pid" ]]; then
-  cuda_status=0
-  wait "$cuda_pid" || cuda_status=$?
-  cuda_pid=""
-  if [[ "$cuda_status" != 0 ]]; then
-    tail -n 60 "$cuda_log"
-    echo "cuda build: FAILED (log above)"
-    exit 1
-  fi
-  echo "cuda build: ok, $((SECONDS - cuda_started)) s after it started ($(grep -m1 '^cuda-build:' "$cuda_log"))"
+if [[ -s "$LLAMAFLEET_FIGURES" ]]; then
+  echo "figures:"
+  sed 's/^/  /' "$LLAMAFLEET_FIGURES"
 fi
+
+finish_step cuda-build
+finish_step vulkan-build

@@ -28,7 +28,8 @@ for need in "$LOADER" /usr/bin/glslc; do
 done
 
 mirror="$(grep -hoE '^(URIs: |deb )\S*https?://[^ ]*debian/?' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
-  | grep -oE 'https?://\S+' | head -1)"
+  | grep -oE 'https?://\S+' | head -1 || true)"
+# (`|| true`: a missing sources.list makes grep exit 2, which pipefail would make fatal.)
 mirror="${mirror:-http://deb.debian.org/debian}"
 WORK="$(mktemp -d "$CACHE/.vulkan-sdk.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT

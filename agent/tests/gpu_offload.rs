@@ -8,20 +8,45 @@
 mod serve_support;
 
 use llamafleet_agent::serve::engine::{
-    Engine, EngineConfig, Event, GpuLayers, Prompt, SamplingParams, gpu_devices,
+    Engine, EngineConfig, Event, GpuDevice, GpuLayers, Prompt, SamplingParams, gpu_devices,
 };
 use llamafleet_agent::serve::state::{AppState, Phase, ServeOptions};
+use llamafleet_gguf::memory::{GPU_RESERVE_BYTES, plan};
+use llamafleet_gguf::{GpuLayers as PlanLayers, Limits, ModelMemory, PlanInput, read_file};
 use serde_json::Value;
 use serve_support::{MODEL, call, get, metrics, model_path};
 
+/// Context per slot and slots of every engine here.
+const CTX: u32 = 1024;
+const SLOTS: u32 = 2;
 /// Tokens compared between the GPU's and the CPU's greedy answers.
 const AGREEMENT_TOKENS: u32 = 32;
 const PROMPT: &str = "The capital of France is";
 
+/// The GPUs ggml lists. With `LLAMAFLEET_TEST_EXPECT_GPU=<backend>` (CI's Vulkan step on
+/// lavapipe, bench/gpu.sh with CUDA) at least one is of that backend: a build or machine that
+/// lost its GPU fails here instead of passing on the CPU path.
+fn gpus() -> Vec<GpuDevice> {
+    let gpus = gpu_devices();
+    if let Ok(backend) = std::env::var("LLAMAFLEET_TEST_EXPECT_GPU") {
+        assert!(
+            gpus.iter().any(|g| g.backend == backend),
+            "LLAMAFLEET_TEST_EXPECT_GPU={backend}, but ggml lists {gpus:?}"
+        );
+    }
+    gpus
+}
+
+/// Whether a GPU reports the use of its memory: one that does not (lavapipe: ggml-vulkan
+/// without `VK_EXT_memory_budget`) says all of it is free, whatever is allocated.
+fn reports_memory_use(gpu: &GpuDevice) -> bool {
+    gpu.memory_free_bytes < gpu.memory_total_bytes
+}
+
 fn load(gpu_layers: GpuLayers) -> Option<Engine> {
     let config = EngineConfig {
-        ctx: 1024,
-        parallel: 2,
+        ctx: CTX,
+        parallel: SLOTS,
         threads: 2,
         gpu_layers,
         chat_template: None,
@@ -64,7 +89,7 @@ async fn get_json(engine: &Engine, path: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_offloads_every_layer_to_a_gpu_or_says_it_stayed_on_the_cpu() {
-    let gpus = gpu_devices();
+    let gpus = gpus();
     let Some(engine) = load(GpuLayers::Auto) else {
         return;
     };
@@ -73,14 +98,14 @@ async fn auto_offloads_every_layer_to_a_gpu_or_says_it_stayed_on_the_cpu() {
     let ps = get_json(&engine, "/api/ps").await;
     let size_vram = ps["models"][0]["size_vram"].as_u64().expect("size_vram");
     eprintln!(
-        "GPUs: {gpus:?}\nauto: device {:?}, {}/{} layers, {} bytes of GPU memory",
+        "GPUs: {gpus:?}\nauto: device {:?}, {}/{} layers, {:?} bytes of GPU memory",
         info.device, info.layers_offloaded, info.layers_total, info.gpu_memory_bytes
     );
     if gpus.is_empty() {
         assert_eq!(info.device, "cpu");
         assert_eq!(info.layers_offloaded, 0);
         assert!(info.gpus.is_empty());
-        assert_eq!(info.gpu_memory_bytes, 0);
+        assert_eq!(info.gpu_memory_bytes, Some(0));
         assert_eq!(status["device"], "cpu");
         assert_eq!(size_vram, 0);
     } else {
@@ -88,20 +113,31 @@ async fn auto_offloads_every_layer_to_a_gpu_or_says_it_stayed_on_the_cpu() {
         assert_eq!(info.layers_offloaded, info.layers_total);
         assert_eq!(info.device, gpus[0].description);
         assert_eq!(info.gpus[0].name, gpus[0].name);
-        // Weights, KV cache and compute buffers now sit in device memory.
-        assert!(
-            info.gpu_memory_bytes >= info.size_bytes,
-            "{} bytes taken on the GPU for {} bytes of weights",
-            info.gpu_memory_bytes,
-            info.size_bytes
-        );
         assert_eq!(status["device"], gpus[0].description.as_str());
         assert_eq!(status["gpus"][0]["backend"], gpus[0].backend.as_str());
-        assert_eq!(size_vram, info.gpu_memory_bytes);
+        let size = ps["models"][0]["size"].as_u64().expect("size");
+        if reports_memory_use(&gpus[0]) {
+            // Weights, KV cache and compute buffers now sit in device memory.
+            let taken = info.gpu_memory_bytes.expect("read from the device");
+            assert!(
+                taken >= info.size_bytes,
+                "{taken} bytes taken on the GPU for {} bytes of weights",
+                info.size_bytes
+            );
+            assert_eq!(size_vram, taken);
+        } else {
+            // Nothing to read (lavapipe): unknown, not 0; Ollama's `size_vram` says which share
+            // of the model is on the GPU, here all of it.
+            assert_eq!(info.gpu_memory_bytes, None);
+            assert_eq!(size_vram, size);
+        }
     }
     assert_eq!(status["layers_offloaded"], info.layers_offloaded);
     assert_eq!(status["layers_total"], info.layers_total);
-    assert_eq!(status["gpu_memory_bytes"], info.gpu_memory_bytes);
+    assert_eq!(
+        status["gpu_memory_bytes"],
+        serde_json::json!(info.gpu_memory_bytes)
+    );
     let tokens = greedy_tokens(&engine, 8).await;
     assert_eq!(tokens.len(), 8, "{tokens:?}");
 }
@@ -115,12 +151,12 @@ async fn gpu_layers_zero_keeps_the_model_on_the_cpu() {
     assert_eq!(info.device, "cpu");
     assert_eq!(info.layers_offloaded, 0);
     assert!(info.gpus.is_empty());
-    assert_eq!(info.gpu_memory_bytes, 0);
+    assert_eq!(info.gpu_memory_bytes, Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_layer_count_offloads_that_many_blocks() {
-    let gpus = gpu_devices();
+    let gpus = gpus();
     let Some(engine) = load(GpuLayers::Count(4)) else {
         return;
     };
@@ -130,12 +166,68 @@ async fn a_layer_count_offloads_that_many_blocks() {
     assert_eq!(info.gpus.len(), usize::from(!gpus.is_empty()));
 }
 
+/// A device too small for the model, as the operator plans it (`gpu.memoryGiB`): the plan
+/// offloads the blocks that fit beside its per-GPU reserve and passes their count as
+/// `--gpu-layers`; the engine puts exactly those blocks on the device, and the device memory
+/// they take (weights, their share of the KV cache, compute buffers, read from the device)
+/// stays inside the memory the plan was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_too_small_for_the_model_gets_the_layers_the_plan_fits() {
+    let gpus = gpus();
+    let Some(path) = model_path() else { return };
+    if gpus.is_empty() {
+        eprintln!("skipped: no GPU in this build or machine");
+        return;
+    }
+    let header = read_file(&path, &Limits::default()).expect("the test model's header");
+    let memory = ModelMemory::from_header(&header).expect("memory figures");
+    // A device with the plan's reserve and room for about half of the blocks.
+    let device_bytes = GPU_RESERVE_BYTES + memory.layer_weights_bytes / 2;
+    let input = PlanInput {
+        context_length: u64::from(CTX),
+        parallel: u64::from(SLOTS),
+        gpu_count: 1,
+        gpu_memory_bytes: device_bytes,
+        gpu_layers: PlanLayers::Auto,
+    };
+    let plan = plan(&memory, &input);
+    assert!(
+        0 < plan.gpu_layers && plan.gpu_layers < plan.layers,
+        "a device of {device_bytes} bytes should take part of the model: {plan:?}"
+    );
+    let layers = u32::try_from(plan.gpu_layers).expect("a layer count");
+    let engine = load(GpuLayers::Count(layers)).expect("model");
+    let info = engine.info().clone();
+    eprintln!(
+        "plan for a {device_bytes}-byte device: {}/{} layers, {} bytes; the engine: {}/{} layers, {:?} bytes taken on {}",
+        plan.gpu_layers,
+        plan.layers,
+        plan.gpu_bytes,
+        info.layers_offloaded,
+        info.layers_total,
+        info.gpu_memory_bytes,
+        info.device
+    );
+    assert_eq!(info.layers_offloaded, layers);
+    assert_eq!(u64::from(info.layers_total), plan.layers);
+    assert_eq!(info.device, gpus[0].description);
+    if reports_memory_use(&gpus[0]) {
+        let taken = info.gpu_memory_bytes.expect("read from the device");
+        assert!(
+            taken <= device_bytes,
+            "{taken} bytes taken on a device the plan gave {device_bytes}"
+        );
+    }
+    let tokens = greedy_tokens(&engine, 4).await;
+    assert_eq!(tokens.len(), 4, "{tokens:?}");
+}
+
 /// Greedy answers from the GPU and from the CPU (same binary, `--gpu-layers 0`): the kernels
 /// differ in rounding, so a near-tie can flip late in a generation; the first tokens must
 /// agree, and the agreement over [`AGREEMENT_TOKENS`] is printed for the record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gpu_and_cpu_greedy_answers_agree() {
-    if gpu_devices().is_empty() {
+    if gpus().is_empty() {
         eprintln!("skipped: no GPU in this build or machine");
         return;
     }

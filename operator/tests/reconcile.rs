@@ -110,6 +110,64 @@ async fn second_reconcile_of_unchanged_object_makes_no_request() {
     assert_eq!(result.unwrap(), Action::requeue(RESYNC_READY));
 }
 
+/// The same with the caches as the running operator keeps them (slim children compared by the
+/// fingerprint of the fields their `managedFields` say the operator owns): no request either,
+/// although the cached children hold no spec at all.
+#[tokio::test]
+async fn an_unchanged_reconcile_on_slim_caches_makes_no_request() {
+    let (models, mut llmd) = fixture("quickstart.yaml");
+    let live: Vec<Value> = built_children(&llmd, &models)
+        .iter()
+        .map(|(_, v)| with_managed_fields(with_server_fields(v.clone()), applied_fields(v)))
+        .collect();
+    let status = quickstart_status(&llmd)["status"].clone();
+    llmd.status = Some(serde_json::from_value::<LlmDeploymentStatus>(status).unwrap());
+    let stores = slim_cluster(&models, &live);
+    let cached = stores.children("default", "chat");
+    assert_eq!(
+        cached.deployments.len(),
+        2,
+        "the variant's and the router's"
+    );
+    for d in &cached.deployments {
+        assert!(d.spec.as_ref().unwrap().template.spec.is_none(), "{d:?}");
+    }
+    let (result, _) = run(&llmd, stores, Vec::new()).await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_READY));
+}
+
+/// A field another manager took over leaves the operator's set (an update takes the ownership
+/// of what it changes): the slim child's fingerprint no longer matches what the operator
+/// builds, and that child alone is applied again.
+#[tokio::test]
+async fn a_slim_child_whose_field_another_manager_took_is_applied_again() {
+    let (models, mut llmd) = fixture("quickstart.yaml");
+    let built = built_children(&llmd, &models);
+    let (routing_path, routing) = built
+        .iter()
+        .find(|(_, v)| v["kind"] == "ConfigMap")
+        .cloned()
+        .unwrap();
+    let live: Vec<Value> = built
+        .iter()
+        .map(|(_, v)| {
+            let mut owned = applied_fields(v);
+            let mut v = with_server_fields(v.clone());
+            if v["kind"] == "ConfigMap" {
+                owned.as_object_mut().unwrap().remove("f:data");
+                v["data"] = json!({"routes.json": "{}"});
+            }
+            with_managed_fields(v, owned)
+        })
+        .collect();
+    let status = quickstart_status(&llmd)["status"].clone();
+    llmd.status = Some(serde_json::from_value::<LlmDeploymentStatus>(status).unwrap());
+    let stores = slim_cluster(&models, &live);
+    let calls = vec![Call::apply(routing_path, routing)];
+    let (result, _) = run(&llmd, stores, calls).await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC_READY));
+}
+
 #[tokio::test]
 async fn missing_model_sets_condition_publishes_event_and_waits() {
     let (_, llmd) = fixture("quickstart.yaml");

@@ -12,18 +12,34 @@ cache="${LLAMAFLEET_CACHE:-$HOME/.cache/llamafleet}"
 bin="$cache/k8s-$K8S_VERSION/bin"
 mkdir -p "$bin"
 
-build() { # name, module dir, package
+# The Kubernetes binaries report their version as a release build sets it (`kubectl version`,
+# a node's kubeletVersion, the API server's /version), not `v0.0.0-master`.
+minor="${K8S_VERSION#v1.}"
+minor="${minor%%.*}"
+K8S_LDFLAGS="-s"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  K8S_LDFLAGS+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  K8S_LDFLAGS+=" -X $pkg.gitTreeState=clean"
+done
+# Binaries built with other flags (an older recipe) are built again.
+if [ "$(cat "$bin/.k8s-ldflags" 2>/dev/null)" != "$K8S_LDFLAGS" ]; then
+  rm -f "$bin"/kube-apiserver "$bin"/kube-controller-manager "$bin"/kube-scheduler \
+    "$bin"/kubelet "$bin"/kube-proxy
+fi
+
+build() { # name, module dir, package, [ldflags]
   [ -x "$bin/$1" ] && return 0
   echo "building $1 (once; cached in $bin)" >&2
-  (cd "$2" && go build -trimpath -ldflags=-s -o "$bin/$1.tmp" "$3") >&2
+  (cd "$2" && go build -trimpath -ldflags="${4:--s}" -o "$bin/$1.tmp" "$3") >&2
   mv "$bin/$1.tmp" "$bin/$1"
 }
 
-build kube-apiserver "$here/k8s" k8s.io/kubernetes/cmd/kube-apiserver
-build kube-controller-manager "$here/k8s" k8s.io/kubernetes/cmd/kube-controller-manager
-build kube-scheduler "$here/k8s" k8s.io/kubernetes/cmd/kube-scheduler
-build kubelet "$here/k8s" k8s.io/kubernetes/cmd/kubelet
-build kube-proxy "$here/k8s" k8s.io/kubernetes/cmd/kube-proxy
+build kube-apiserver "$here/k8s" k8s.io/kubernetes/cmd/kube-apiserver "$K8S_LDFLAGS"
+build kube-controller-manager "$here/k8s" k8s.io/kubernetes/cmd/kube-controller-manager "$K8S_LDFLAGS"
+build kube-scheduler "$here/k8s" k8s.io/kubernetes/cmd/kube-scheduler "$K8S_LDFLAGS"
+build kubelet "$here/k8s" k8s.io/kubernetes/cmd/kubelet "$K8S_LDFLAGS"
+build kube-proxy "$here/k8s" k8s.io/kubernetes/cmd/kube-proxy "$K8S_LDFLAGS"
+echo "$K8S_LDFLAGS" >"$bin/.k8s-ldflags"
 build etcd "$here/etcd" go.etcd.io/etcd/server/v3
 build coredns "$here/coredns" .
 if [ ! -x "$bin/kwok" ]; then

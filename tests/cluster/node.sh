@@ -163,6 +163,9 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 imageMinimumGCAge: 87600h
 serializeImagePulls: false
+# ConfigMap and Secret volumes follow their objects within this period (default 1m): a router
+# sees new weights in seconds rather than a minute, which the migration test waits for 4 times.
+syncFrequency: 10s
 YAML
   # Pods resolve cluster names only; nothing is forwarded outward.
   echo "nameserver 127.0.0.1" > "$node/resolv.conf"

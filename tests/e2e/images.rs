@@ -71,6 +71,29 @@ fn the_dockerfiles_are_all_understood_and_run_non_root() {
     );
 }
 
+/// The Vulkan image (AMD and Intel GPUs) is built by the same builder (CI's Vulkan step builds
+/// it): its Dockerfile is understood, runs non-root, and copies the agent built with the
+/// `vulkan` feature, which the builder compiles as the Dockerfile says.
+#[test]
+fn the_vulkan_dockerfile_is_understood_and_copies_the_vulkan_build() {
+    let file = dockerfile("agent-vulkan");
+    let plans = plans(&[file.as_path()])
+        .unwrap_or_else(|e| panic!("the builder refused the Vulkan Dockerfile:\n{e}"));
+    let plan = &plans[0];
+    assert_eq!(plan["base"]["from"], "debian:trixie-slim", "{plan:#}");
+    assert_eq!(plan["config"]["User"], "65532:65532", "{plan:#}");
+    let steps = plan["steps"].as_array().unwrap();
+    let copies: Vec<&Value> = steps.iter().filter(|s| s["op"] == "copy").collect();
+    assert_eq!(copies.len(), 1, "{plan:#}");
+    assert_eq!(copies[0]["source"]["package"], "llamafleet-agent");
+    assert_eq!(copies[0]["source"]["features"], json!(["vulkan"]));
+    let smoke = json!(["/usr/local/bin/llamafleet-agent", "--version"]);
+    assert!(
+        steps.iter().any(|s| s["op"] == "run" && s["argv"] == smoke),
+        "no smoke step in {plan:#}"
+    );
+}
+
 #[test]
 fn anything_else_is_refused_with_its_file_and_line() {
     let dir = tempfile::tempdir().unwrap();

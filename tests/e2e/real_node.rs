@@ -126,12 +126,19 @@ spec:
         }
     }
 
-    /// Runs `sh -c script` in the pod: its exit status and stdout.
+    /// Runs `sh -c script` in the pod: its exit status and stdout, with stderr added when it
+    /// failed. kubectl's own complaints about a working exec stream (`Unknown stream id 1,
+    /// discarding message`, containerd 1.6) go to its stderr, so they never mix into the
+    /// output of a command that worked.
     pub fn sh(&self, script: &str) -> (bool, String) {
         let out = self
             .cluster
             .kubectl(&["exec", "-n", &self.ns, &self.name, "--", "sh", "-c", script]);
-        (out.ok, format!("{}{}", out.stdout, out.stderr))
+        if out.ok {
+            (true, out.stdout)
+        } else {
+            (false, format!("{}{}", out.stdout, out.stderr))
+        }
     }
 
     /// `curl` in the pod: HTTP status line by line with the body; panics when curl fails.

@@ -5,17 +5,21 @@
 //! test GGUF. The variant pod downloads, verifies, loads and turns Ready; a client pod calls
 //! the router Service by its DNS name with both APIs, streaming and not; a second replica on
 //! the same node finds the file in the node cache instead of downloading it again; a wrong
-//! sha256 shows in the LlmDeployment's status and Events without a crash loop.
+//! sha256 shows in the LlmDeployment's status and Events without a crash loop; the migration
+//! of docs/migration.md (Saiga to Vistral, both played by the test model) moves traffic from
+//! blue to green step by step without a failed request.
 //!
 //! One test function: the node has two cores, and the steps build on each other.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "real_pods_migration.rs"]
+mod migration;
 #[path = "../../operator/tests/source_server/mod.rs"]
 mod source_server;
 
 use llamafleet_e2e::loopback::test_model;
 use llamafleet_e2e::real_node::{ClientPod, NODE_IP, has_real_node, time_until};
-use llamafleet_e2e::{Cluster, cluster, helm, repo_root, run_ok};
+use llamafleet_e2e::{Cluster, cluster, figure, helm, repo_root, run_ok, snippets};
 use source_server::SourceServer;
 
 /// Loading the model on the 2-core node beside the suite, and a debug-profile agent.
@@ -124,6 +128,24 @@ fn the_quickstart_runs_on_real_pods_under_pod_security_restricted() {
     let Some(helm) = helm() else { return };
     let Some(model) = test_model() else { return };
 
+    // The cluster's Kubernetes binaries say which release they are, as a release build does
+    // (tests/cluster/build.sh sets the version at link time).
+    let kubelet = c.kubectl_ok(&[
+        "get",
+        "nodes",
+        "-l",
+        "llamafleet.dev/node=real",
+        "-o",
+        "jsonpath={.items[0].status.nodeInfo.kubeletVersion}",
+    ]);
+    let server = c.kubectl_ok(&["version", "-o", "json"]);
+    let server: serde_json::Value = serde_json::from_str(&server).unwrap();
+    assert_eq!(kubelet.trim(), "v1.34.4");
+    assert_eq!(
+        server["serverVersion"]["gitVersion"], "v1.34.4",
+        "{server:#}"
+    );
+
     // The chart's release namespace runs the node-cache DaemonSet (hostPath): `privileged`.
     // The application namespace enforces `restricted`, as many clusters do.
     let system = c.real_node_namespace("e2e-real-system", "privileged");
@@ -182,10 +204,10 @@ fn the_quickstart_runs_on_real_pods_under_pod_security_restricted() {
     let to_ready = time_until("the variant pod Ready", READY_SECONDS, || {
         ready_replicas(&c, &app.name, variant) == "1"
     });
-    eprintln!(
+    figure(&format!(
         "kubectl apply of the quickstart to a Ready real pod: {:.1} s",
         to_ready.as_secs_f64()
-    );
+    ));
     c.wait_until("the router Ready", 300, || {
         !ready_replicas(&c, &app.name, "deployment/chat-router").is_empty()
     });
@@ -230,6 +252,44 @@ fn the_quickstart_runs_on_real_pods_under_pod_security_restricted() {
     stream_survives_its_pod_being_deleted(&c, &client, &router, &app.name);
     an_idle_variant_sleeps_and_a_request_wakes_it(&c, &client, &router, &app.name);
     a_wrong_sha256_is_reported_without_a_crash_loop(&c, &app.name, &model_url, &server);
+    // Room on the node for the migration's two variants.
+    c.kubectl_ok(&["delete", "llmd", "broken", "-n", &app.name, "--wait=true"]);
+    migration::blue_to_green_without_a_failed_request(&c, &client, &app.name, &model_url);
+    released_volumes_are_removed_as_the_docs_say(&c, &app.name);
+}
+
+/// The namespace goes: its node-cache claim with it, and the volume turns `Released` (the
+/// operator never deletes volumes). docs/install.md's command, run as written, removes it.
+fn released_volumes_are_removed_as_the_docs_say(c: &Cluster, ns: &str) {
+    let volume = format!("persistentvolume/llamafleet-cache-{ns}");
+    c.kubectl_ok(&["delete", "namespace", ns, "--wait=true", "--timeout=180s"]);
+    c.wait_until("the node-cache volume Released", 120, || {
+        c.kubectl(&["get", &volume, "-o", "jsonpath={.status.phase}"])
+            .stdout
+            == "Released"
+    });
+    let docs = std::fs::read_to_string(repo_root().join("docs/install.md")).unwrap();
+    let block = snippets::fenced_blocks("docs/install.md", &docs)
+        .into_iter()
+        .find(|b| b.code.contains("xargs -r kubectl delete pv"))
+        .expect("install.md says how to remove Released volumes");
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &block.code])
+        .env("KUBECONFIG", c.kubeconfig())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}{}",
+        block.place,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !c.kubectl(&["get", &volume]).ok,
+        "{volume} is still there after {}",
+        block.place
+    );
 }
 
 /// Both variant replicas are known to the routers, from the variant Service's EndpointSlices
@@ -291,10 +351,10 @@ fn a_wrong_sha256_is_reported_without_a_crash_loop(
     let to_reported = time_until("Degraded with reason AgentFailed", READY_SECONDS, || {
         degraded("reason") == "AgentFailed"
     });
-    eprintln!(
+    figure(&format!(
         "wrong sha256 to Degraded/AgentFailed: {:.1} s",
         to_reported.as_secs_f64()
-    );
+    ));
     let message = degraded("message");
     assert!(
         message.starts_with("variant main: sha256 mismatch"),
@@ -369,10 +429,10 @@ fn an_idle_variant_sleeps_and_a_request_wakes_it(
     let asleep = time_until("the variant scaled to zero", 300, || {
         c.jsonpath(ns, "deployment/chat-main", "{.spec.replicas}") == "0"
     });
-    eprintln!(
+    figure(&format!(
         "idleAfter 10s: scaled to zero {:.0} s after the router rollout",
         asleep.as_secs_f64()
-    );
+    ));
     let since = c.jsonpath(ns, "llmd/chat", "{.status.variants[0].idleSince}");
     assert!(!since.is_empty(), "status says since when it sleeps");
     let events = c.kubectl_ok(&["get", "events.events.k8s.io", "-n", ns, "-o", "json"]);
@@ -428,10 +488,16 @@ fn print_wake_breakdown(
 ) {
     let pods: serde_json::Value = serde_json::from_str(&variant_pods(c, ns, "json")).unwrap();
     let pod = &pods["items"][0];
+    // The API server keeps whole seconds: the request's time is cut to its second too, so an
+    // event in the same second reads +0, not -0.4.
+    let asked = asked
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        .floor();
     let at = |text: &serde_json::Value| -> f64 {
         let t: k8s_openapi::jiff::Timestamp = text.as_str().unwrap_or_default().parse().unwrap();
-        let asked: k8s_openapi::jiff::Timestamp = asked.try_into().unwrap();
-        (t - asked).total(k8s_openapi::jiff::Unit::Second).unwrap()
+        t.as_second() as f64 - asked
     };
     let condition = |kind: &str| {
         pod["status"]["conditions"]
@@ -447,12 +513,12 @@ fn print_wake_breakdown(
     let ready = condition("Ready");
     let status = client.curl(&format!("http://chat-main.{ns}.svc:8080/status"));
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
-    eprintln!(
+    figure(&format!(
         "wake (cached model): request to answer {total} s; after the \
          request (whole seconds): pod created +{created:.0} s, scheduled +{scheduled:.0} s, \
          container started +{started:.0} s, Ready +{ready:.0} s; the agent's phases (s): {}",
         status["phase_seconds"]
-    );
+    ));
 }
 
 /// A stream whose serving pod is deleted in the middle ends cleanly: the agent drains it

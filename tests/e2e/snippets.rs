@@ -5,6 +5,8 @@
 //!   (`agent/tests/readme_snippets.rs`);
 //! - `<!-- checked on cluster: LANG -->`: run as written against a real Kubernetes API server
 //!   with the operator running (`tests/e2e/docs.rs`);
+//! - `<!-- checked on real pods: LANG -->`: run as written on the test cluster's real node,
+//!   where the pods answer (`tests/e2e/real_pods_migration.rs`, docs/migration.md's blocks);
 //! - `<!-- not checked: REASON -->`: run by no test, for the reason given (no Docker engine,
 //!   real nodes needed, ...).
 //!
@@ -22,6 +24,8 @@ pub enum Runner {
     Agent,
     /// Against a real Kubernetes API server with the operator running.
     Cluster,
+    /// On the real node, with the deployment's pods answering.
+    RealPods,
 }
 
 /// The marker on the line before a fence.
@@ -90,6 +94,8 @@ fn marker(line: &str, place: &str) -> Option<Mark> {
         Mark::Checked(Runner::Agent, lang.trim().to_owned())
     } else if let Some(lang) = inner.strip_prefix("checked on cluster:") {
         Mark::Checked(Runner::Cluster, lang.trim().to_owned())
+    } else if let Some(lang) = inner.strip_prefix("checked on real pods:") {
+        Mark::Checked(Runner::RealPods, lang.trim().to_owned())
     } else if let Some(reason) = inner.strip_prefix("not checked:") {
         let reason = reason.trim();
         assert!(!reason.is_empty(), "{place}: `not checked` needs a reason");
@@ -179,6 +185,7 @@ pub fn runs(runner: Runner, lang: &str) -> bool {
         Runner::Agent => ["sh", "python"].contains(&lang),
         // `yaml`: applied as it stands, as a reader saves it and runs `kubectl apply -f`.
         Runner::Cluster => ["sh", "yaml"].contains(&lang),
+        Runner::RealPods => lang == "sh",
     }
 }
 

@@ -336,6 +336,23 @@ pub fn run_ok(program: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A measurement worth reading in a passing run (cargo hides a passing test's output): printed,
+/// and appended to the file `LLAMAFLEET_FIGURES` names, which scripts/test.sh prints at the end.
+pub fn figure(line: &str) {
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("LLAMAFLEET_FIGURES") {
+        use std::io::Write;
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = appended {
+            eprintln!("LLAMAFLEET_FIGURES: {e}");
+        }
+    }
+}
+
 /// Documents of a multi-document YAML stream (empty documents dropped).
 pub fn yaml_documents(yaml: &str) -> Vec<serde_json::Value> {
     use serde::Deserialize;

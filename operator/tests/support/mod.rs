@@ -307,6 +307,76 @@ pub fn cluster(models: &[LlmModel], live: &[Value]) -> Stores {
     Stores::holding(models.to_vec(), children)
 }
 
+/// The field set (`fieldsV1`) the API server records for a manager that applied `body`: every
+/// field it set, lists owned whole (enough for the fingerprint, which projects the live object
+/// on this set; the API server's own sets name keyed list elements, `k:{..}`, which
+/// `owned`'s unit tests cover). The name and namespace identify the object, they are no field.
+pub fn applied_fields(body: &Value) -> Value {
+    fn set(v: &Value, top: bool) -> Value {
+        let Some(fields) = v.as_object() else {
+            return json!({});
+        };
+        let mut out = serde_json::Map::new();
+        for (key, value) in fields {
+            if top && matches!(key.as_str(), "apiVersion" | "kind" | "status") {
+                continue;
+            }
+            out.insert(format!("f:{key}"), set(value, false));
+        }
+        Value::Object(out)
+    }
+    let mut fields = set(body, true);
+    if let Some(meta) = fields.get_mut("f:metadata").and_then(Value::as_object_mut) {
+        meta.remove("f:name");
+        meta.remove("f:namespace");
+    }
+    fields
+}
+
+/// `live` as the API server shows it after the operator applied it: its `managedFields` name
+/// the fields of the operator's apply (`owned`, from [`applied_fields`]).
+pub fn with_managed_fields(mut live: Value, owned: Value) -> Value {
+    live["metadata"]["managedFields"] = json!([{
+        "manager": llamafleet_operator::names::FIELD_MANAGER,
+        "operation": "Apply",
+        "apiVersion": live["apiVersion"],
+        "fieldsType": "FieldsV1",
+        "fieldsV1": owned,
+    }]);
+    live
+}
+
+/// The objects of `kind` among `live`, as the watch caches keep them (`stores::keep_owned`).
+fn slim_of_kind<K>(live: &[Value], kind: &str) -> Vec<K>
+where
+    K: serde::de::DeserializeOwned
+        + kube::ResourceExt
+        + serde::Serialize
+        + llamafleet_operator::stores::Slim,
+{
+    let mut objects: Vec<K> = of_kind(live, kind);
+    objects
+        .iter_mut()
+        .for_each(llamafleet_operator::stores::keep_owned);
+    objects
+}
+
+/// Watch caches as the running operator fills them: each child slimmed to its identity and the
+/// fingerprint of the fields its `managedFields` say the operator owns.
+pub fn slim_cluster(models: &[LlmModel], live: &[Value]) -> Stores {
+    let children = LiveChildren {
+        config_maps: slim_of_kind(live, "ConfigMap"),
+        deployments: slim_of_kind(live, "Deployment"),
+        services: slim_of_kind(live, "Service"),
+        pdbs: slim_of_kind(live, "PodDisruptionBudget"),
+        hpas: slim_of_kind(live, "HorizontalPodAutoscaler"),
+        service_accounts: slim_of_kind(live, "ServiceAccount"),
+        roles: slim_of_kind(live, "Role"),
+        role_bindings: slim_of_kind(live, "RoleBinding"),
+    };
+    Stores::holding(models.to_vec(), children)
+}
+
 /// Path of the node cache's claim in `ns`.
 pub fn node_cache_claim_path(ns: &str) -> String {
     format!(

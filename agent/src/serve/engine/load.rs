@@ -118,8 +118,9 @@ pub struct ModelInfo {
     /// The GPUs the layers went to (empty when none did).
     pub gpus: Vec<GpuDevice>,
     /// Device memory the engine took on those GPUs (weights, KV cache, compute buffers):
-    /// their free memory before loading less after creating the context.
-    pub gpu_memory_bytes: u64,
+    /// their free memory before loading less after creating the context; 0 without GPUs,
+    /// `None` on a GPU that does not report its memory use ([`super::offload::memory_taken`]).
+    pub gpu_memory_bytes: Option<u64>,
     /// Embedding width.
     pub embedding_length: u32,
     /// Parameters.
@@ -320,7 +321,7 @@ fn load_model(
         layers_offloaded,
         device,
         gpus,
-        gpu_memory_bytes: 0,
+        gpu_memory_bytes: Some(0),
         pinned_prefix_tokens: Vec::new(),
         embedding_length: u32::try_from(model.n_embd()).unwrap_or(0),
         parameters: model.n_params(),

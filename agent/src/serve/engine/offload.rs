@@ -59,15 +59,26 @@ pub fn gpu_devices() -> Vec<GpuDevice> {
 
 /// Device memory taken on `devices` since they were listed (before loading): what the model,
 /// its KV cache and compute buffers occupy, read from the devices rather than estimated.
-pub fn memory_taken(devices: &[GpuDevice]) -> u64 {
-    let now = gpu_devices();
-    devices
+/// `None` when one of them reports no use of its memory: its free memory is its total
+/// whatever is allocated (ggml-vulkan on a driver without `VK_EXT_memory_budget`, such as
+/// Mesa's software GPU, lavapipe), so there is nothing to read.
+pub fn memory_taken(devices: &[GpuDevice]) -> Option<u64> {
+    if devices
         .iter()
-        .filter_map(|d| {
-            let after = now.iter().find(|n| n.name == d.name)?;
-            Some(d.memory_free_bytes.saturating_sub(after.memory_free_bytes))
-        })
-        .sum()
+        .any(|d| d.memory_free_bytes == d.memory_total_bytes)
+    {
+        return None;
+    }
+    let now = gpu_devices();
+    Some(
+        devices
+            .iter()
+            .filter_map(|d| {
+                let after = now.iter().find(|n| n.name == d.name)?;
+                Some(d.memory_free_bytes.saturating_sub(after.memory_free_bytes))
+            })
+            .sum(),
+    )
 }
 
 /// Sets `params` to the layers (and tensor split) that fit the GPUs' free memory with the

@@ -36,10 +36,27 @@ pub(crate) struct Rest;
 
 impl<'de> Deserialize<'de> for Rest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let rest = Map::<String, Value>::deserialize(deserializer)?;
-        match rest.keys().next() {
-            None => Ok(Rest),
-            Some(key) => Err(D::Error::custom(unsupported(key))),
-        }
+        refuse_leftovers(deserializer, "").map(|()| Rest)
+    }
+}
+
+/// The same inside Ollama's `options` (named `options.<key>` in the refusal).
+#[derive(Debug, Default)]
+pub(crate) struct OptionsRest;
+
+impl<'de> Deserialize<'de> for OptionsRest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        refuse_leftovers(deserializer, "options.").map(|()| OptionsRest)
+    }
+}
+
+fn refuse_leftovers<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    prefix: &str,
+) -> Result<(), D::Error> {
+    let rest = Map::<String, Value>::deserialize(deserializer)?;
+    match rest.keys().next() {
+        None => Ok(()),
+        Some(key) => Err(D::Error::custom(unsupported(&format!("{prefix}{key}")))),
     }
 }

@@ -18,6 +18,7 @@ mod openapi;
 mod ops;
 mod responses;
 mod responses_answer;
+mod sampler_fields;
 mod structured;
 mod tokens;
 mod tool_wire;

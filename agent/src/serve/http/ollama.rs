@@ -10,8 +10,9 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::fields::Rest;
-use super::generate::{self, Live, OneOrMany, Step, nanos, rfc3339_now};
+use super::fields::{OptionsRest, Rest};
+use super::generate::{self, Live, Step, nanos, rfc3339_now};
+use super::sampler_fields::SamplerFields;
 use super::tool_wire::{self, OllamaCall, ToolDef};
 use super::{ApiError, ApiJson, Flavor, RequestLog, structured};
 use crate::serve::engine::{
@@ -28,15 +29,12 @@ const FLAVOR: Flavor = Flavor::Ollama;
 pub(crate) struct Options {
     num_ctx: Option<u32>,
     num_predict: Option<i64>,
-    temperature: Option<f32>,
-    top_p: Option<f32>,
-    top_k: Option<i32>,
-    min_p: Option<f32>,
-    repeat_penalty: Option<f32>,
-    presence_penalty: Option<f32>,
-    frequency_penalty: Option<f32>,
-    seed: Option<i64>,
-    stop: Option<OneOrMany>,
+    #[serde(flatten)]
+    sampler: SamplerFields,
+    /// Ollama's other options (`mirostat`, `num_gpu`, ...) are refused by name.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    _rest: OptionsRest,
 }
 
 impl Options {
@@ -50,19 +48,7 @@ impl Options {
                 ));
             }
         }
-        p.temperature = self.temperature.unwrap_or(p.temperature);
-        p.top_p = self.top_p.unwrap_or(p.top_p);
-        p.top_k = self.top_k.unwrap_or(p.top_k);
-        p.min_p = self.min_p.unwrap_or(p.min_p);
-        p.repeat_penalty = self.repeat_penalty.unwrap_or(p.repeat_penalty);
-        p.presence_penalty = self.presence_penalty.unwrap_or(p.presence_penalty);
-        p.frequency_penalty = self.frequency_penalty.unwrap_or(p.frequency_penalty);
-        if let Some(seed) = self.seed {
-            p.seed = Some(seed as u32);
-        }
-        if let Some(stop) = self.stop {
-            p.stop = stop.into_vec();
-        }
+        self.sampler.apply(&mut p);
         // Ollama: -1 (or -2) means "until done"; here that is the context's remaining room.
         match self.num_predict {
             Some(n) if n > 0 => p.max_tokens = Some(u32::try_from(n).unwrap_or(u32::MAX)),

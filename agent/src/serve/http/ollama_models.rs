@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::generate::{self, rfc3339_now};
 use super::{ApiError, ApiJson, Flavor};
+use crate::serve::engine::ModelInfo;
 use crate::serve::state::AppState;
 
 const FLAVOR: Flavor = Flavor::Ollama;
@@ -36,15 +37,24 @@ fn entries(state: &AppState, running: bool) -> Vec<Value> {
                 "digest": snap.sha256, "details": details(state)});
             if running {
                 v["expires_at"] = json!("9999-12-31T23:59:59Z");
-                // What the engine took on its GPUs (0 on the CPU), as Ollama reports it.
-                let vram = state.engine.get().map_or(0, |e| e.info().gpu_memory_bytes);
-                v["size_vram"] = json!(vram);
+                v["size_vram"] = json!(state.engine.get().map_or(0, |e| size_vram(e.info(), size)));
             } else {
                 v["modified_at"] = json!(rfc3339_now());
             }
             v
         })
         .collect()
+}
+
+/// What the engine took on its GPUs (0 on the CPU), as Ollama reports it. On a GPU that does
+/// not report its memory use, the offloaded blocks' share of the model's `size`: `ollama ps`
+/// shows the GPU share as `size_vram / size`.
+fn size_vram(info: &ModelInfo, size: u64) -> u64 {
+    info.gpu_memory_bytes.unwrap_or_else(|| {
+        let share = u128::from(size) * u128::from(info.layers_offloaded)
+            / u128::from(info.layers_total.max(1));
+        u64::try_from(share).unwrap_or(u64::MAX)
+    })
 }
 
 /// `GET /api/tags`.

@@ -10,6 +10,7 @@ use super::fields::Rest;
 use super::generate::{self, OneOrMany};
 use super::logprobs;
 use super::openai_answer::{self, Answer, Choices, Kind};
+use super::sampler_fields::SamplerFields;
 use super::structured::ResponseFormat;
 use super::tool_wire::{self, OpenAiCall, ToolDef};
 use super::{ApiError, ApiJson, Flavor, RequestLog};
@@ -19,18 +20,9 @@ use crate::serve::tools::ToolRequest;
 
 const FLAVOR: Flavor = Flavor::OpenAi;
 
-/// Sampling fields both completion requests share (llama-server's extensions included).
+/// What both completion requests add to the sampler settings ([`SamplerFields`]).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct Sampling {
-    temperature: Option<f32>,
-    top_p: Option<f32>,
-    top_k: Option<i32>,
-    min_p: Option<f32>,
-    repeat_penalty: Option<f32>,
-    presence_penalty: Option<f32>,
-    frequency_penalty: Option<f32>,
-    seed: Option<u64>,
-    stop: Option<OneOrMany>,
     max_tokens: Option<u32>,
     max_completion_tokens: Option<u32>,
     n: Option<u32>,
@@ -41,24 +33,17 @@ pub(crate) struct Sampling {
 }
 
 impl Sampling {
-    fn apply(self, log: &RequestLog, mut p: SamplingParams) -> Result<SamplingParams, ApiError> {
+    fn apply(
+        self,
+        sampler: SamplerFields,
+        log: &RequestLog,
+        mut p: SamplingParams,
+    ) -> Result<SamplingParams, ApiError> {
         if let Some(user) = &self.user {
             log.user(user);
         }
         p.ignore_eos = self.ignore_eos.unwrap_or(p.ignore_eos);
-        p.temperature = self.temperature.unwrap_or(p.temperature);
-        p.top_p = self.top_p.unwrap_or(p.top_p);
-        p.top_k = self.top_k.unwrap_or(p.top_k);
-        p.min_p = self.min_p.unwrap_or(p.min_p);
-        p.repeat_penalty = self.repeat_penalty.unwrap_or(p.repeat_penalty);
-        p.presence_penalty = self.presence_penalty.unwrap_or(p.presence_penalty);
-        p.frequency_penalty = self.frequency_penalty.unwrap_or(p.frequency_penalty);
-        if let Some(seed) = self.seed {
-            p.seed = Some(seed as u32);
-        }
-        if let Some(stop) = self.stop {
-            p.stop = stop.into_vec();
-        }
+        sampler.apply(&mut p);
         p.max_tokens = self
             .max_completion_tokens
             .or(self.max_tokens)
@@ -137,6 +122,10 @@ pub(crate) struct ChatRequest {
     tool_choice: Option<Value>,
     /// Several calls in one answer (default true).
     parallel_tool_calls: Option<bool>,
+    // Two flattened structs side by side, not one inside the other: serde reads a struct
+    // that flattens another as a map and leaves its keys to the `Rest` after it.
+    #[serde(flatten)]
+    sampler: SamplerFields,
     #[serde(flatten)]
     sampling: Sampling,
     #[serde(flatten)]
@@ -155,6 +144,10 @@ pub(crate) struct CompletionRequest {
     stream_options: Option<StreamOptions>,
     /// Log probabilities with this many alternatives per token (0 to 20).
     logprobs: Option<u32>,
+    // Two flattened structs side by side, not one inside the other: serde reads a struct
+    // that flattens another as a map and leaves its keys to the `Rest` after it.
+    #[serde(flatten)]
+    sampler: SamplerFields,
     #[serde(flatten)]
     sampling: Sampling,
     #[serde(flatten)]
@@ -303,7 +296,9 @@ pub(crate) async fn chat(
         log.user(id);
     }
     let n = req.sampling.n;
-    let mut params = req.sampling.apply(&log, generate::base_params(preset))?;
+    let mut params = req
+        .sampling
+        .apply(req.sampler, &log, generate::base_params(preset))?;
     params.logprobs = logprobs::requested(FLAVOR, req.logprobs, req.top_logprobs)?;
     if let Some(format) = &req.response_format {
         params.grammar = format.grammar()?;
@@ -356,7 +351,9 @@ pub(crate) async fn completions(
     let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
     generate::no_preset_tools(preset, FLAVOR)?;
     let n = req.sampling.n;
-    let mut params = req.sampling.apply(&log, generate::base_params(preset))?;
+    let mut params = req
+        .sampling
+        .apply(req.sampler, &log, generate::base_params(preset))?;
     if req.logprobs.is_some_and(|n| n > MAX_TOP_LOGPROBS) {
         return Err(ApiError::bad_request(
             FLAVOR,

@@ -71,7 +71,8 @@ pub(crate) async fn status(State(state): State<AppState>) -> Json<Value> {
         "device": info.map_or("cpu", |i| i.device.as_str()),
         "layers_offloaded": info.map_or(0, |i| i.layers_offloaded),
         "gpus": info.map_or_else(Vec::new, |i| i.gpus.clone()),
-        "gpu_memory_bytes": info.map_or(0, |i| i.gpu_memory_bytes),
+        // null: the GPU does not report its memory use.
+        "gpu_memory_bytes": info.map_or(Some(0), |i| i.gpu_memory_bytes),
         "layers_total": layers_total,
         "slots_busy": slots_busy,
         "slots_total": info.map_or(0, |i| i.slots),
