@@ -37,12 +37,6 @@ fn gpus() -> Vec<GpuDevice> {
     gpus
 }
 
-/// Whether a GPU reports the use of its memory: one that does not (lavapipe: ggml-vulkan
-/// without `VK_EXT_memory_budget`) says all of it is free, whatever is allocated.
-fn reports_memory_use(gpu: &GpuDevice) -> bool {
-    gpu.memory_free_bytes < gpu.memory_total_bytes
-}
-
 fn load(gpu_layers: GpuLayers) -> Option<Engine> {
     let config = EngineConfig {
         ctx: CTX,
@@ -116,7 +110,7 @@ async fn auto_offloads_every_layer_to_a_gpu_or_says_it_stayed_on_the_cpu() {
         assert_eq!(status["device"], gpus[0].description.as_str());
         assert_eq!(status["gpus"][0]["backend"], gpus[0].backend.as_str());
         let size = ps["models"][0]["size"].as_u64().expect("size");
-        if reports_memory_use(&gpus[0]) {
+        if gpus[0].reports_memory_use() {
             // Weights, KV cache and compute buffers now sit in device memory.
             let taken = info.gpu_memory_bytes.expect("read from the device");
             assert!(
@@ -211,7 +205,7 @@ async fn a_device_too_small_for_the_model_gets_the_layers_the_plan_fits() {
     assert_eq!(info.layers_offloaded, layers);
     assert_eq!(u64::from(info.layers_total), plan.layers);
     assert_eq!(info.device, gpus[0].description);
-    if reports_memory_use(&gpus[0]) {
+    if gpus[0].reports_memory_use() {
         let taken = info.gpu_memory_bytes.expect("read from the device");
         assert!(
             taken <= device_bytes,

@@ -6,12 +6,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use llamafleet_e2e::block_run::{path_with, run_block};
 use llamafleet_e2e::snippets::Snippet;
 use llamafleet_e2e::{Cluster, repo_root};
 
-/// "Does not hang" bound for one block (the docs' `kubectl wait` allow 30 minutes; on the
-/// simulated nodes readiness takes seconds).
-const BLOCK_TIMEOUT_SECONDS: u64 = 300;
 /// How long a read-only block is re-run until it shows what the doc says (the operator
 /// reconciles within seconds of a change).
 const EVENTUALLY_SECONDS: u64 = 60;
@@ -194,54 +192,6 @@ fn link_repository(work: &Path) {
         }
         std::os::unix::fs::symlink(entry.path(), work.join(entry.file_name())).unwrap();
     }
-}
-
-/// `PATH` with `dir` first.
-fn path_with(dir: &Path) -> std::ffi::OsString {
-    let mut dirs = vec![dir.to_path_buf()];
-    dirs.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
-    std::env::join_paths(dirs).unwrap()
-}
-
-/// Runs one block as written (`yaml`: `kubectl apply -f -` of it); panics with its output
-/// unless it exits 0 within the bound. Returns what it printed (stdout, then stderr: kubectl
-/// says some results there).
-fn run_block(s: &Snippet, kubeconfig: &Path, work: &Path, path: &std::ffi::OsStr) -> String {
-    use std::io::Write;
-    let mut command = Command::new("timeout");
-    command.arg(BLOCK_TIMEOUT_SECONDS.to_string());
-    match s.lang.as_str() {
-        "sh" => command.args(["bash", "-euo", "pipefail", "-c", &s.code]),
-        "yaml" => command.args(["kubectl", "apply", "-f", "-"]),
-        other => panic!("{}: no runner for {other}", s.place),
-    };
-    let mut child = command
-        .env("KUBECONFIG", kubeconfig)
-        .env("PATH", path)
-        .current_dir(work)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("timeout runs");
-    let mut stdin = child.stdin.take().unwrap();
-    if s.lang == "yaml" {
-        stdin.write_all(s.code.as_bytes()).unwrap();
-    }
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    let printed =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{}: {:?} (124: still running after {BLOCK_TIMEOUT_SECONDS}s):\n{}\n--- output:\n{printed}",
-        s.place,
-        out.status,
-        s.code
-    );
-    printed
 }
 
 /// A block that installs llamafleet (the release `llamafleet` in `llamafleet-system`).

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use llamafleet_e2e::block_run::{path_with, run_block};
 use llamafleet_e2e::real_node::{ClientPod, time_until};
 use llamafleet_e2e::snippets::{Runner, Snippet, checked_snippets};
 use llamafleet_e2e::{Cluster, figure, repo_root, target_binary, yaml_documents};
@@ -190,35 +191,13 @@ fn the_guides_blocks_run_as_written(c: &Cluster, ns: &str, qa_key: &str) {
     ]);
     // `llamafleet-agent` is the build under test.
     let agent = target_binary("llamafleet-agent", "cargo build -p llamafleet-agent");
-    let mut path = vec![agent.parent().unwrap().to_path_buf()];
-    path.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
-    let path = std::env::join_paths(path).unwrap();
+    let path = path_with(agent.parent().unwrap());
     for block in &blocks {
-        // Into a file, not a pipe: the block's port-forward keeps running in the background
-        // (as in a reader's shell) and would hold a pipe open.
-        let log = dir.path().join("block.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let status = Command::new("timeout")
-            .args(["300", "bash", "-euo", "pipefail", "-c", &block.code])
-            .env("KUBECONFIG", &kubeconfig)
-            .env("PATH", &path)
-            .current_dir(dir.path())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .status()
-            .unwrap();
+        let printed = run_block(block, &kubeconfig, dir.path(), &path);
+        // The block's port-forward keeps running in the background, as in a reader's shell.
         let _ = Command::new("pkill")
             .args(["-f", "port-forward svc/assistant 8080:80"])
             .status();
-        let printed = std::fs::read_to_string(&log).unwrap();
-        assert!(
-            status.success(),
-            "{}: {status:?}\n{}\n--- output:\n{printed}",
-            block.place,
-            block.code
-        );
         if block.code.contains("curl") {
             let answer: Value = serde_json::from_str(out_json(&printed))
                 .unwrap_or_else(|e| panic!("{}: {e}: {printed}", block.place));

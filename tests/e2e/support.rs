@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod block_run;
 pub mod loopback;
 pub mod real_node;
 pub mod snippets;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::args::Target;
 use super::prompts::Prompt;
+use crate::wire::openai::{ChatCompletionChunk, ErrorDetail, ModelList};
 
 /// Characters of an error response body kept in the error text.
 const ERROR_BODY_CHARS: usize = 300;
@@ -119,11 +120,12 @@ impl Client {
             .await
             .map_err(|e| format!("GET /v1/models: {}", error_chain(&e)))?;
         let body = checked_body(response).await?;
-        let list: Value =
-            serde_json::from_str(&body).map_err(|e| format!("GET /v1/models: not JSON: {e}"))?;
-        list["data"][0]["id"]
-            .as_str()
-            .map(str::to_owned)
+        let list: ModelList = serde_json::from_str(&body)
+            .map_err(|e| format!("GET /v1/models: not a model list: {e}"))?;
+        list.data
+            .into_iter()
+            .next()
+            .map(|m| m.id)
             .ok_or_else(|| "GET /v1/models lists no model".to_owned())
     }
 
@@ -158,19 +160,11 @@ impl Client {
                 if event.data == "[DONE]" {
                     return Ok(());
                 }
-                let chunk: Value = serde_json::from_str(&event.data)
-                    .map_err(|e| format!("stream chunk is not JSON: {e}"))?;
-                if let Some(error) = chunk.get("error") {
-                    let message = error["message"].as_str().map(str::to_owned);
-                    return Err(format!(
-                        "error in stream: {}",
-                        message.unwrap_or_else(|| error.to_string())
-                    ));
+                let chunk = read_chunk(&event.data)?;
+                if let Some(u) = &chunk.usage {
+                    usage = Some(u.completion_tokens);
                 }
-                if let Some(n) = chunk["usage"]["completion_tokens"].as_u64() {
-                    usage = Some(n);
-                }
-                if let Some(text) = chunk["choices"][0]["delta"]["content"].as_str()
+                if let Some(text) = chunk.choices.first().and_then(|c| c.delta.text())
                     && !text.is_empty()
                 {
                     sample.ttft_ms.get_or_insert_with(|| millis(started));
@@ -192,6 +186,24 @@ impl Client {
         });
         sample
     }
+}
+
+/// One chunk of the stream; an error frame (OpenAI's error object, or any other `error`) is
+/// the request's error.
+fn read_chunk(data: &str) -> Result<ChatCompletionChunk, String> {
+    let frame: Value =
+        serde_json::from_str(data).map_err(|e| format!("stream chunk is not JSON: {e}"))?;
+    if let Some(error) = frame.get("error") {
+        let message = serde_json::from_value::<ErrorDetail>(error.clone())
+            .map(|d| d.message)
+            .ok()
+            .filter(|m| !m.is_empty());
+        return Err(format!(
+            "error in stream: {}",
+            message.unwrap_or_else(|| error.to_string())
+        ));
+    }
+    serde_json::from_value(frame).map_err(|e| format!("stream chunk is not a chat chunk: {e}"))
 }
 
 /// The body of a 2xx response, else `HTTP <status>: <start of the body>`.

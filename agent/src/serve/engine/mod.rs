@@ -1,10 +1,14 @@
 //! The llama.cpp engine: one model and one context on a dedicated thread, shared by
-//! `parallel` slots with continuous batching. Handlers talk to it through channels only.
+//! `parallel` slots with continuous batching. Handlers talk to it through channels only, behind
+//! a seam ([`backend::Backend`]) that a scripted engine also fills, for tests of the HTTP layer
+//! without a model.
 
+mod backend;
 mod chat;
 mod embed;
 mod jinja;
 mod job;
+mod llama;
 mod load;
 mod logprobs;
 mod offload;
@@ -12,6 +16,7 @@ mod params;
 mod pinned;
 mod sample;
 mod schema;
+mod scripted;
 mod stop;
 mod template;
 mod tokens;
@@ -20,12 +25,13 @@ mod worker;
 #[cfg(test)]
 mod decode_failure_tests;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc as tmpsc, oneshot};
+use tokio::sync::mpsc as tmpsc;
 
+use backend::Backend;
 pub use chat::{Chat, ChatMessage, Tool, ToolCall, ToolSyntax, native_tool_syntax};
 pub use load::{EngineConfig, GpuLayers, ModelInfo, RequestLimits};
 pub use logprobs::{MAX_TOP_LOGPROBS, TokenChoice, TokenLogprob};
@@ -33,6 +39,7 @@ pub use offload::{GpuDevice, gpu_devices};
 pub use params::{DEFAULT_MAX_TOKENS, MAX_STOP_STRINGS, SamplingParams};
 pub use sample::Sampler;
 pub use schema::{SchemaError, convert, enforceable, json_object_grammar, schema_grammar};
+pub use scripted::Scripted;
 pub use tokens::TokenPiece;
 
 use crate::serve::metrics::EngineMetrics;
@@ -210,35 +217,16 @@ pub struct EngineStats {
     pub last_progress_ms: AtomicU64,
 }
 
-/// A handle to the engine thread; cheap to clone. Dropping the last one waits for the thread
-/// to finish its streams and free the context and model.
+/// A handle to an engine; cheap to clone. The llama.cpp engine ([`Engine::load`]) serves; a
+/// scripted one ([`Engine::scripted`]) stands in where the HTTP layer's cases are tested
+/// without a model. Dropping the last handle of the llama.cpp engine waits for its thread to
+/// finish its streams and free the context and model.
 #[derive(Clone)]
 pub struct Engine {
-    // Declared first, so dropped first: the last sender gone is what ends the thread's loop.
-    tx: mpsc::Sender<Command>,
+    backend: Arc<dyn Backend>,
     info: Arc<ModelInfo>,
     stats: Arc<EngineStats>,
     started: Instant,
-    /// Held for its `Drop` only (declared after `tx`, so dropped after it).
-    _thread: Arc<EngineThread>,
-    /// The model and its template for work off the engine thread (dropped after the thread
-    /// has joined, so the model outlives its contexts).
-    shared: Arc<load::Shared>,
-}
-
-/// Joins the engine thread when the last [`Engine`] goes. Without it the thread would free the
-/// llama.cpp context on its own while the process exits: on a GPU that races the CUDA runtime's
-/// teardown and aborts the process (seen on an H200 at the end of a test binary).
-struct EngineThread(Option<std::thread::JoinHandle<()>>);
-
-impl Drop for EngineThread {
-    fn drop(&mut self) {
-        if let Some(handle) = self.0.take()
-            && handle.join().is_err()
-        {
-            tracing::error!("the engine thread panicked");
-        }
-    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -250,18 +238,25 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Loads the model and starts the engine thread. Blocking: call from `spawn_blocking`.
     pub fn load(config: EngineConfig, metrics: EngineMetrics) -> Result<Engine, EngineError> {
-        let (tx, rx) = mpsc::channel();
         let stats = Arc::new(EngineStats::default());
         let started = Instant::now();
-        let (info, shared, thread) = load::spawn(config, metrics, rx, stats.clone(), started)?;
+        let (backend, info) = llama::LlamaEngine::start(config, metrics, stats.clone(), started)?;
         Ok(Engine {
-            tx,
+            backend: Arc::new(backend),
             info: Arc::new(info),
             stats,
             started,
-            _thread: Arc::new(EngineThread(Some(thread))),
-            shared,
         })
+    }
+
+    /// An engine that answers every generation as `script` says, and says it serves `info`.
+    pub fn scripted(script: Scripted, info: ModelInfo) -> Engine {
+        Engine {
+            backend: Arc::new(script.with_context(info.ctx_per_slot)),
+            info: Arc::new(info),
+            stats: Arc::new(EngineStats::default()),
+            started: Instant::now(),
+        }
     }
 
     /// The loaded model.
@@ -305,43 +300,12 @@ impl Engine {
         prompt: Prompt,
         params: Vec<SamplingParams>,
     ) -> Result<Vec<tmpsc::UnboundedReceiver<Event>>, EngineError> {
-        let (copies, receivers) = params
-            .into_iter()
-            .map(|params| {
-                let (events, rx) = tmpsc::unbounded_channel();
-                (Copy { params, events }, rx)
-            })
-            .unzip();
-        let job = Generation {
-            prompt,
-            copies,
-            enqueued: Instant::now(),
-        };
-        let (shared, tx) = (self.shared.clone(), self.tx.clone());
-        // Templated and tokenized on a blocking-pool thread; a copy that cannot run gets its
-        // error there. A gone engine drops the job, which closes the receivers.
-        off_engine_thread(move || {
-            if let Some(prepared) = job::prepare(&shared, job) {
-                let _ = tx.send(Command::Generate(Box::new(prepared)));
-            }
-        });
-        Ok(receivers)
+        self.backend.generate_copies(prompt, params)
     }
 
     /// Pooled embeddings of each input.
     pub async fn embed(&self, inputs: Vec<String>) -> Result<Embeddings, EngineError> {
-        let shared = self.shared.clone();
-        let inputs = blocking(move || embed::prepare(&shared, &inputs)).await??;
-        let (reply, rx) = oneshot::channel();
-        let job = embed::EmbedJob {
-            inputs,
-            vectors: Vec::new(),
-            reply,
-        };
-        self.tx
-            .send(Command::Embed(Box::new(job)))
-            .map_err(|_| EngineError::Stopped)?;
-        rx.await.map_err(|_| EngineError::Stopped)?
+        self.backend.embed(inputs).await
     }
 
     /// The tokens of `text` with their pieces; `add_special` adds BOS as generation does.
@@ -350,30 +314,23 @@ impl Engine {
         text: String,
         add_special: bool,
     ) -> Result<Vec<TokenPiece>, EngineError> {
-        let shared = self.shared.clone();
-        blocking(move || tokens::tokenize(&shared.model, &text, add_special)).await
+        self.backend.tokenize(text, add_special).await
     }
 
     /// The tokens `prompt` takes once templated (Anthropic's `count_tokens`).
     pub async fn count_tokens(&self, prompt: Prompt) -> Result<u32, EngineError> {
-        let shared = self.shared.clone();
-        let tokens =
-            blocking(move || job::prompt_tokens(&shared.model, &shared.template, prompt)).await??;
-        Ok(tokens.len() as u32)
+        self.backend.count_tokens(prompt).await
     }
 
     /// The text of token ids (an id outside the vocabulary is [`EngineError::Invalid`]).
     pub async fn detokenize(&self, ids: Vec<i32>) -> Result<String, EngineError> {
-        let shared = self.shared.clone();
-        blocking(move || tokens::detokenize(&shared.model, &ids)).await?
+        self.backend.detokenize(ids).await
     }
-}
 
-#[cfg(test)]
-impl Engine {
     /// See [`Command::Desync`].
+    #[cfg(test)]
     fn desync(&self, job: u64) {
-        let _ = self.tx.send(Command::Desync(job));
+        self.backend.desync(job);
     }
 }
 

@@ -36,6 +36,15 @@ pub struct GpuDevice {
     pub memory_free_bytes: u64,
 }
 
+impl GpuDevice {
+    /// Whether the device reports the use of its memory: one that does not says all of it is
+    /// free whatever is allocated (ggml-vulkan on a driver without `VK_EXT_memory_budget`, such
+    /// as Mesa's software GPU, lavapipe).
+    pub fn reports_memory_use(&self) -> bool {
+        self.memory_free_bytes < self.memory_total_bytes
+    }
+}
+
 /// The GPUs of the compiled-in backends, in ggml's order (CPU devices left out). Empty on a
 /// CPU build or a machine without a usable GPU.
 pub fn gpu_devices() -> Vec<GpuDevice> {
@@ -59,14 +68,10 @@ pub fn gpu_devices() -> Vec<GpuDevice> {
 
 /// Device memory taken on `devices` since they were listed (before loading): what the model,
 /// its KV cache and compute buffers occupy, read from the devices rather than estimated.
-/// `None` when one of them reports no use of its memory: its free memory is its total
-/// whatever is allocated (ggml-vulkan on a driver without `VK_EXT_memory_budget`, such as
-/// Mesa's software GPU, lavapipe), so there is nothing to read.
+/// `None` when one of them reports no use of its memory ([`GpuDevice::reports_memory_use`]):
+/// there is nothing to read.
 pub fn memory_taken(devices: &[GpuDevice]) -> Option<u64> {
-    if devices
-        .iter()
-        .any(|d| d.memory_free_bytes == d.memory_total_bytes)
-    {
+    if !devices.iter().all(GpuDevice::reports_memory_use) {
         return None;
     }
     let now = gpu_devices();

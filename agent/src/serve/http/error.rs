@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::serve::engine::EngineError;
+use crate::wire::openai as wire;
 
 /// Which API's error format a response uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,12 +209,14 @@ impl ApiError {
     /// The JSON body (also sent as a stream's last frame when a stream fails midway).
     pub fn body(&self) -> Value {
         match self.flavor {
-            Flavor::OpenAi => json!({"error": {
-                "message": self.message,
-                "type": self.kind,
-                "param": null,
-                "code": self.kind,
-            }}),
+            Flavor::OpenAi => json!(wire::ErrorBody {
+                error: wire::ErrorDetail {
+                    message: self.message.clone(),
+                    kind: self.kind.to_owned(),
+                    param: None,
+                    code: Some(json!(self.kind)),
+                },
+            }),
             Flavor::Ollama => json!({"error": self.message}),
             Flavor::Anthropic => json!({"type": "error", "error": {
                 "type": self.anthropic_type(),

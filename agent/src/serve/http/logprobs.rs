@@ -5,6 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::{ApiError, Flavor};
 use crate::serve::engine::{TokenChoice, TokenLogprob};
+use crate::wire::openai as wire;
 
 /// The engine's setting from `logprobs: bool` and `top_logprobs` (OpenAI chat and Ollama):
 /// alternatives per token, `None` for none; `top_logprobs` alone is refused, as on OpenAI.
@@ -27,18 +28,23 @@ fn text(choice: &TokenChoice) -> String {
     String::from_utf8_lossy(&choice.bytes).into_owned()
 }
 
-fn entry(choice: &TokenChoice) -> Value {
-    json!({"token": text(choice), "logprob": choice.logprob, "bytes": choice.bytes})
-}
-
 /// OpenAI chat's `logprobs.content` and Ollama's `logprobs`.
-pub(crate) fn entries(logprobs: &[TokenLogprob]) -> Value {
+pub(crate) fn entries(logprobs: &[TokenLogprob]) -> Vec<wire::TokenLogprob> {
     logprobs
         .iter()
-        .map(|lp| {
-            let mut v = entry(&lp.chosen);
-            v["top_logprobs"] = lp.top.iter().map(entry).collect();
-            v
+        .map(|lp| wire::TokenLogprob {
+            token: text(&lp.chosen),
+            logprob: lp.chosen.logprob,
+            bytes: lp.chosen.bytes.clone(),
+            top_logprobs: lp
+                .top
+                .iter()
+                .map(|c| wire::TopLogprob {
+                    token: text(c),
+                    logprob: c.logprob,
+                    bytes: c.bytes.clone(),
+                })
+                .collect(),
         })
         .collect()
 }
@@ -46,21 +52,17 @@ pub(crate) fn entries(logprobs: &[TokenLogprob]) -> Value {
 /// Legacy completions' `logprobs`: tokens, their log probabilities, the alternatives as
 /// `{token: logprob}` and each token's offset in the whole text (`offset` is where this part
 /// of the text starts).
-pub(crate) fn legacy(logprobs: &[TokenLogprob], mut offset: usize) -> Value {
-    let mut tokens = Vec::new();
-    let mut token_logprobs = Vec::new();
-    let mut top = Vec::new();
-    let mut text_offset = Vec::new();
+pub(crate) fn legacy(logprobs: &[TokenLogprob], mut offset: usize) -> wire::LegacyLogprobs {
+    let mut out = wire::LegacyLogprobs::default();
     for lp in logprobs {
         let token = text(&lp.chosen);
-        text_offset.push(offset);
+        out.text_offset.push(offset);
         offset += token.len();
-        tokens.push(token);
-        token_logprobs.push(lp.chosen.logprob);
+        out.tokens.push(token);
+        out.token_logprobs.push(lp.chosen.logprob);
         let alternatives: Map<String, Value> =
             lp.top.iter().map(|c| (text(c), json!(c.logprob))).collect();
-        top.push(alternatives);
+        out.top_logprobs.push(alternatives);
     }
-    json!({"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": top,
-        "text_offset": text_offset})
+    out
 }

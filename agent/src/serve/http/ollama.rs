@@ -264,7 +264,7 @@ pub(crate) async fn chat(
 fn piece(model: &str, chat: bool, text: &str, logprobs: Option<&[TokenLogprob]>) -> Value {
     let mut v = piece_text(model, chat, text);
     if let Some(lps) = logprobs {
-        v["logprobs"] = super::logprobs::entries(lps);
+        v["logprobs"] = json!(super::logprobs::entries(lps));
     }
     v
 }

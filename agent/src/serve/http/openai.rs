@@ -17,6 +17,7 @@ use super::{ApiError, ApiJson, Flavor, RequestLog};
 use crate::serve::engine::{ChatMessage, MAX_TOP_LOGPROBS, Prompt, SamplingParams};
 use crate::serve::state::AppState;
 use crate::serve::tools::ToolRequest;
+use crate::wire::openai::{ChatCompletion, ChatCompletionChunk, TextCompletion};
 
 const FLAVOR: Flavor = Flavor::OpenAi;
 
@@ -271,7 +272,12 @@ fn messages(raw: Vec<Message>) -> Result<Vec<ChatMessage>, ApiError> {
     tag = "openai",
     request_body = ChatRequest,
     responses(
-        (status = 200, description = "Chat completion (JSON), or SSE chunks when stream is true"),
+        (status = 200, description = "Chat completion (JSON), or SSE chunks when stream is true \
+            (each event's data one chunk, then `[DONE]`)",
+            content(
+                (ChatCompletion = "application/json"),
+                (ChatCompletionChunk = "text/event-stream"),
+            )),
         generate::GenerationErrors,
     )
 )]
@@ -339,7 +345,12 @@ pub(crate) async fn chat(
     tag = "openai",
     request_body = CompletionRequest,
     responses(
-        (status = 200, description = "Text completion (JSON), or SSE chunks when stream is true"),
+        (status = 200, description = "Text completion (JSON), or SSE chunks of the same shape \
+            when stream is true (then `[DONE]`)",
+            content(
+                (TextCompletion = "application/json"),
+                (TextCompletion = "text/event-stream"),
+            )),
         generate::GenerationErrors,
     )
 )]

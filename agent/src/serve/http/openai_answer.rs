@@ -8,13 +8,12 @@ use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use serde_json::{Value, json};
 
-use super::generate::{self, Live, Step};
-use super::tool_wire;
+use super::generate::{self, Collected, Live, Step};
 use super::{ApiError, logprobs};
 use crate::serve::engine::{FinishReason, TokenLogprob, ToolCall, Usage};
 use crate::serve::state::AppState;
+use crate::wire::openai as wire;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Kind {
@@ -38,13 +37,17 @@ pub(crate) struct Answer {
     pub logprobs: bool,
 }
 
-pub(crate) fn usage_json(u: &Usage) -> Value {
-    json!({
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.prompt_tokens + u.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
-    })
+/// OpenAI's usage object of the engine's counts.
+pub(crate) fn wire_usage(u: &Usage) -> wire::Usage {
+    let (prompt, completion) = (u64::from(u.prompt_tokens), u64::from(u.completion_tokens));
+    wire::Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: prompt + completion,
+        prompt_tokens_details: Some(wire::PromptTokensDetails {
+            cached_tokens: u64::from(u.cached_tokens),
+        }),
+    }
 }
 
 /// The usage of all choices: completions add up, a prompt counts once however many choices
@@ -68,41 +71,109 @@ fn total(usages: &[Usage], per_prompt: usize) -> Usage {
         .unwrap_or_default()
 }
 
-fn choice(
-    kind: Kind,
-    index: usize,
-    text: &str,
-    finish: Option<FinishReason>,
-    first: bool,
-    stream: bool,
-    logprobs: Option<Value>,
-) -> Value {
-    let finish = finish.map(FinishReason::as_str);
-    let logprobs = logprobs.unwrap_or(Value::Null);
-    match (kind, stream) {
-        (Kind::Chat, false) => json!({"index": index, "finish_reason": finish,
-            "logprobs": logprobs, "message": {"role": "assistant", "content": text}}),
-        (Kind::Chat, true) => {
-            let delta = if first {
-                json!({"role": "assistant", "content": text})
-            } else if finish.is_some() {
-                json!({})
-            } else {
-                json!({"content": text})
-            };
-            json!({"index": index, "finish_reason": finish, "logprobs": logprobs, "delta": delta})
+fn finish_reason(finish: Option<FinishReason>) -> Option<String> {
+    finish.map(|f| f.as_str().to_owned())
+}
+
+/// A call in OpenAI's form (`index` for streamed deltas).
+fn wire_call(call: &ToolCall, index: Option<usize>) -> wire::ToolCall {
+    wire::ToolCall {
+        index: index.and_then(|i| u32::try_from(i).ok()),
+        id: call.id.clone(),
+        kind: "function".to_owned(),
+        function: wire::FunctionCall {
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+        },
+    }
+}
+
+fn chat_logprobs(lps: &[TokenLogprob]) -> wire::ChatLogprobs {
+    wire::ChatLogprobs {
+        content: logprobs::entries(lps),
+        refusal: None,
+    }
+}
+
+fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// The fields every answer and chunk of one request share.
+struct Head {
+    id: String,
+    created: u64,
+    model: String,
+}
+
+impl Head {
+    fn chat(&self, choices: Vec<wire::ChatChoice>, usage: wire::Usage) -> wire::ChatCompletion {
+        wire::ChatCompletion {
+            id: self.id.clone(),
+            object: wire::CHAT_COMPLETION.to_owned(),
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            usage: Some(usage),
         }
-        (Kind::Text, _) => {
-            json!({"index": index, "finish_reason": finish, "logprobs": logprobs, "text": text})
+    }
+
+    fn chunk(
+        &self,
+        choices: Vec<wire::ChunkChoice>,
+        usage: Option<wire::Usage>,
+    ) -> wire::ChatCompletionChunk {
+        wire::ChatCompletionChunk {
+            id: self.id.clone(),
+            object: wire::CHAT_COMPLETION_CHUNK.to_owned(),
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            usage,
+        }
+    }
+
+    fn text(
+        &self,
+        choices: Vec<wire::TextChoice>,
+        usage: Option<wire::Usage>,
+    ) -> wire::TextCompletion {
+        wire::TextCompletion {
+            id: self.id.clone(),
+            object: wire::TEXT_COMPLETION.to_owned(),
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            usage,
         }
     }
 }
 
-/// Chat: one entry per token; legacy completions: parallel arrays with text offsets.
-fn render_logprobs(kind: Kind, lps: &[TokenLogprob], offset: usize) -> Value {
-    match kind {
-        Kind::Chat => json!({"content": logprobs::entries(lps), "refusal": null}),
-        Kind::Text => logprobs::legacy(lps, offset),
+/// A whole chat choice.
+fn chat_choice(i: usize, d: &Collected, logprobs: bool) -> wire::ChatChoice {
+    let calls = (!d.tool_calls.is_empty())
+        .then(|| d.tool_calls.iter().map(|c| wire_call(c, None)).collect());
+    // Only calls: no text (null), as OpenAI answers.
+    let content = (calls.is_none() || !d.text.is_empty()).then(|| d.text.clone());
+    wire::ChatChoice {
+        index: index(i),
+        finish_reason: finish_reason(Some(d.finish)),
+        logprobs: logprobs.then(|| chat_logprobs(&d.logprobs)),
+        message: wire::AssistantMessage {
+            role: "assistant".to_owned(),
+            content,
+            tool_calls: calls,
+        },
+    }
+}
+
+/// A whole text choice.
+fn text_choice(i: usize, d: &Collected, logprobs: bool) -> wire::TextChoice {
+    wire::TextChoice {
+        index: index(i),
+        finish_reason: finish_reason(Some(d.finish)),
+        logprobs: logprobs.then(|| logprobs::legacy(&d.logprobs, 0)),
+        text: d.text.clone(),
     }
 }
 
@@ -115,50 +186,47 @@ pub(crate) async fn respond(
     let Some(first) = lives.first() else {
         return Err(ApiError::internal(super::Flavor::OpenAi, "no choices"));
     };
-    let (prefix, object) = match (answer.kind, answer.stream) {
-        (Kind::Chat, false) => ("chatcmpl", "chat.completion"),
-        (Kind::Chat, true) => ("chatcmpl", "chat.completion.chunk"),
-        (Kind::Text, _) => ("cmpl", "text_completion"),
+    let prefix = match answer.kind {
+        Kind::Chat => "chatcmpl",
+        Kind::Text => "cmpl",
     };
-    let id = format!("{prefix}-{}", first.log.id());
+    let head = Head {
+        id: format!("{prefix}-{}", first.log.id()),
+        created: generate::unix_now(),
+        model: answer.model.clone(),
+    };
     let template = state
         .engine
         .get()
         .map(|e| e.info().chat_template.clone())
         .unwrap_or_default();
     let header = [("x-llamafleet-chat-template", template)];
-    let head = json!({"id": id, "object": object, "created": generate::unix_now(),
-        "model": answer.model});
     if !answer.stream {
         let done = futures_util::future::try_join_all(lives.into_iter().map(Live::collect)).await?;
-        let kind = answer.kind;
-        let out: Vec<Value> = done
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                let logprobs = answer
-                    .logprobs
-                    .then(|| render_logprobs(kind, &d.logprobs, 0));
-                let mut choice = choice(kind, i, &d.text, Some(d.finish), false, false, logprobs);
-                if !d.tool_calls.is_empty() {
-                    let calls: Vec<Value> = d
-                        .tool_calls
-                        .iter()
-                        .map(|c| tool_wire::openai_call(c, None))
-                        .collect();
-                    choice["message"]["tool_calls"] = calls.into();
-                    if d.text.is_empty() {
-                        choice["message"]["content"] = Value::Null;
-                    }
-                }
-                choice
-            })
-            .collect();
         let usages: Vec<Usage> = done.iter().map(|d| d.usage).collect();
-        let mut body = head;
-        body["choices"] = out.into();
-        body["usage"] = usage_json(&total(&usages, per_prompt));
-        return Ok((header, Json(body)).into_response());
+        let usage = wire_usage(&total(&usages, per_prompt));
+        let choices = done.iter().enumerate();
+        let body = match answer.kind {
+            Kind::Chat => Json(
+                head.chat(
+                    choices
+                        .map(|(i, d)| chat_choice(i, d, answer.logprobs))
+                        .collect(),
+                    usage,
+                ),
+            )
+            .into_response(),
+            Kind::Text => Json(
+                head.text(
+                    choices
+                        .map(|(i, d)| text_choice(i, d, answer.logprobs))
+                        .collect(),
+                    Some(usage),
+                ),
+            )
+            .into_response(),
+        };
+        return Ok((header, body).into_response());
     }
     for live in &lives {
         live.log.streaming();
@@ -173,6 +241,12 @@ pub(crate) async fn respond(
     Ok((header, Sse::new(events)).into_response())
 }
 
+/// What one chunk adds to one choice, in the answer's kind.
+enum Piece {
+    Chat(wire::ChunkChoice),
+    Text(wire::TextChoice),
+}
+
 /// The SSE answer: the choices' steps as they come, each chunk naming its choice; the usage
 /// and `[DONE]` after the last choice ends; an error ends the whole answer (the other
 /// generations are dropped, which frees their slots).
@@ -185,12 +259,12 @@ struct Stream {
     usages: Vec<Option<Usage>>,
     per_prompt: usize,
     answer: Answer,
-    head: Value,
+    head: Head,
     ended: bool,
 }
 
 impl Stream {
-    fn new(lives: Vec<Live>, per_prompt: usize, answer: Answer, head: Value) -> Self {
+    fn new(lives: Vec<Live>, per_prompt: usize, answer: Answer, head: Head) -> Self {
         let n = lives.len();
         let steps =
             futures_util::stream::select_all(lives.into_iter().enumerate().map(|(i, live)| {
@@ -212,13 +286,72 @@ impl Stream {
         }
     }
 
-    fn frame(&self, choices: Value, usage: Option<Value>) -> SseEvent {
-        let mut v = self.head.clone();
-        v["choices"] = choices;
-        if let Some(u) = usage {
-            v["usage"] = u;
+    /// Choice `i` advanced by `text` (its tokens' `lps` when asked for), or ended by `finish`.
+    fn piece(
+        &self,
+        i: usize,
+        text: &str,
+        finish: Option<FinishReason>,
+        lps: &[TokenLogprob],
+    ) -> Piece {
+        let asked = self.answer.logprobs && finish.is_none();
+        match self.answer.kind {
+            Kind::Chat => {
+                let delta = if self.first[i] {
+                    wire::Delta {
+                        role: Some("assistant".to_owned()),
+                        content: Some(Some(text.to_owned())),
+                        tool_calls: None,
+                    }
+                } else if finish.is_some() {
+                    wire::Delta::default()
+                } else {
+                    wire::Delta {
+                        content: Some(Some(text.to_owned())),
+                        ..wire::Delta::default()
+                    }
+                };
+                Piece::Chat(wire::ChunkChoice {
+                    index: index(i),
+                    finish_reason: finish_reason(finish),
+                    logprobs: asked.then(|| chat_logprobs(lps)),
+                    delta,
+                })
+            }
+            Kind::Text => Piece::Text(wire::TextChoice {
+                index: index(i),
+                finish_reason: finish_reason(finish),
+                logprobs: asked.then(|| logprobs::legacy(lps, self.offset[i])),
+                text: text.to_owned(),
+            }),
         }
-        SseEvent::default().data(v.to_string())
+    }
+
+    /// One chunk of the answer's kind with `pieces` (none: the usage chunk).
+    fn frame(&self, pieces: Vec<Piece>, usage: Option<wire::Usage>) -> SseEvent {
+        let data = match self.answer.kind {
+            Kind::Chat => {
+                let choices = pieces
+                    .into_iter()
+                    .filter_map(|p| match p {
+                        Piece::Chat(c) => Some(c),
+                        Piece::Text(_) => None,
+                    })
+                    .collect();
+                serde_json::to_string(&self.head.chunk(choices, usage))
+            }
+            Kind::Text => {
+                let choices = pieces
+                    .into_iter()
+                    .filter_map(|p| match p {
+                        Piece::Text(c) => Some(c),
+                        Piece::Chat(_) => None,
+                    })
+                    .collect();
+                serde_json::to_string(&self.head.text(choices, usage))
+            }
+        };
+        SseEvent::default().data(data.unwrap_or_default())
     }
 
     /// The events of the next step; `None` once the answer is over.
@@ -231,37 +364,34 @@ impl Stream {
             self.ended = true;
             return None;
         };
-        let kind = self.answer.kind;
         let events = match step {
             Step::Text(t, _) if t.is_empty() && !self.first[i] => vec![],
             Step::Text(t, lps) => {
-                let logprobs = self
-                    .answer
-                    .logprobs
-                    .then(|| render_logprobs(kind, &lps, self.offset[i]));
+                let piece = self.piece(i, &t, None, &lps);
                 self.offset[i] += t.len();
-                let choice = choice(kind, i, &t, None, self.first[i], true, logprobs);
-                vec![self.frame(json!([choice]), None)]
+                vec![self.frame(vec![piece], None)]
             }
+            // Chat only: text completions take no tools.
             Step::ToolCalls(calls) => {
-                vec![self.frame(json!([calls_delta(i, &calls, self.first[i])]), None)]
+                let piece = Piece::Chat(calls_delta(i, &calls, self.first[i]));
+                vec![self.frame(vec![piece], None)]
             }
             Step::Done(finish, usage) => {
                 self.usages[i] = Some(usage);
-                let choice = json!([choice(kind, i, "", Some(finish), false, true, None)]);
+                let last = self.piece(i, "", Some(finish), &[]);
                 if self.usages.iter().any(Option::is_none) {
-                    vec![self.frame(choice, None)]
+                    vec![self.frame(vec![last], None)]
                 } else {
                     self.ended = true;
                     let usages: Vec<Usage> = self.usages.iter().flatten().copied().collect();
-                    let usage = usage_json(&total(&usages, self.per_prompt));
+                    let usage = wire_usage(&total(&usages, self.per_prompt));
                     let mut out = Vec::new();
                     if self.answer.include_usage {
-                        out.push(self.frame(choice, None));
-                        out.push(self.frame(json!([]), Some(usage)));
+                        out.push(self.frame(vec![last], None));
+                        out.push(self.frame(vec![], Some(usage)));
                     } else {
                         // Not asked for, but harmless to clients and handy with curl.
-                        out.push(self.frame(choice, Some(usage)));
+                        out.push(self.frame(vec![last], Some(usage)));
                     }
                     out.push(SseEvent::default().data("[DONE]"));
                     out
@@ -282,18 +412,22 @@ impl Stream {
 /// The chunk that carries an answer's calls, whole (the official client concatenates the
 /// `function.arguments` of deltas with the same `index`; one delta per call is the simplest
 /// case of that).
-fn calls_delta(index: usize, calls: &[ToolCall], first: bool) -> Value {
-    let calls: Vec<Value> = calls
+fn calls_delta(i: usize, calls: &[ToolCall], first: bool) -> wire::ChunkChoice {
+    let calls = calls
         .iter()
         .enumerate()
-        .map(|(i, c)| tool_wire::openai_call(c, Some(i)))
+        .map(|(i, c)| wire_call(c, Some(i)))
         .collect();
-    let mut delta = json!({"tool_calls": calls});
-    if first {
-        delta["role"] = json!("assistant");
-        delta["content"] = Value::Null;
+    wire::ChunkChoice {
+        index: index(i),
+        finish_reason: None,
+        logprobs: None,
+        delta: wire::Delta {
+            role: first.then(|| "assistant".to_owned()),
+            content: first.then_some(None),
+            tool_calls: Some(calls),
+        },
     }
-    json!({"index": index, "finish_reason": null, "logprobs": null, "delta": delta})
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `GET /openapi.json`: the client APIs and ops routes, generated from the handlers' request
-//! types (utoipa), so the document cannot drift from what the handlers accept.
+//! types and the answers' wire types (`crate::wire`, utoipa), so the document cannot drift from
+//! what the handlers accept and write.
 
 use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};

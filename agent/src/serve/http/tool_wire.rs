@@ -124,16 +124,6 @@ pub(crate) fn openai_calls(calls: Vec<OpenAiCall>) -> Result<Vec<ToolCall>, Stri
         .collect()
 }
 
-/// OpenAI's form of a call in a response (`index` for streamed deltas).
-pub(crate) fn openai_call(call: &ToolCall, index: Option<usize>) -> Value {
-    let mut v = json!({"id": call.id, "type": "function",
-        "function": {"name": call.name, "arguments": call.arguments}});
-    if let Some(i) = index {
-        v["index"] = json!(i);
-    }
-    v
-}
-
 /// A call in an Ollama assistant message (`arguments` is an object).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
