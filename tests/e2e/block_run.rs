@@ -53,11 +53,10 @@ pub fn run_block(s: &Snippet, kubeconfig: &Path, work: &Path, path: &OsStr) -> S
     }
     drop(stdin);
     let status = child.wait().expect("the block ends");
-    let mut printed = String::new();
     log.rewind().expect("the log file");
     let mut bytes = Vec::new();
     log.read_to_end(&mut bytes).expect("the log file");
-    printed.push_str(&String::from_utf8_lossy(&bytes));
+    let printed = String::from_utf8_lossy(&bytes).into_owned();
     assert!(
         status.success(),
         "{}: {status:?} (124: still running after {BLOCK_TIMEOUT_SECONDS}s):\n{}\n--- output:\n{printed}",

@@ -315,9 +315,10 @@ pub struct ErrorDetail {
     /// The request field at fault, when one is.
     #[serde(default)]
     pub param: Option<String>,
-    /// A machine-readable code, when there is one.
+    /// A machine-readable code, when there is one (this server writes its `type` again;
+    /// other servers may send a number, so it reads as any JSON value).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<String>)]
     pub code: Option<Value>,
 }
 

@@ -327,29 +327,14 @@ impl Stream {
         }
     }
 
-    /// One chunk of the answer's kind with `pieces` (none: the usage chunk).
-    fn frame(&self, pieces: Vec<Piece>, usage: Option<wire::Usage>) -> SseEvent {
-        let data = match self.answer.kind {
-            Kind::Chat => {
-                let choices = pieces
-                    .into_iter()
-                    .filter_map(|p| match p {
-                        Piece::Chat(c) => Some(c),
-                        Piece::Text(_) => None,
-                    })
-                    .collect();
-                serde_json::to_string(&self.head.chunk(choices, usage))
-            }
-            Kind::Text => {
-                let choices = pieces
-                    .into_iter()
-                    .filter_map(|p| match p {
-                        Piece::Text(c) => Some(c),
-                        Piece::Chat(_) => None,
-                    })
-                    .collect();
-                serde_json::to_string(&self.head.text(choices, usage))
-            }
+    /// One chunk: the piece's own kind, so a piece is never dropped; without a piece (the
+    /// usage chunk), the answer's kind with no choices.
+    fn frame(&self, piece: Option<Piece>, usage: Option<wire::Usage>) -> SseEvent {
+        let data = match (piece, self.answer.kind) {
+            (Some(Piece::Chat(c)), _) => serde_json::to_string(&self.head.chunk(vec![c], usage)),
+            (Some(Piece::Text(c)), _) => serde_json::to_string(&self.head.text(vec![c], usage)),
+            (None, Kind::Chat) => serde_json::to_string(&self.head.chunk(vec![], usage)),
+            (None, Kind::Text) => serde_json::to_string(&self.head.text(vec![], usage)),
         };
         SseEvent::default().data(data.unwrap_or_default())
     }
@@ -369,29 +354,29 @@ impl Stream {
             Step::Text(t, lps) => {
                 let piece = self.piece(i, &t, None, &lps);
                 self.offset[i] += t.len();
-                vec![self.frame(vec![piece], None)]
+                vec![self.frame(Some(piece), None)]
             }
             // Chat only: text completions take no tools.
             Step::ToolCalls(calls) => {
                 let piece = Piece::Chat(calls_delta(i, &calls, self.first[i]));
-                vec![self.frame(vec![piece], None)]
+                vec![self.frame(Some(piece), None)]
             }
             Step::Done(finish, usage) => {
                 self.usages[i] = Some(usage);
                 let last = self.piece(i, "", Some(finish), &[]);
                 if self.usages.iter().any(Option::is_none) {
-                    vec![self.frame(vec![last], None)]
+                    vec![self.frame(Some(last), None)]
                 } else {
                     self.ended = true;
                     let usages: Vec<Usage> = self.usages.iter().flatten().copied().collect();
                     let usage = wire_usage(&total(&usages, self.per_prompt));
                     let mut out = Vec::new();
                     if self.answer.include_usage {
-                        out.push(self.frame(vec![last], None));
-                        out.push(self.frame(vec![], Some(usage)));
+                        out.push(self.frame(Some(last), None));
+                        out.push(self.frame(None, Some(usage)));
                     } else {
                         // Not asked for, but harmless to clients and handy with curl.
-                        out.push(self.frame(vec![last], Some(usage)));
+                        out.push(self.frame(Some(last), Some(usage)));
                     }
                     out.push(SseEvent::default().data("[DONE]"));
                     out
