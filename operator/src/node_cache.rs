@@ -17,6 +17,12 @@
 //! claim can bind. When the namespace comes back and a deployment uses the node cache again,
 //! this step clears that uid (a merge patch conditioned on the volume's resourceVersion), and
 //! the volume binds the new claim.
+//!
+//! The claim is made before the volume is touched: the API server refuses new objects in a
+//! namespace being deleted, so a reconcile that races the deletion of its namespace (its
+//! Deployments go, the operator sees them missing) stops there and never frees, or makes, a
+//! volume for a namespace that is going away. A claim made first waits `Pending` for its
+//! volume, which names it.
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::{Patch, PatchParams, PostParams};
@@ -55,6 +61,12 @@ pub async fn ensure(
         return Ok(Vec::new());
     }
     let mut written = Vec::new();
+    if claim.is_none() {
+        let pvc = node_cache::claim(namespace);
+        if create(&claims, &pvc, "PersistentVolumeClaim", NODE_CACHE_CLAIM).await? {
+            written.push(format!("PersistentVolumeClaim/{NODE_CACHE_CLAIM}"));
+        }
+    }
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
     let volume_name = names::node_cache_volume(namespace);
     let volume = volumes
@@ -93,12 +105,6 @@ pub async fn ensure(
                     "the node cache volume points at another directory than --cache-path"
                 );
             }
-        }
-    }
-    if claim.is_none() {
-        let pvc = node_cache::claim(namespace);
-        if create(&claims, &pvc, "PersistentVolumeClaim", NODE_CACHE_CLAIM).await? {
-            written.push(format!("PersistentVolumeClaim/{NODE_CACHE_CLAIM}"));
         }
     }
     Ok(written)

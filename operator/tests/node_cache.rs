@@ -1,7 +1,8 @@
 //! The node cache: the PersistentVolume and claim the operator builds per namespace (field by
 //! field), and the requests it makes for them against a scripted mock API (method, path with
-//! `fieldManager=`, body): none while a claim is bound, the missing objects created otherwise,
-//! a `Released` volume freed for its namespace's new claim.
+//! `fieldManager=`, body): none while a claim is bound, the missing objects created otherwise
+//! (the claim first), a `Released` volume freed for its namespace's new claim and left alone
+//! while its namespace is being deleted.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
@@ -139,25 +140,54 @@ async fn a_bound_claim_costs_one_read() {
 }
 
 #[tokio::test]
-async fn a_new_namespace_gets_its_volume_then_its_claim() {
+async fn a_new_namespace_gets_its_claim_then_its_volume() {
     let volume = serde_json::to_value(persistent_volume(NS, CACHE)).unwrap();
     let pvc = serde_json::to_value(claim(NS)).unwrap();
     let written = run_ensure(vec![
         Call::get(node_cache_claim_path(NS), Reply::Status(404)),
-        Call::get(node_cache_volume_path(NS), Reply::Status(404)),
-        Call::create("/api/v1/persistentvolumes", volume),
         Call::create(
             format!("/api/v1/namespaces/{NS}/persistentvolumeclaims"),
             pvc,
         ),
+        Call::get(node_cache_volume_path(NS), Reply::Status(404)),
+        Call::create("/api/v1/persistentvolumes", volume),
     ])
     .await;
     assert_eq!(
         written,
         [
-            "PersistentVolume/llamafleet-cache-team-a",
-            "PersistentVolumeClaim/llamafleet-model-cache"
+            "PersistentVolumeClaim/llamafleet-model-cache",
+            "PersistentVolume/llamafleet-cache-team-a"
         ]
+    );
+}
+
+/// A reconcile that races its namespace's deletion (the namespace's Deployments are deleted,
+/// the operator sees them missing and writes them again): the API server refuses the claim
+/// (403, the namespace is terminating) and the `Released` volume is left as it is, for the
+/// cleanup that docs/install.md describes; freeing it would make it `Available` for a claim
+/// that never comes.
+#[tokio::test]
+async fn a_namespace_being_deleted_leaves_its_released_volume_alone() {
+    let mut create_claim = Call::create(
+        format!("/api/v1/namespaces/{NS}/persistentvolumeclaims"),
+        serde_json::to_value(claim(NS)).unwrap(),
+    );
+    create_claim.reply = Reply::Status(403);
+    let (ctx, handle) = context();
+    let server = tokio::spawn(serve(
+        handle,
+        vec![
+            Call::get(node_cache_claim_path(NS), Reply::Status(404)),
+            create_claim,
+        ],
+    ));
+    let err = ensure(&ctx.client, NS, CACHE).await.unwrap_err();
+    drop(ctx);
+    server.await.unwrap();
+    assert!(
+        err.to_string().contains("PersistentVolumeClaim"),
+        "the error names what was refused: {err}"
     );
 }
 
@@ -174,19 +204,19 @@ async fn a_released_volume_is_freed_for_the_namespaces_new_claim() {
     let pvc = serde_json::to_value(claim(NS)).unwrap();
     let written = run_ensure(vec![
         Call::get(node_cache_claim_path(NS), Reply::Status(404)),
-        Call::get(node_cache_volume_path(NS), Reply::Json(released)),
-        Call::merge_patch(node_cache_volume_path(NS), patch, Reply::Json(freed)),
         Call::create(
             format!("/api/v1/namespaces/{NS}/persistentvolumeclaims"),
             pvc,
         ),
+        Call::get(node_cache_volume_path(NS), Reply::Json(released)),
+        Call::merge_patch(node_cache_volume_path(NS), patch, Reply::Json(freed)),
     ])
     .await;
     assert_eq!(
         written,
         [
-            "PersistentVolume/llamafleet-cache-team-a",
-            "PersistentVolumeClaim/llamafleet-model-cache"
+            "PersistentVolumeClaim/llamafleet-model-cache",
+            "PersistentVolume/llamafleet-cache-team-a"
         ]
     );
 }
@@ -235,9 +265,9 @@ async fn objects_made_in_between_are_not_an_error() {
     create_claim.reply = Reply::Status(409);
     let written = run_ensure(vec![
         Call::get(node_cache_claim_path(NS), Reply::Status(404)),
+        create_claim,
         Call::get(node_cache_volume_path(NS), Reply::Status(404)),
         create_volume,
-        create_claim,
     ])
     .await;
     assert!(written.is_empty());
@@ -252,15 +282,15 @@ async fn the_first_deployment_in_a_namespace_makes_its_node_cache() {
     let stores = cluster(&models, &[]);
     let mut calls = vec![
         Call::get(node_cache_claim_path("default"), Reply::Status(404)),
+        Call::create(
+            "/api/v1/namespaces/default/persistentvolumeclaims",
+            serde_json::to_value(claim("default")).unwrap(),
+        ),
         Call::get(node_cache_volume_path("default"), Reply::Status(404)),
         Call::create(
             "/api/v1/persistentvolumes",
             serde_json::to_value(persistent_volume("default", "/var/lib/llamafleet/models"))
                 .unwrap(),
-        ),
-        Call::create(
-            "/api/v1/namespaces/default/persistentvolumeclaims",
-            serde_json::to_value(claim("default")).unwrap(),
         ),
     ];
     for (path, body) in built_children(&llmd, &models) {

@@ -263,10 +263,13 @@ fn the_quickstart_runs_on_real_pods_under_pod_security_restricted() {
 fn released_volumes_are_removed_as_the_docs_say(c: &Cluster, ns: &str) {
     let volume = format!("persistentvolume/llamafleet-cache-{ns}");
     c.kubectl_ok(&["delete", "namespace", ns, "--wait=true", "--timeout=180s"]);
-    c.wait_until("the node-cache volume Released", 120, || {
-        c.kubectl(&["get", &volume, "-o", "jsonpath={.status.phase}"])
-            .stdout
-            == "Released"
+    c.wait_until_seen("the node-cache volume Released", 120, || {
+        let phase = c.kubectl(&["get", &volume, "-o", "jsonpath={.status.phase}"]);
+        if phase.stdout == "Released" {
+            return Ok(());
+        }
+        let yaml = c.kubectl(&["get", &volume, "-o", "yaml"]);
+        Err(format!("{}{}", yaml.stdout, yaml.stderr))
     });
     let docs = std::fs::read_to_string(repo_root().join("docs/install.md")).unwrap();
     let block = snippets::fenced_blocks("docs/install.md", &docs)

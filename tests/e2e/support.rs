@@ -149,14 +149,29 @@ impl Cluster {
 
     /// Polls `check` every half second until it returns true, for up to `seconds`.
     pub fn wait_until(&self, what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
+        self.wait_until_seen(what, seconds, || {
+            if check() { Ok(()) } else { Err(String::new()) }
+        });
+    }
+
+    /// Polls `check` every half second until it returns `Ok`, for up to `seconds`; a timeout
+    /// says what the last `Err` saw, so that a failure in CI explains itself.
+    pub fn wait_until_seen(
+        &self,
+        what: &str,
+        seconds: u64,
+        mut check: impl FnMut() -> Result<(), String>,
+    ) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        let mut seen = String::new();
         while std::time::Instant::now() < deadline {
-            if check() {
-                return;
+            match check() {
+                Ok(()) => return,
+                Err(s) => seen = s,
             }
             std::thread::sleep(std::time::Duration::from_millis(500));
         }
-        panic!("timed out after {seconds}s waiting for {what}");
+        panic!("timed out after {seconds}s waiting for {what}; last seen: {seen}");
     }
 
     /// Starts the operator binary against this cluster; it is killed when the guard drops.
