@@ -22,6 +22,8 @@
 #   LLAMAFLEET_IMAGE_PROFILE  release (default: cargo build --release --locked -p <the package of
 #                             the Dockerfile's build stage>) or debug (the test suite's debug
 #                             binaries, debug info stripped on the way into the image)
+#   LLAMAFLEET_IMAGE_PREBUILT 1: release binaries already built (by `cargo test`, say) are taken
+#                             as they are, without a `cargo build` of their own
 #   CARGO_TARGET_DIR          where the binaries are (default: target)
 #   LLAMAFLEET_VULKAN_TARGET_DIR  where agent-vulkan's are (default $LLAMAFLEET_CACHE/target-vulkan)
 #   LLAMAFLEET_CACHE          base tarballs go under $LLAMAFLEET_CACHE/images
@@ -78,7 +80,7 @@ plan_field() { python3 "$images/plan.py" field "$work/plan.json" "$@"; }
 # The binary BIN of PACKAGE (FEATURES: comma-separated, may be empty) for this profile.
 binary_path() {
   local bin="$1" package="$2" features="$3"
-  if [[ "$profile" == release ]]; then
+  if [[ "$profile" == release && "${LLAMAFLEET_IMAGE_PREBUILT:-}" != 1 ]]; then
     cargo build --release --locked -p "$package" ${features:+--features "$features"} >&2 || return 1
   elif [[ -n "$features" ]]; then
     echo "build-images.sh: $package with features $features has no debug build; use release" >&2

@@ -17,6 +17,10 @@ cd "$(dirname "$0")/.."
 # check compiles one: 90 (Hopper: H100, H200). Images pass ggml's own list (see
 # docker/agent-cuda.Dockerfile).
 CUDA_ARCHS="${LLAMAFLEET_CUDA_ARCHS:-90-real}"
+# LLAMAFLEET_CUDA_DEVICE_O0=1: device code compiled without optimisation (cicc and ptxas at
+# -O0), for a check that every kernel compiles and links (scripts/gpu-checks.sh); never for a
+# binary that is run.
+DEVICE_O0="${LLAMAFLEET_CUDA_DEVICE_O0:-0}"
 CACHE="${LLAMAFLEET_CACHE:-$HOME/.cache/llamafleet}"
 
 CUDA_PATH="$(bash scripts/cuda-toolkit.sh)"
@@ -24,10 +28,14 @@ export CUDA_PATH CUDAToolkit_ROOT="$CUDA_PATH" PATH="$CUDA_PATH/bin:$PATH"
 
 # llama-cpp-sys-2 hands CMake no CUDA settings; its cmake crate does pass a toolchain file,
 # which is the one way to set CMAKE_CUDA_ARCHITECTURES before ggml picks its own list.
-toolchain="$CACHE/cuda-toolchain-${CUDA_ARCHS//[^0-9a-z]/_}.cmake"
+toolchain="$CACHE/cuda-toolchain-${CUDA_ARCHS//[^0-9a-z]/_}-o0_$DEVICE_O0.cmake"
+device_flags=""
+[[ "$DEVICE_O0" != 1 ]] || device_flags="-Xcicc -O0 -Xptxas -O0"
 cat >"$toolchain.tmp" <<EOF
 set(CMAKE_CUDA_COMPILER "$CUDA_PATH/bin/nvcc")
 set(CMAKE_CUDA_ARCHITECTURES "$CUDA_ARCHS")
+# Forced: CMake keeps the flags of a build dir's first configure in its cache.
+set(CMAKE_CUDA_FLAGS "$device_flags" CACHE STRING "" FORCE)
 # Each llama.cpp and ggml library finds the others beside it: ggml loads its CUDA backend,
 # which the binary does not link directly.
 set(CMAKE_INSTALL_RPATH "\$ORIGIN")
@@ -42,7 +50,7 @@ export LLAMA_BUILD_SHARED_LIBS=1
 export CARGO_TARGET_DIR="${LLAMAFLEET_CUDA_TARGET_DIR:-$CACHE/target-cuda}"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 
-echo "cuda-build: CUDA $("$CUDA_PATH/bin/nvcc" --version | grep -o 'release [0-9.]*'), kernels for $CUDA_ARCHS, into $CARGO_TARGET_DIR" >&2
+echo "cuda-build: CUDA $("$CUDA_PATH/bin/nvcc" --version | grep -o 'release [0-9.]*'), kernels for $CUDA_ARCHS${device_flags:+ ($device_flags)}, into $CARGO_TARGET_DIR" >&2
 cargo build --release --locked -p llamafleet-agent --features cuda "$@"
 
 # llama-cpp-sys-2 links only the libraries' unversioned names beside the binary (symlinks to

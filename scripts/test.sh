@@ -79,19 +79,10 @@ finish_step() {
 LLAMAFLEET_TEST_MODEL="$(bash scripts/fetch-test-model.sh)"
 export LLAMAFLEET_TEST_MODEL
 
-# CUDA: compiled (no GPU here; its GPU tests run by bench/gpu.sh on a GPU machine). Cold it is
-# the longest step (79 minutes beside the suite on 2 cores, CI run 55); warm, seconds.
-start_step cuda-build bash scripts/cuda-build.sh --bin llamafleet-agent --test gpu_offload \
-  --test gpu_metrics
-# Vulkan: compiled and its GPU tests run on Mesa's software GPU (lavapipe), which ggml lists only
-# when GGML_VK_VISIBLE_DEVICES names it (LLAMAFLEET_TEST_EXPECT_GPU makes the tests fail rather
-# than pass on the CPU path when ggml lists no Vulkan device); then its image, built from
-# docker/agent-vulkan.Dockerfile (whose smoke step runs the binary in it). Cold: 12 minutes
-# alone on 2 cores; warm: about a minute.
-start_step vulkan-build bash -c 'GGML_VK_VISIBLE_DEVICES=0 LLAMAFLEET_TEST_EXPECT_GPU=Vulkan \
-  bash scripts/vulkan-build.sh test --test gpu_offload -- --test-threads=1 \
-  && LLAMAFLEET_IMAGE_PROFILE=release bash scripts/build-images.sh \
-    "${LLAMAFLEET_CACHE:-$HOME/.cache/llamafleet}/images/vulkan" agent-vulkan'
+# The GPU builds (scripts/gpu-checks.sh): Vulkan compiled and its GPU tests run on Mesa's
+# software GPU, its image built, CUDA compiled (no GPU here; its GPU tests run by bench/gpu.sh
+# on a GPU machine). Cold it is the longest step; warm, a minute or two.
+start_step gpu-checks bash scripts/gpu-checks.sh "${LLAMAFLEET_CACHE:-$HOME/.cache/llamafleet}/images/vulkan"
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -128,5 +119,4 @@ if [[ -s "$LLAMAFLEET_FIGURES" ]]; then
   sed 's/^/  /' "$LLAMAFLEET_FIGURES"
 fi
 
-finish_step cuda-build
-finish_step vulkan-build
+finish_step gpu-checks

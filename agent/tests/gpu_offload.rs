@@ -23,7 +23,7 @@ const SLOTS: u32 = 2;
 const AGREEMENT_TOKENS: u32 = 32;
 const PROMPT: &str = "The capital of France is";
 
-/// The GPUs ggml lists. With `LLAMAFLEET_TEST_EXPECT_GPU=<backend>` (CI's Vulkan step on
+/// The GPUs ggml lists. With `LLAMAFLEET_TEST_EXPECT_GPU=<backend>` (CI's GPU step on
 /// lavapipe, bench/gpu.sh with CUDA) at least one is of that backend: a build or machine that
 /// lost its GPU fails here instead of passing on the CPU path.
 fn gpus() -> Vec<GpuDevice> {

@@ -1,7 +1,8 @@
-//! OpenAI's answers as the real model gives them: each validates against the schema
-//! `/openapi.json` publishes for it (whole answers and every stream chunk: chat with `n`,
-//! log probabilities and tool calls, text completions with legacy log probabilities, models),
-//! and reads into the wire types `route` and `compare` use without losing a field.
+//! Every generation API's answers as the real model gives them: each validates against the
+//! schema `/openapi.json` publishes for it (whole answers and every stream chunk or event:
+//! OpenAI chat with `n`, log probabilities and tool calls, text completions with legacy log
+//! probabilities, models; Anthropic messages, Responses and Ollama chat and generate, with
+//! tool calls), and reads into the wire types `route` and `compare` use without losing a field.
 
 mod serve_support;
 
@@ -10,10 +11,11 @@ use llamafleet_agent::serve::state::AppState;
 use llamafleet_agent::wire::openai::{
     ChatCompletion, ChatCompletionChunk, Model, ModelList, TextCompletion,
 };
+use llamafleet_agent::wire::{anthropic, ollama, responses};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use serve_support::{MODEL, call, get, post, ready_state, serial, sse_chunks};
+use serve_support::{MODEL, call, get, post, ready_state, serial, sse_chunks, sse_events};
 
 /// Validates documents against one of the published component schemas.
 struct Published {
@@ -142,4 +144,137 @@ async fn openai_answers_match_their_published_schemas_and_wire_types() {
     assert_eq!(status, StatusCode::OK, "{v}");
     let one = published.answer_schema("/v1/models/{id}", "get", "application/json");
     published.check::<Model>(&one, &v);
+}
+
+/// The lines of an NDJSON answer, parsed.
+async fn ndjson_lines(state: &AppState, uri: &str, body: &Value) -> Vec<Value> {
+    use tower::ServiceExt;
+    let response = llamafleet_agent::serve::app(state.clone())
+        .oneshot(post(uri, body))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    String::from_utf8(bytes.to_vec())
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line {l:?}: {e}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn anthropic_responses_and_ollama_answers_match_their_published_schemas_and_wire_types() {
+    let _g = serial().await;
+    let Some(state) = ready_state(|_| {}, vec![], None) else {
+        return;
+    };
+    let published = Published::fetch(&state).await;
+    let weather = weather_tool();
+    let parameters = &weather["function"]["parameters"];
+
+    let messages = "/v1/messages";
+    let whole = published.answer_schema(messages, "post", "application/json");
+    let event = published.answer_schema(messages, "post", "text/event-stream");
+    assert_eq!(
+        (whole.as_str(), event.as_str()),
+        ("AnthropicResponseMessage", "AnthropicStreamEvent")
+    );
+    let text = json!({"model": MODEL, "max_tokens": 6, "temperature": 0,
+        "messages": [{"role": "user", "content": "Name a river."}]});
+    let mut tools = text.clone();
+    tools["max_tokens"] = json!(96);
+    tools["tools"] = json!([{"name": "get_weather", "input_schema": parameters}]);
+    tools["tool_choice"] = json!({"type": "any", "disable_parallel_tool_use": true});
+    for body in [&text, &tools] {
+        let (status, v) = call(&state, post(messages, body)).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        published.check::<anthropic::Message>(&whole, &v);
+        let mut streamed = body.clone();
+        streamed["stream"] = json!(true);
+        let events = sse_events(&state, messages, &streamed).await;
+        assert_eq!(events.last().map(|(e, _)| e.as_str()), Some("message_stop"));
+        for (_, data) in &events {
+            published.check::<anthropic::StreamEvent>(&event, data);
+        }
+    }
+    let (status, v) = call(&state, post(messages, &tools)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["stop_reason"], "tool_use", "{v}");
+    let count = "/v1/messages/count_tokens";
+    let question = json!({"model": MODEL, "messages": text["messages"]});
+    let (status, v) = call(&state, post(count, &question)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let name = published.answer_schema(count, "post", "application/json");
+    published.check::<anthropic::TokenCount>(&name, &v);
+
+    let path = "/v1/responses";
+    let whole = published.answer_schema(path, "post", "application/json");
+    let event = published.answer_schema(path, "post", "text/event-stream");
+    assert_eq!(
+        (whole.as_str(), event.as_str()),
+        ("ResponsesResponse", "ResponsesStreamEvent")
+    );
+    let text = json!({"model": MODEL, "max_output_tokens": 6, "temperature": 0,
+        "instructions": "Answer briefly.", "input": "Name a river."});
+    let mut tools = text.clone();
+    tools["max_output_tokens"] = json!(96);
+    tools["tools"] = json!([{"type": "function", "name": "get_weather", "parameters": parameters}]);
+    tools["tool_choice"] = json!("required");
+    tools["parallel_tool_calls"] = json!(false);
+    for body in [&text, &tools] {
+        let (status, v) = call(&state, post(path, body)).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        published.check::<responses::Response>(&whole, &v);
+        let mut streamed = body.clone();
+        streamed["stream"] = json!(true);
+        let events = sse_events(&state, path, &streamed).await;
+        assert!(events.len() > 3, "{events:?}");
+        for (_, data) in &events {
+            published.check::<responses::StreamEvent>(&event, data);
+        }
+    }
+
+    for (path, name) in [
+        ("/api/chat", "OllamaChatResponse"),
+        ("/api/generate", "OllamaGenerateResponse"),
+    ] {
+        let whole = published.answer_schema(path, "post", "application/json");
+        let line = published.answer_schema(path, "post", "application/x-ndjson");
+        assert_eq!((whole.as_str(), line.as_str()), (name, name));
+        let mut body = json!({"model": MODEL, "stream": false,
+            "options": {"num_predict": 6, "temperature": 0}});
+        if path == "/api/chat" {
+            body["messages"] = json!([{"role": "user", "content": "Name a river."}]);
+        } else {
+            body["prompt"] = json!("A river:");
+        }
+        let mut bodies = vec![body.clone()];
+        if path == "/api/chat" {
+            let mut tools = body.clone();
+            tools["options"]["num_predict"] = json!(96);
+            tools["tools"] = json!([weather]);
+            bodies.push(tools);
+        }
+        for body in bodies {
+            let (status, v) = call(&state, post(path, &body)).await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            let mut streamed = body.clone();
+            streamed["stream"] = json!(true);
+            let lines = ndjson_lines(&state, path, &streamed).await;
+            assert_eq!(lines.last().map(|l| &l["done"]), Some(&json!(true)));
+            if path == "/api/chat" {
+                published.check::<ollama::ChatResponse>(&whole, &v);
+                for l in &lines {
+                    published.check::<ollama::ChatResponse>(&line, l);
+                }
+            } else {
+                published.check::<ollama::GenerateResponse>(&whole, &v);
+                for l in &lines {
+                    published.check::<ollama::GenerateResponse>(&line, l);
+                }
+            }
+        }
+    }
 }

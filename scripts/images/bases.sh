@@ -61,6 +61,8 @@ base_tarball() {
   local tarball
   tarball="$dir/$recipe-$suite-$(date -u +%Y%m%d)-$key.tar"
   mkdir -p "$dir"
+  # One lock per tarball: the CI's background Vulkan step builds its trixie base at the lowest
+  # CPU priority, and a lock shared by every base made the suite's bookworm bases wait for it.
   (
     flock 9
     if [[ ! -s "$tarball" ]]; then
@@ -79,6 +81,6 @@ base_tarball() {
       rm "$tarball.raw" "$tarball.log"
       find "$dir" -maxdepth 1 -name "$recipe-$suite-*" ! -name "${tarball##*/}" -delete
     fi
-  ) 9>"$dir/.lock"
+  ) 9>"$dir/.$recipe-$suite.lock"
   echo "$tarball"
 }

@@ -71,9 +71,9 @@ fn the_dockerfiles_are_all_understood_and_run_non_root() {
     );
 }
 
-/// The Vulkan image (AMD and Intel GPUs) is built by the same builder (CI's Vulkan step builds
-/// it): its Dockerfile is understood, runs non-root, and copies the agent built with the
-/// `vulkan` feature, which the builder compiles as the Dockerfile says.
+/// The Vulkan image (AMD and Intel GPUs) is built by the same builder (CI's GPU step,
+/// scripts/gpu-checks.sh, builds it): its Dockerfile is understood, runs non-root, and copies
+/// the agent built with the `vulkan` feature, which the builder compiles as the Dockerfile says.
 #[test]
 fn the_vulkan_dockerfile_is_understood_and_copies_the_vulkan_build() {
     let file = dockerfile("agent-vulkan");

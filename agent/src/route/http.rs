@@ -22,7 +22,7 @@ const GET_ROUTES: [&str; 5] = [
 ];
 /// Every client route of `serve`; the generation routes among them are also read for the
 /// router's figures (tokens, TTFT), token budgets and shadow traffic
-/// (`proxy::GENERATION_PATHS`).
+/// (`answer::Api::of_path`).
 const POST_ROUTES: [&str; 13] = [
     "/v1/chat/completions",
     "/v1/responses",

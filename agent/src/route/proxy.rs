@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use llamafleet_crds::routing::{LOAD_HEADER, PIN_HEADER, RoutedVariant, RoutedWake};
 
-use super::answer::{Answer, Framing};
+use super::answer::{Answer, Api, Framing};
 use super::body::{End, Watched};
 use super::limits::{Admission, LimitHeaders};
 use super::replicas::{InFlight, ReplicaChoice};
@@ -20,15 +20,6 @@ use super::wake::Refusal;
 use super::{choose, keys, prefix, shadow};
 use crate::serve::http::{ApiError, Flavor};
 
-/// Routes whose answers carry generated text (read for tokens, TTFT and shadow comparison).
-const GENERATION_PATHS: [&str; 6] = [
-    "/v1/chat/completions",
-    "/v1/completions",
-    "/v1/responses",
-    "/v1/messages",
-    "/api/generate",
-    "/api/chat",
-];
 /// Routes open without a key (as in `serve`).
 const OPEN_PATHS: [&str; 1] = ["/api/version"];
 /// Request headers not passed upstream: hop-by-hop ones, credentials meant for the router,
@@ -87,7 +78,9 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
         Err(_) => return ApiError::too_large(flavor, live.max_body_bytes).into_response(),
     };
     let path_and_query = parts.uri.path_and_query().map_or(path, |p| p.as_str());
-    let generation = GENERATION_PATHS.contains(&path);
+    // Routes whose answers carry generated text: read for tokens, TTFT and shadow comparison.
+    let api = Api::of_path(path);
+    let generation = api.is_some();
     let upstream_headers = forwarded(&parts.headers);
     let mut mirror = generation
         .then(|| shadow::decide(&live, &first.name, path_and_query))
@@ -98,6 +91,7 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
                 &state,
                 live.stats.clone(),
                 mirror,
+                api?,
                 method,
                 headers,
                 body.clone(),
@@ -269,8 +263,9 @@ pub async fn proxy(State(state): State<RouterState>, request: Request) -> Respon
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let answer = (generation && status.is_success())
-        .then(|| Answer::new(Framing::of(content_type), finish.mirror.is_some()));
+    let answer = api
+        .filter(|_| status.is_success())
+        .map(|api| Answer::new(api, Framing::of(content_type), finish.mirror.is_some()));
     let stream = Watched::new(upstream.bytes_stream(), answer, move |answer, end| {
         finish.done(status, answer, end);
     });

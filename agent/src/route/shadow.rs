@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use llamafleet_crds::routing::{RoutedVariant, RoutedWake};
 
-use super::answer::{Answer, Framing};
+use super::answer::{Answer, Api, Framing};
 use super::state::{Live, RouterState};
 use super::stats::RevisionStats;
 
@@ -63,6 +63,7 @@ pub fn spawn(
     state: &RouterState,
     stats: Arc<RevisionStats>,
     mirror: Mirror,
+    api: Api,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
@@ -78,7 +79,7 @@ pub fn spawn(
         let _permit = permit;
         let name = mirror.variant.as_str();
         stats.record_shadow(name, |s| s.requests += 1);
-        let answer = fetch(&client, method, &mirror.url, headers, body).await;
+        let answer = fetch(&client, api, method, &mirror.url, headers, body).await;
         let result = if answer.is_some() { "ok" } else { "error" };
         metrics
             .shadow_requests
@@ -113,6 +114,7 @@ pub fn spawn(
 /// The shadow's whole answer, or `None` if it failed.
 async fn fetch(
     client: &reqwest::Client,
+    api: Api,
     method: Method,
     url: &str,
     headers: HeaderMap,
@@ -132,7 +134,7 @@ async fn fetch(
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok());
-    let mut answer = Answer::new(Framing::of(content_type), true);
+    let mut answer = Answer::new(api, Framing::of(content_type), true);
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         answer.feed(&chunk.ok()?);

@@ -5,4 +5,7 @@
 //! Reading is lenient (absent fields take their defaults, unknown fields are ignored), as a
 //! client of other servers must be; writing gives exactly the official APIs' shapes.
 
+pub mod anthropic;
+pub mod ollama;
 pub mod openai;
+pub mod responses;

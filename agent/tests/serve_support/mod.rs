@@ -190,7 +190,6 @@ pub async fn sse_chunks(state: &AppState, uri: &str, body: &Value) -> Vec<Value>
         .collect()
 }
 
-/// Lines of an SSE body's `data:` fields.
 /// The named events of an SSE answer (Anthropic's and the Responses API's): `(event, data)`,
 /// each data's `type` checked to be the event's name.
 pub async fn sse_events(state: &AppState, uri: &str, body: &Value) -> Vec<(String, Value)> {
@@ -216,6 +215,7 @@ pub async fn sse_events(state: &AppState, uri: &str, body: &Value) -> Vec<(Strin
         .collect()
 }
 
+/// Lines of an SSE body's `data:` fields.
 pub fn sse_data(text: &str) -> Vec<String> {
     text.lines()
         .filter_map(|l| l.strip_prefix("data:"))

@@ -6,7 +6,7 @@
 use axum::extract::{Extension, State};
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::fields::Rest;
 use super::{ApiError, ApiJson, Flavor, RequestLog, anthropic_answer, generate, structured};
@@ -14,6 +14,7 @@ use crate::serve::engine::{ChatMessage, Prompt, SamplingParams, Tool, ToolCall};
 use crate::serve::presets::Preset;
 use crate::serve::state::AppState;
 use crate::serve::tools::{ToolChoice, ToolRequest};
+use crate::wire::anthropic::{self as wire, StreamEvent, TokenCount};
 
 const FLAVOR: Flavor = Flavor::Anthropic;
 
@@ -393,7 +394,12 @@ fn anthropic_format(format: &Value) -> Result<Option<String>, ApiError> {
     tag = "anthropic",
     request_body = MessagesRequest,
     responses(
-        (status = 200, description = "A message (JSON), or server-sent events when stream is true"),
+        (status = 200, description = "A message (JSON), or server-sent events when stream is \
+            true (each event named by its data's `type`)",
+            content(
+                (wire::Message = "application/json"),
+                (StreamEvent = "text/event-stream"),
+            )),
         generate::GenerationErrors,
     )
 )]
@@ -441,13 +447,16 @@ pub(crate) async fn messages(
     path = "/v1/messages/count_tokens",
     tag = "anthropic",
     request_body = CountRequest,
-    responses((status = 200, description = "{\"input_tokens\": n}"), generate::GenerationErrors)
+    responses(
+        (status = 200, description = "The prompt's tokens", body = TokenCount),
+        generate::GenerationErrors,
+    )
 )]
 pub(crate) async fn count_tokens(
     State(state): State<AppState>,
     Extension(log): Extension<RequestLog>,
     ApiJson(req): ApiJson<CountRequest>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<TokenCount>, ApiError> {
     let (_, preset) = generate::requested(&state, FLAVOR, &log, req.conversation.model.as_deref())?;
     let mut params = generate::base_params(preset);
     let (messages, request) = req.conversation.read(preset, &mut params)?;
@@ -457,5 +466,7 @@ pub(crate) async fn count_tokens(
         .count_tokens(Prompt::Chat(prepared.chat))
         .await
         .map_err(|e| ApiError::engine(FLAVOR, e))?;
-    Ok(axum::Json(json!({"input_tokens": tokens})))
+    Ok(axum::Json(TokenCount {
+        input_tokens: u64::from(tokens),
+    }))
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::serve::engine::EngineError;
 use crate::wire::openai as wire;
+use crate::wire::{anthropic, ollama};
 
 /// Which API's error format a response uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,11 +218,16 @@ impl ApiError {
                     code: Some(json!(self.kind)),
                 },
             }),
-            Flavor::Ollama => json!({"error": self.message}),
-            Flavor::Anthropic => json!({"type": "error", "error": {
-                "type": self.anthropic_type(),
-                "message": self.message,
-            }}),
+            Flavor::Ollama => json!(ollama::ErrorBody {
+                error: self.message.clone(),
+            }),
+            Flavor::Anthropic => json!(anthropic::ErrorBody {
+                kind: "error".into(),
+                error: anthropic::ErrorDetail {
+                    kind: self.anthropic_type().into(),
+                    message: self.message.clone(),
+                },
+            }),
         }
     }
 

@@ -19,6 +19,7 @@ use crate::serve::engine::{
     ChatMessage, FinishReason, Prompt, SamplingParams, TokenLogprob, ToolCall,
 };
 use crate::serve::state::AppState;
+use crate::wire::ollama;
 
 const FLAVOR: Flavor = Flavor::Ollama;
 
@@ -166,7 +167,12 @@ pub(crate) struct ChatRequest {
     tag = "ollama",
     request_body = GenerateRequest,
     responses(
-        (status = 200, description = "NDJSON stream (default) or one JSON object with stream false"),
+        (status = 200, description = "NDJSON stream (default: one object per line, the last \
+            with `done` true) or one JSON object with stream false",
+            content(
+                (ollama::GenerateResponse = "application/json"),
+                (ollama::GenerateResponse = "application/x-ndjson"),
+            )),
         generate::GenerationErrors,
     )
 )]
@@ -211,7 +217,12 @@ pub(crate) async fn generate(
     tag = "ollama",
     request_body = ChatRequest,
     responses(
-        (status = 200, description = "NDJSON stream (default) or one JSON object with stream false"),
+        (status = 200, description = "NDJSON stream (default: one object per line, the last \
+            with `done` true) or one JSON object with stream false",
+            content(
+                (ollama::ChatResponse = "application/json"),
+                (ollama::ChatResponse = "application/x-ndjson"),
+            )),
         generate::GenerationErrors,
     )
 )]
@@ -261,20 +272,63 @@ pub(crate) async fn chat(
     respond(live, model, true, req.stream, logprobs).await
 }
 
-fn piece(model: &str, chat: bool, text: &str, logprobs: Option<&[TokenLogprob]>) -> Value {
-    let mut v = piece_text(model, chat, text);
-    if let Some(lps) = logprobs {
-        v["logprobs"] = json!(super::logprobs::entries(lps));
+/// One line of an answer, or the whole answer: a chat message or generated text.
+fn piece(
+    model: &str,
+    chat: bool,
+    text: &str,
+    calls: &[ToolCall],
+    logprobs: Option<&[TokenLogprob]>,
+    stats: Option<ollama::DoneStats>,
+) -> Value {
+    let model = model.to_owned();
+    let created_at = rfc3339_now();
+    let done = stats.is_some();
+    let stats = stats.unwrap_or_default();
+    let logprobs = logprobs.map(super::logprobs::entries);
+    if chat {
+        json!(ollama::ChatResponse {
+            model,
+            created_at,
+            message: ollama::AssistantMessage {
+                role: "assistant".into(),
+                content: text.into(),
+                tool_calls: (!calls.is_empty()).then(|| ollama_calls(calls)),
+            },
+            done,
+            stats,
+            logprobs,
+        })
+    } else {
+        json!(ollama::GenerateResponse {
+            model,
+            created_at,
+            response: text.into(),
+            done,
+            stats,
+            logprobs,
+        })
     }
-    v
 }
 
-fn piece_text(model: &str, chat: bool, text: &str) -> Value {
-    if chat {
-        json!({"model": model, "created_at": rfc3339_now(),
-            "message": {"role": "assistant", "content": text}, "done": false})
-    } else {
-        json!({"model": model, "created_at": rfc3339_now(), "response": text, "done": false})
+/// The last line's timings and counts.
+fn done_stats(finish: FinishReason, u: &crate::serve::engine::Usage) -> ollama::DoneStats {
+    // Ollama ends an answer with calls as any other: "stop".
+    let reason = match finish {
+        FinishReason::ToolCalls | FinishReason::StopSequence(_) => FinishReason::Stop,
+        other => other,
+    };
+    ollama::DoneStats {
+        done_reason: Some(reason.as_str().into()),
+        total_duration: Some(nanos(u.total)),
+        load_duration: Some(0),
+        // The whole prompt, cached part included, as Ollama counts it since 0.30; the cached
+        // part on its own as Ollama's `prompt_eval_cached_count`.
+        prompt_eval_count: Some(u64::from(u.prompt_tokens)),
+        prompt_eval_cached_count: Some(u64::from(u.cached_tokens)),
+        prompt_eval_duration: Some(nanos(u.prompt_eval)),
+        eval_count: Some(u64::from(u.completion_tokens)),
+        eval_duration: Some(nanos(u.total.saturating_sub(u.ttft))),
     }
 }
 
@@ -285,36 +339,16 @@ async fn respond(
     stream: bool,
     want_logprobs: bool,
 ) -> Result<Response, ApiError> {
-    let last = move |model: &str,
-                     text: &str,
-                     finish: FinishReason,
-                     u: crate::serve::engine::Usage,
-                     lps: &[TokenLogprob]| {
-        let mut v = piece(model, chat, text, want_logprobs.then_some(lps));
-        v["done"] = json!(true);
-        // Ollama ends an answer with calls as any other: "stop".
-        let reason = match finish {
-            FinishReason::ToolCalls | FinishReason::StopSequence(_) => FinishReason::Stop,
-            other => other,
-        };
-        v["done_reason"] = json!(reason.as_str());
-        v["total_duration"] = json!(nanos(u.total));
-        v["load_duration"] = json!(0);
-        // The whole prompt, cached part included, as Ollama counts it since 0.30; the cached
-        // part on its own as Ollama's `prompt_eval_cached_count`.
-        v["prompt_eval_count"] = json!(u.prompt_tokens);
-        v["prompt_eval_cached_count"] = json!(u.cached_tokens);
-        v["prompt_eval_duration"] = json!(nanos(u.prompt_eval));
-        v["eval_count"] = json!(u.completion_tokens);
-        v["eval_duration"] = json!(nanos(u.total.saturating_sub(u.ttft)));
-        v
-    };
     if !stream {
         let done = live.collect().await?;
-        let mut body = last(&model, &done.text, done.finish, done.usage, &done.logprobs);
-        if !done.tool_calls.is_empty() {
-            body["message"]["tool_calls"] = calls_json(&done.tool_calls);
-        }
+        let body = piece(
+            &model,
+            chat,
+            &done.text,
+            &done.tool_calls,
+            want_logprobs.then_some(done.logprobs.as_slice()),
+            Some(done_stats(done.finish, &done.usage)),
+        );
         return Ok(Json(body).into_response());
     }
     live.log.streaming();
@@ -328,14 +362,16 @@ async fn respond(
                 Step::Text(t, _) if t.is_empty() => (None, false),
                 Step::Text(t, lps) => {
                     let logprobs = want_logprobs.then_some(lps.as_slice());
-                    (Some(piece(&model, chat, &t, logprobs)), false)
+                    (Some(piece(&model, chat, &t, &[], logprobs, None)), false)
                 }
                 Step::ToolCalls(calls) => {
-                    let mut v = piece(&model, chat, "", None);
-                    v["message"]["tool_calls"] = calls_json(&calls);
-                    (Some(v), false)
+                    (Some(piece(&model, chat, "", &calls, None, None)), false)
                 }
-                Step::Done(finish, usage) => (Some(last(&model, "", finish, usage, &[])), true),
+                Step::Done(finish, usage) => {
+                    let logprobs = want_logprobs.then_some(&[][..]);
+                    let stats = Some(done_stats(finish, &usage));
+                    (Some(piece(&model, chat, "", &[], logprobs, stats)), true)
+                }
                 Step::Failed(e) => (Some(e.body()), true),
             };
             let line = value.map(|v| Ok::<_, std::convert::Infallible>(format!("{v}\n")));
@@ -350,11 +386,17 @@ async fn respond(
         .into_response())
 }
 
-fn calls_json(calls: &[ToolCall]) -> Value {
+/// Ollama's form of calls in an answer: no ids, the arguments as an object.
+fn ollama_calls(calls: &[ToolCall]) -> Vec<ollama::ToolCall> {
     calls
         .iter()
         .enumerate()
-        .map(|(i, c)| tool_wire::ollama_call(c, i))
-        .collect::<Vec<_>>()
-        .into()
+        .map(|(i, c)| ollama::ToolCall {
+            function: ollama::FunctionCall {
+                index: u32::try_from(i).unwrap_or(u32::MAX),
+                name: c.name.clone(),
+                arguments: c.arguments_json(),
+            },
+        })
+        .collect()
 }

@@ -15,6 +15,7 @@ use super::{ApiError, ApiJson, Flavor, RequestLog, generate, responses_answer, s
 use crate::serve::engine::{ChatMessage, Tool, ToolCall, json_object_grammar};
 use crate::serve::state::AppState;
 use crate::serve::tools::{self, ToolRequest};
+use crate::wire::responses as wire;
 
 const FLAVOR: Flavor = Flavor::OpenAi;
 
@@ -280,7 +281,12 @@ fn responses_tool_choice(
     tag = "openai",
     request_body = ResponsesRequest,
     responses(
-        (status = 200, description = "A response (JSON), or server-sent events when stream is true"),
+        (status = 200, description = "A response (JSON), or server-sent events when stream is \
+            true (each event named by its data's `type`)",
+            content(
+                (wire::Response = "application/json"),
+                (wire::StreamEvent = "text/event-stream"),
+            )),
         generate::GenerationErrors,
     )
 )]
@@ -334,21 +340,24 @@ pub(crate) async fn responses(
         ..offered
     };
     // The response names the tools in effect: a preset's when the request brought none.
-    let echo = json!({
-        "model": model,
-        "instructions": req.instructions,
-        "tools": request.tools.iter().map(responses_tool).collect::<Vec<_>>(),
-        "tool_choice": responses_choice(&request.choice),
-        "parallel_tool_calls": parallel,
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-        "max_output_tokens": req.max_output_tokens,
-        "text": {"format": format.map_or_else(|| json!({"type": "text"}), |f| json!(f))},
-        "metadata": req.metadata.unwrap_or_default(),
-        "store": false,
-        "truncation": "disabled",
-    });
+    let settings = wire::Response {
+        model,
+        instructions: req.instructions,
+        tools: request.tools.iter().map(responses_tool).collect(),
+        tool_choice: responses_choice(&request.choice),
+        parallel_tool_calls: parallel,
+        temperature: Some(params.temperature),
+        top_p: Some(params.top_p),
+        max_output_tokens: req.max_output_tokens,
+        text: wire::TextSettings {
+            format: format.map_or_else(|| json!({"type": "text"}), |f| json!(f)),
+        },
+        metadata: req.metadata.unwrap_or_default(),
+        store: false,
+        truncation: "disabled".into(),
+        ..wire::Response::default()
+    };
     let live =
         generate::start_chat(&state, FLAVOR, log, messages, request, params, req.stream).await?;
-    responses_answer::respond(live, echo, req.stream).await
+    responses_answer::respond(live, settings, req.stream).await
 }

@@ -1,6 +1,6 @@
-//! The Responses API's answer: a `response` object whose `output` holds a `message` item
-//! (`output_text`) and `function_call` items, or the event stream the official client
-//! accumulates (`response.created`, `response.output_item.added`, `...delta`, `...done`,
+//! The Responses API's answer ([`wire::responses`]): a `response` object whose `output` holds a
+//! `message` item (`output_text`) and `function_call` items, or the event stream the official
+//! client accumulates (`response.created`, `response.output_item.added`, `...delta`, `...done`,
 //! `response.completed` or `response.incomplete`, each with a `sequence_number`).
 
 use std::convert::Infallible;
@@ -9,59 +9,65 @@ use axum::Json;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use serde_json::{Value, json};
 
 use super::ApiError;
 use super::generate::{Live, Step, unix_now};
 use crate::serve::engine::{FinishReason, ToolCall, Usage};
+use crate::wire::responses::{self as wire, Event, OutputContent, OutputItem, StreamEvent};
 
-fn usage(u: &Usage) -> Value {
-    json!({
-        "input_tokens": u.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": u.cached_tokens},
-        "output_tokens": u.completion_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": u.prompt_tokens + u.completion_tokens,
-    })
+fn usage(u: &Usage) -> wire::Usage {
+    wire::Usage {
+        input_tokens: u64::from(u.prompt_tokens),
+        input_tokens_details: wire::InputTokensDetails {
+            cached_tokens: u64::from(u.cached_tokens),
+        },
+        output_tokens: u64::from(u.completion_tokens),
+        output_tokens_details: wire::OutputTokensDetails::default(),
+        total_tokens: u64::from(u.prompt_tokens) + u64::from(u.completion_tokens),
+    }
 }
 
-fn message_item(id: &str, text: &str, status: &str) -> Value {
-    json!({"type": "message", "id": id, "status": status, "role": "assistant",
-        "content": [{"type": "output_text", "text": text, "annotations": []}]})
+fn message_item(id: &str, content: Vec<OutputContent>, status: &str) -> OutputItem {
+    OutputItem::Message {
+        id: id.into(),
+        status: status.into(),
+        role: "assistant".into(),
+        content,
+    }
 }
 
-fn call_item(id: &str, call: &ToolCall, arguments: &str, status: &str) -> Value {
-    json!({"type": "function_call", "id": id, "call_id": call.id, "name": call.name,
-        "arguments": arguments, "status": status})
+fn call_item(id: &str, call: &ToolCall, arguments: &str, status: &str) -> OutputItem {
+    OutputItem::FunctionCall {
+        id: id.into(),
+        call_id: call.id.clone(),
+        name: call.name.clone(),
+        arguments: arguments.into(),
+        status: status.into(),
+    }
 }
 
-/// The response object: `echo` (the request's settings) with the answer's state.
+/// The response object: the request's settings with the answer's state.
 struct Shape {
-    id: String,
-    created_at: u64,
-    echo: Value,
+    settings: wire::Response,
 }
 
 impl Shape {
     fn response(
         &self,
         status: &str,
-        output: Vec<Value>,
+        output: Vec<OutputItem>,
         finish: Option<(FinishReason, &Usage)>,
-    ) -> Value {
-        let mut v = self.echo.clone();
-        v["id"] = json!(self.id);
-        v["object"] = json!("response");
-        v["created_at"] = json!(self.created_at);
-        v["status"] = json!(status);
-        v["error"] = Value::Null;
-        v["output"] = Value::Array(output);
-        v["incomplete_details"] = match finish {
-            Some((FinishReason::Length, _)) => json!({"reason": "max_output_tokens"}),
-            _ => Value::Null,
-        };
-        v["usage"] = finish.map_or(Value::Null, |(_, u)| usage(u));
-        v
+    ) -> wire::Response {
+        let incomplete = matches!(finish, Some((FinishReason::Length, _)));
+        wire::Response {
+            status: status.into(),
+            output,
+            incomplete_details: incomplete.then(|| wire::IncompleteDetails {
+                reason: "max_output_tokens".into(),
+            }),
+            usage: finish.map(|(_, u)| usage(u)),
+            ..self.settings.clone()
+        }
     }
 }
 
@@ -73,13 +79,20 @@ fn status_of(finish: FinishReason) -> &'static str {
     }
 }
 
-/// The answer to `POST /v1/responses`.
-pub(crate) async fn respond(live: Live, echo: Value, stream: bool) -> Result<Response, ApiError> {
+/// The answer to `POST /v1/responses`; `settings` holds the request's settings as applied.
+pub(crate) async fn respond(
+    live: Live,
+    settings: wire::Response,
+    stream: bool,
+) -> Result<Response, ApiError> {
     let request_id = live.log.id().to_owned();
     let shape = Shape {
-        id: format!("resp_{request_id}"),
-        created_at: unix_now(),
-        echo,
+        settings: wire::Response {
+            id: format!("resp_{request_id}"),
+            object: wire::RESPONSE.into(),
+            created_at: unix_now(),
+            ..settings
+        },
     };
     let message_id = format!("msg_{request_id}");
     let call_id = move |i: usize| format!("fc_{request_id}_{i}");
@@ -88,7 +101,8 @@ pub(crate) async fn respond(live: Live, echo: Value, stream: bool) -> Result<Res
         let status = status_of(done.finish);
         let mut output = Vec::new();
         if !done.text.is_empty() || done.tool_calls.is_empty() {
-            output.push(message_item(&message_id, &done.text, status));
+            let text = vec![OutputContent::output_text(done.text)];
+            output.push(message_item(&message_id, text, status));
         }
         for (i, call) in done.tool_calls.iter().enumerate() {
             output.push(call_item(&call_id(i), call, &call.arguments, "completed"));
@@ -106,14 +120,12 @@ pub(crate) async fn respond(live: Live, echo: Value, stream: bool) -> Result<Res
         output: Vec::new(),
     };
     let opening = vec![
-        events.event(
-            "response.created",
-            |s| json!({"response": s.shape.response("in_progress", vec![], None)}),
-        ),
-        events.event(
-            "response.in_progress",
-            |s| json!({"response": s.shape.response("in_progress", vec![], None)}),
-        ),
+        events.event(Event::Created {
+            response: events.shape.response("in_progress", vec![], None),
+        }),
+        events.event(Event::InProgress {
+            response: events.shape.response("in_progress", vec![], None),
+        }),
     ];
     let rest = futures_util::stream::unfold(
         (live, events, false),
@@ -125,13 +137,7 @@ pub(crate) async fn respond(live: Live, echo: Value, stream: bool) -> Result<Res
                 Step::Text(t, _) => (events.text(&t), false),
                 Step::ToolCalls(calls) => (events.calls(&calls), false),
                 Step::Done(finish, u) => (events.end(finish, &u), true),
-                Step::Failed(e) => {
-                    let error = e.body()["error"].clone();
-                    let frame = events.event("error", |_| {
-                        json!({"code": error["code"], "message": error["message"], "param": null})
-                    });
-                    (vec![frame], true)
-                }
+                Step::Failed(e) => (vec![events.event(error_event(&e))], true),
             };
             Some((futures_util::stream::iter(out), (live, events, done)))
         },
@@ -143,6 +149,17 @@ pub(crate) async fn respond(live: Live, echo: Value, stream: bool) -> Result<Res
     Ok(Sse::new(all).into_response())
 }
 
+/// A failure midway: the OpenAI error's code and message as the stream's `error` event.
+fn error_event(e: &ApiError) -> Event {
+    let body = e.body();
+    let error = &body["error"];
+    Event::Error {
+        code: Some(error["code"].clone()),
+        message: error["message"].as_str().unwrap_or_default().to_owned(),
+        param: None,
+    }
+}
+
 /// The state of a streamed response: the output items so far and the open message's text.
 struct Events {
     shape: Shape,
@@ -152,17 +169,21 @@ struct Events {
     /// The message item's text while it is open.
     text: Option<String>,
     /// Finished items.
-    output: Vec<Value>,
+    output: Vec<OutputItem>,
 }
 
 impl Events {
-    /// One event: `data` gets its `type` and `sequence_number`.
-    fn event(&mut self, kind: &str, data: impl FnOnce(&Self) -> Value) -> SseEvent {
-        let mut v = data(self);
-        v["type"] = json!(kind);
-        v["sequence_number"] = json!(self.sequence);
+    /// One event, numbered.
+    fn event(&mut self, event: Event) -> SseEvent {
+        let name = event.name();
+        let numbered = StreamEvent {
+            event,
+            sequence_number: self.sequence,
+        };
         self.sequence += 1;
-        SseEvent::default().event(kind).data(v.to_string())
+        SseEvent::default()
+            .event(name)
+            .data(serde_json::to_string(&numbered).unwrap_or_default())
     }
 
     fn text(&mut self, delta: &str) -> Vec<SseEvent> {
@@ -170,26 +191,30 @@ impl Events {
             return Vec::new();
         }
         let mut out = Vec::new();
-        let index = self.output.len();
+        let output_index = self.output.len();
+        let item_id = self.message_id.clone();
         if self.text.is_none() {
             self.text = Some(String::new());
-            let item = json!({"type": "message", "id": self.message_id, "status": "in_progress",
-                "role": "assistant", "content": []});
-            out.push(self.event(
-                "response.output_item.added",
-                |_| json!({"output_index": index, "item": item}),
-            ));
-            out.push(self.event("response.content_part.added", |s| {
-                json!({"item_id": s.message_id, "output_index": index, "content_index": 0,
-                    "part": {"type": "output_text", "text": "", "annotations": []}})
+            out.push(self.event(Event::OutputItemAdded {
+                output_index,
+                item: message_item(&item_id, Vec::new(), "in_progress"),
+            }));
+            out.push(self.event(Event::ContentPartAdded {
+                item_id: item_id.clone(),
+                output_index,
+                content_index: 0,
+                part: OutputContent::output_text(""),
             }));
         }
         if let Some(text) = &mut self.text {
             text.push_str(delta);
         }
-        out.push(self.event("response.output_text.delta", |s| {
-            json!({"item_id": s.message_id, "output_index": index, "content_index": 0,
-                "delta": delta, "logprobs": []})
+        out.push(self.event(Event::OutputTextDelta {
+            item_id,
+            output_index,
+            content_index: 0,
+            delta: delta.into(),
+            logprobs: Vec::new(),
         }));
         out
     }
@@ -199,22 +224,28 @@ impl Events {
         let Some(text) = self.text.take() else {
             return Vec::new();
         };
-        let index = self.output.len();
-        let part = json!({"type": "output_text", "text": text, "annotations": []});
-        let item = message_item(&self.message_id, &text, status);
+        let output_index = self.output.len();
+        let item_id = self.message_id.clone();
+        let part = OutputContent::output_text(text.clone());
+        let item = message_item(&item_id, vec![part.clone()], status);
         let out = vec![
-            self.event("response.output_text.done", |s| {
-                json!({"item_id": s.message_id, "output_index": index, "content_index": 0,
-                    "text": text, "logprobs": []})
+            self.event(Event::OutputTextDone {
+                item_id: item_id.clone(),
+                output_index,
+                content_index: 0,
+                text,
+                logprobs: Vec::new(),
             }),
-            self.event("response.content_part.done", |s| {
-                json!({"item_id": s.message_id, "output_index": index, "content_index": 0,
-                    "part": part})
+            self.event(Event::ContentPartDone {
+                item_id,
+                output_index,
+                content_index: 0,
+                part,
             }),
-            self.event(
-                "response.output_item.done",
-                |_| json!({"output_index": index, "item": item}),
-            ),
+            self.event(Event::OutputItemDone {
+                output_index,
+                item: item.clone(),
+            }),
         ];
         self.output.push(item);
         out
@@ -223,26 +254,28 @@ impl Events {
     fn calls(&mut self, calls: &[ToolCall]) -> Vec<SseEvent> {
         let mut out = self.close_text("completed");
         for (i, call) in calls.iter().enumerate() {
-            let index = self.output.len();
+            let output_index = self.output.len();
             let id = (self.call_id)(i);
-            let added = call_item(&id, call, "", "in_progress");
             let done = call_item(&id, call, &call.arguments, "completed");
-            out.push(self.event(
-                "response.output_item.added",
-                |_| json!({"output_index": index, "item": added}),
-            ));
-            out.push(self.event(
-                "response.function_call_arguments.delta",
-                |_| json!({"item_id": id, "output_index": index, "delta": call.arguments}),
-            ));
-            out.push(self.event("response.function_call_arguments.done", |_| {
-                json!({"item_id": id, "output_index": index, "name": call.name,
-                    "arguments": call.arguments})
+            out.push(self.event(Event::OutputItemAdded {
+                output_index,
+                item: call_item(&id, call, "", "in_progress"),
             }));
-            out.push(self.event(
-                "response.output_item.done",
-                |_| json!({"output_index": index, "item": done}),
-            ));
+            out.push(self.event(Event::FunctionCallArgumentsDelta {
+                item_id: id.clone(),
+                output_index,
+                delta: call.arguments.clone(),
+            }));
+            out.push(self.event(Event::FunctionCallArgumentsDone {
+                item_id: id,
+                output_index,
+                name: call.name.clone(),
+                arguments: call.arguments.clone(),
+            }));
+            out.push(self.event(Event::OutputItemDone {
+                output_index,
+                item: done.clone(),
+            }));
             self.output.push(done);
         }
         out
@@ -251,16 +284,13 @@ impl Events {
     fn end(&mut self, finish: FinishReason, u: &Usage) -> Vec<SseEvent> {
         let status = status_of(finish);
         let mut out = self.close_text(status);
-        let kind = if status == "completed" {
-            "response.completed"
-        } else {
-            "response.incomplete"
-        };
         let output = std::mem::take(&mut self.output);
-        out.push(self.event(
-            kind,
-            |s| json!({"response": s.shape.response(status, output, Some((finish, u)))}),
-        ));
+        let response = self.shape.response(status, output, Some((finish, u)));
+        out.push(self.event(if status == "completed" {
+            Event::Completed { response }
+        } else {
+            Event::Incomplete { response }
+        }));
         out
     }
 }

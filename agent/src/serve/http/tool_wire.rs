@@ -3,7 +3,7 @@
 //! string on OpenAI, an object on Ollama).
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::serve::engine::{Tool, ToolCall};
 use crate::serve::tools::ToolChoice;
@@ -154,9 +154,4 @@ pub(crate) fn ollama_calls(message: usize, calls: Vec<OllamaCall>) -> Vec<ToolCa
             arguments: c.function.arguments.to_string(),
         })
         .collect()
-}
-
-/// Ollama's form of a call in a response.
-pub(crate) fn ollama_call(call: &ToolCall, index: usize) -> Value {
-    json!({"function": {"index": index, "name": call.name, "arguments": call.arguments_json()}})
 }
