@@ -80,8 +80,9 @@ plan_field() { python3 "$images/plan.py" field "$work/plan.json" "$@"; }
 # The binary BIN of PACKAGE (FEATURES: comma-separated, may be empty) for this profile.
 binary_path() {
   local bin="$1" package="$2" features="$3"
-  if [[ "$profile" == release && "${LLAMAFLEET_IMAGE_PREBUILT:-}" != 1 ]]; then
-    cargo build --release --locked -p "$package" ${features:+--features "$features"} >&2 || return 1
+  if [[ "$profile" == release ]]; then
+    [[ "${LLAMAFLEET_IMAGE_PREBUILT:-}" == 1 ]] ||
+      cargo build --release --locked -p "$package" ${features:+--features "$features"} >&2 || return 1
   elif [[ -n "$features" ]]; then
     echo "build-images.sh: $package with features $features has no debug build; use release" >&2
     return 1

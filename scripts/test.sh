@@ -39,7 +39,7 @@ on_exit() {
 }
 trap on_exit EXIT
 
-# A GPU build runs as a step of its own, in the background, with its own cached target dir (so
+# The GPU builds run as a step of their own, in the background, with their own target dir (so
 # cargo's lock on a target dir never blocks the suite): started now at the lowest priority, it
 # uses the CPU the suite leaves idle (waits on servers, the cluster, the model); in its own
 # process group (setsid), so a failing suite stops cargo, cmake and nvcc with it. Its log is
