@@ -19,7 +19,9 @@ cd "$(dirname "$0")/.."
 CUDA_ARCHS="${LLAMAFLEET_CUDA_ARCHS:-90-real}"
 # LLAMAFLEET_CUDA_DEVICE_O0=1: device code compiled without optimisation (cicc and ptxas at
 # -O0), for a check that every kernel compiles and links (scripts/gpu-checks.sh); never for a
-# binary that is run.
+# binary that is run. Like the compute capabilities, it takes effect when llama.cpp's CMake
+# build is configured (a cold target dir, or a new llama-cpp-sys-2): the crate's build script
+# does not rerun when only the toolchain file changes, so a cached build keeps its flags.
 DEVICE_O0="${LLAMAFLEET_CUDA_DEVICE_O0:-0}"
 CACHE="${LLAMAFLEET_CACHE:-$HOME/.cache/llamafleet}"
 

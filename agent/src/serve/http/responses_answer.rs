@@ -149,13 +149,12 @@ pub(crate) async fn respond(
     Ok(Sse::new(all).into_response())
 }
 
-/// A failure midway: the OpenAI error's code and message as the stream's `error` event.
+/// A failure midway: the error's code (its kind, as in OpenAI's error body) and message as
+/// the stream's `error` event.
 fn error_event(e: &ApiError) -> Event {
-    let body = e.body();
-    let error = &body["error"];
     Event::Error {
-        code: Some(error["code"].clone()),
-        message: error["message"].as_str().unwrap_or_default().to_owned(),
+        code: Some(e.kind.into()),
+        message: e.message.clone(),
         param: None,
     }
 }
