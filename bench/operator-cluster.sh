@@ -17,8 +17,9 @@ idle="${2:-300}"
 ns=bench-scale
 
 if [[ -z "${OPERATOR:-}" ]]; then
-  cargo build --release -p llamafleet-operator --quiet
-  OPERATOR="${CARGO_TARGET_DIR:-$root/target}/release/llamafleet-operator"
+  # The profile of the operator's image (docker/operator.Dockerfile).
+  cargo build --profile operator-release -p llamafleet-operator --quiet
+  OPERATOR="${CARGO_TARGET_DIR:-$root/target}/operator-release/llamafleet-operator"
 fi
 state="$(mktemp -d /tmp/llamafleet-bench-cluster.XXXXXX)"
 operator_pid=
@@ -69,28 +70,72 @@ kubectl create -f "$state/deployments.yaml" >/dev/null
 echo "created $count LlmDeployments (2 variants, replicas: 0) in $ns"
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+# CPU ticks of each control-plane process (up.sh's pids file), to say who the sweep waits on.
+plane_ticks() {
+  while read -r pid name; do
+    [[ -r "/proc/$pid/stat" ]] && awk -v n="$name" '{ print n, $14 + $15 }' "/proc/$pid/stat"
+  done < "$state/pids"
+}
+plane_before="$(plane_ticks)"
 started="$(date +%s.%N)"
 RUST_LOG=warn "$OPERATOR" --no-leader-election --no-agent-status --no-resolve \
   --listen "127.0.0.1:$port" > "$state/operator.log" 2>&1 &
 operator_pid=$!
 
-with_status() {
-  kubectl get llmd -n "$ns" -o jsonpath='{range .items[*]}{.status.observedGeneration}{"\n"}{end}' \
-    | grep -c . || true
-}
-while :; do
-  done_count="$(with_status)"
-  [[ "$done_count" -ge "$count" ]] && break
-  kill -0 "$operator_pid" 2>/dev/null || { tail -20 "$state/operator.log"; exit 1; }
-  sleep 1
-done
+# One watch, not a listing a second: listing a thousand custom resources every second took a
+# large share of the API server's CPU, which the sweep then waited on (one session's runs:
+# 86 and 104 s with the listing, 54 to 75 s with the watch).
+python3 - "$count" "$ns" "$operator_pid" <<'EOF' || { tail -20 "$state/operator.log"; exit 1; }
+import os, subprocess, sys, threading, time
+count, ns, pid = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+watch = subprocess.Popen(
+    ["kubectl", "get", "llmd", "-n", ns, "--watch", "--no-headers",
+     "-o", "custom-columns=N:.metadata.name,G:.status.observedGeneration"],
+    stdout=subprocess.PIPE, text=True)
+def operator_alive():
+    while watch.poll() is None:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            watch.kill()
+            return
+        time.sleep(1)
+threading.Thread(target=operator_alive, daemon=True).start()
+with_status = set()
+for line in watch.stdout:
+    name, generation = line.split()
+    if generation != "<none>":
+        with_status.add(name)
+    if len(with_status) >= count:
+        break
+watch.kill()
+sys.exit(0 if len(with_status) >= count else 1)
+EOF
 took="$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")"
 echo "every LlmDeployment has a status ${took} s after the operator started"
 hz="$(getconf CLK_TCK)"
 sweep_cpu="$(awk -v hz="$hz" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$operator_pid/stat")"
 echo "operator CPU time until then: ${sweep_cpu} s ($(python3 -c "print(f'{100 * $sweep_cpu / $took:.0f}')") % of a core)"
-memory() { grep -E '^(VmRSS|VmHWM)' "/proc/$operator_pid/status" | tr -s ' \t' ' ' | tr '\n' ' '; }
+# RssFile: the binary's pages in memory (shared, dropped under pressure); RssAnon: its heap.
+memory() {
+  grep -E '^(VmRSS|VmHWM|RssAnon|RssFile)' "/proc/$operator_pid/status" | tr -s ' \t' ' ' | tr '\n' ' '
+}
 echo "operator memory then: $(memory)"
+plane_after="$(plane_ticks)"
+# The sweep's CPU work divided by the cores is as fast as it can go on this machine.
+python3 - "$took" "$hz" "$(nproc)" "$sweep_cpu" <<EOF
+import sys
+took, hz, cores, operator = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+b = dict(l.split() for l in """$plane_before""".splitlines())
+a = dict(l.split() for l in """$plane_after""".splitlines())
+seconds = {n: (float(a[n]) - float(b.get(n, 0))) / hz for n in a}
+print(f"control plane CPU during the sweep ({cores} cores), % of a core: "
+      + ", ".join(f"{n} {100 * v / took:.0f}" for n, v in sorted(seconds.items(), key=lambda kv: -kv[1])))
+plane = sum(seconds.values())
+print(f"CPU work of the sweep: control plane {plane:.1f} s + operator {operator:.1f} s = "
+      f"{plane + operator:.1f} s, at least {(plane + operator) / cores:.1f} s on {cores} cores "
+      f"({plane / cores:.1f} s for the control plane's part alone)")
+EOF
 
 # What the operator has done so far, and its CPU time (ticks of utime + stime).
 metric() { # name filter → value (0 when absent)

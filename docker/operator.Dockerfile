@@ -14,8 +14,8 @@ COPY . .
 # The operator never links llama.cpp; its allocator (jemalloc, C) builds with the image's gcc.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p llamafleet-operator \
- && install -D target/release/llamafleet-operator /out/llamafleet-operator \
+    cargo build --profile operator-release --locked -p llamafleet-operator \
+ && install -D target/operator-release/llamafleet-operator /out/llamafleet-operator \
  && /out/llamafleet-operator --version
 
 # glibc + libgcc, no shell, no package manager; user 65532 (nonroot).

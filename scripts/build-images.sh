@@ -19,9 +19,11 @@
 # Dockerfile interpreted as ours are: registry.k8s.io/pause:<the Makefile's TAG>.
 #
 # Environment:
-#   LLAMAFLEET_IMAGE_PROFILE  release (default: cargo build --release --locked -p <the package of
-#                             the Dockerfile's build stage>) or debug (the test suite's debug
-#                             binaries, debug info stripped on the way into the image)
+#   LLAMAFLEET_IMAGE_PROFILE  release (default: `cargo build --locked` of the package and with
+#                             the cargo profile the Dockerfile's build stage names, e.g.
+#                             --release or --profile operator-release) or debug (the test
+#                             suite's debug binaries, debug info stripped on the way into the
+#                             image)
 #   LLAMAFLEET_IMAGE_PREBUILT 1: release binaries already built (by `cargo test`, say) are taken
 #                             as they are, without a `cargo build` of their own
 #   CARGO_TARGET_DIR          where the binaries are (default: target)
@@ -77,21 +79,25 @@ trap cleanup EXIT
 
 plan_field() { python3 "$images/plan.py" field "$work/plan.json" "$@"; }
 
-# The binary BIN of PACKAGE (FEATURES: comma-separated, may be empty) for this profile.
+# The binary BIN of PACKAGE for this image profile: in release, built with the cargo profile
+# the Dockerfile names (CARGO_PROFILE; FEATURES comma-separated, may be empty); in debug, the
+# test suite's debug build.
 binary_path() {
-  local bin="$1" package="$2" features="$3"
+  local bin="$1" package="$2" cargo_profile="$3" features="$4" dir=debug
   if [[ "$profile" == release ]]; then
     [[ "${LLAMAFLEET_IMAGE_PREBUILT:-}" == 1 ]] ||
-      cargo build --release --locked -p "$package" ${features:+--features "$features"} >&2 || return 1
+      cargo build --profile "$cargo_profile" --locked -p "$package" \
+        ${features:+--features "$features"} >&2 || return 1
+    [[ "$cargo_profile" == dev ]] || dir="$cargo_profile"
   elif [[ -n "$features" ]]; then
     echo "build-images.sh: $package with features $features has no debug build; use release" >&2
     return 1
   fi
-  [[ -x "$target/$profile/$bin" ]] || {
-    echo "build-images.sh: $target/$profile/$bin missing (cargo build -p $package)" >&2
+  [[ -x "$target/$dir/$bin" ]] || {
+    echo "build-images.sh: $target/$dir/$bin missing (cargo build -p $package)" >&2
     return 1
   }
-  echo "$target/$profile/$bin"
+  echo "$target/$dir/$bin"
 }
 
 # A destination inside the root filesystem, refusing symlinks that lead out of it.
@@ -157,11 +163,11 @@ build_image() {
   # Inputs: the binaries (built now in release; known by size and mtime, as cargo knows them:
   # hashing 650 MB of debug binaries takes longer than all the rest of a warm run), the context
   # files, the base, the plan, these scripts.
-  local kind a b c files=("$work/plan.json" "$0" "$images"/*.py "$images"/*.sh) stamps=()
+  local kind a b c d files=("$work/plan.json" "$0" "$images"/*.py "$images"/*.sh) stamps=()
   declare -A binaries=()
-  while read -r kind a b c; do
+  while read -r kind a b c d; do
     if [[ "$kind" == binary ]]; then
-      binaries[$a]="$(binary_path "$a" "$b" "$c")"
+      binaries[$a]="$(binary_path "$a" "$b" "$c" "$d")"
       stamps+=("$(stat -L -c '%n %s %.9Y' "${binaries[$a]}")")
     else
       files+=("$context/$a")

@@ -162,17 +162,24 @@ def cargo_source(stage, src, where):
         raise Refused(f"{where}: stage {stage['name']!r} has no `cargo build` line that "
                       f"installs /out/{binary}")
     args = m[1].split()
-    package, features = None, []
+    package, features, profile = None, [], "dev"
     for i, arg in enumerate(args):
         if arg in ("-p", "--package") and i + 1 < len(args):
             package = args[i + 1]
+        elif arg in ("-r", "--release"):
+            profile = "release"
+        elif arg == "--profile" and i + 1 < len(args):
+            profile = args[i + 1]
+        elif arg.startswith("--profile="):
+            profile = arg.split("=", 1)[1]
         elif arg == "--features" and i + 1 < len(args):
             features = args[i + 1].split(",")
         elif arg.startswith("--features="):
             features = arg.split("=", 1)[1].split(",")
     if package is None:
         raise Refused(f"{where}: the `cargo build` line of stage {stage['name']!r} names no -p")
-    return {"kind": "cargo", "package": package, "binary": binary, "features": features}
+    return {"kind": "cargo", "package": package, "binary": binary, "features": features,
+            "profile": profile}
 
 
 def context_source(context, src, add, where):

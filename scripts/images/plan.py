@@ -70,7 +70,8 @@ def main():
         for s in p["steps"]:
             src = s.get("source")
             if src and src["kind"] == "cargo":
-                print("binary", src["binary"], src["package"], ",".join(src["features"]))
+                print("binary", src["binary"], src["package"], src["profile"],
+                      ",".join(src["features"]))
             elif src:
                 print("file", src["path"])
     elif cmd == "field":

@@ -55,6 +55,12 @@ fn the_dockerfiles_are_all_understood_and_run_non_root() {
         assert_eq!(copies.len(), 1, "{image}: {plan:#}");
         assert_eq!(copies[0]["source"]["package"], package.as_str());
         assert_eq!(copies[0]["dest"], binary.as_str());
+        // The cargo profile is the Dockerfile's too (the operator's own, smaller in memory).
+        let cargo_profile = match *image {
+            "operator" => "operator-release",
+            _ => "release",
+        };
+        assert_eq!(copies[0]["source"]["profile"], cargo_profile, "{image}");
         // The smoke step runs the binary in the image, as a RUN that the builder executes.
         let smoke = json!([binary, "--version"]);
         assert!(

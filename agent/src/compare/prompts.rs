@@ -2,13 +2,17 @@
 //!
 //! The format is chosen by the first non-blank line: when it starts with `{`, the whole file is
 //! JSONL and every non-blank line must be `{"prompt": "..."}` or `{"messages": [...]}` (OpenAI
-//! chat messages, passed through as they are; other keys are ignored, so lines may carry an
-//! id). Otherwise every non-blank line is one user prompt. Blank lines are skipped in both.
+//! chat messages, read as the agent reads them: a message key it does not implement is refused
+//! here, by name, rather than by every request; other keys of the line are ignored, so lines
+//! may carry an id). Otherwise every non-blank line is one user prompt. Blank lines are
+//! skipped in both.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use crate::wire::openai_request::{Content, Message};
 
 /// One prompt, ready to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,7 +20,7 @@ pub struct Prompt {
     /// What the report shows: the prompt text, or the last user message's text.
     pub label: String,
     /// The chat messages sent.
-    pub messages: Vec<Value>,
+    pub messages: Vec<Message>,
 }
 
 /// Why the prompts file cannot be used.
@@ -55,6 +59,18 @@ pub enum PromptsError {
         line: usize,
         /// What is wrong.
         reason: &'static str,
+    },
+    /// A message the agent would refuse.
+    #[error("{}:{line}: messages[{index}]: {reason}", path.display())]
+    Message {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// 0-based position in `messages`.
+        index: usize,
+        /// What is wrong.
+        reason: String,
     },
 }
 
@@ -104,7 +120,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Prompt>, PromptsError> {
 fn text_prompt(text: &str) -> Prompt {
     Prompt {
         label: text.to_owned(),
-        messages: vec![json!({"role": "user", "content": text})],
+        messages: vec![Message {
+            role: "user".to_owned(),
+            content: Some(Content::Text(text.to_owned())),
+            tool_calls: None,
+            tool_call_id: None,
+        }],
     }
 }
 
@@ -133,11 +154,34 @@ fn json_prompt(path: &Path, line: usize, text: &str) -> Result<Prompt, PromptsEr
             if !messages.iter().all(|m| m["role"].is_string()) {
                 return Err(shape("every message needs a \"role\" string"));
             }
-            Ok(Prompt {
-                label: label_of(&messages),
-                messages,
-            })
+            let label = label_of(&messages);
+            let messages = messages
+                .into_iter()
+                .enumerate()
+                .map(|(index, m)| {
+                    typed_message(m).map_err(|reason| PromptsError::Message {
+                        path: path.to_owned(),
+                        line,
+                        index,
+                        reason,
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Prompt { label, messages })
         }
+    }
+}
+
+/// A message as the agent reads it; a key it does not implement is an error that names it.
+fn typed_message(message: Value) -> Result<Message, String> {
+    let mut unknown = None;
+    let typed = serde_ignored::deserialize(message, |path| {
+        unknown.get_or_insert_with(|| path.to_string());
+    })
+    .map_err(|e| e.to_string())?;
+    match unknown {
+        Some(key) => Err(crate::wire::request_fields::unsupported(&key)),
+        None => Ok(typed),
     }
 }
 
@@ -166,8 +210,8 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert_eq!(p[1].label, "Count to three.");
         assert_eq!(
-            p[1].messages,
-            vec![json!({"role": "user", "content": "Count to three."})]
+            serde_json::to_value(&p[1].messages).unwrap(),
+            serde_json::json!([{"role": "user", "content": "Count to three."}])
         );
     }
 
@@ -201,6 +245,11 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "p.txt:1: every message needs a \"role\" string"
+        );
+        let err = parse_str("{\"messages\": [{\"role\": \"user\", \"name\": \"x\"}]}").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "p.txt:1: messages[0]: unsupported field \"name\": this server does not implement it"
         );
         let err = parse_str(" \n\n").unwrap_err();
         assert!(matches!(err, PromptsError::Empty { .. }), "{err}");

@@ -7,11 +7,14 @@ use futures_util::StreamExt;
 use llamafleet_crds::routing::PIN_HEADER;
 use llamafleet_remote::error_chain;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::args::Target;
 use super::prompts::Prompt;
 use crate::wire::openai::{ChatCompletionChunk, ErrorDetail, ModelList};
+use crate::wire::openai_request::{
+    ChatRequest, SamplerFields, Sampling as RequestSampling, StreamOptions,
+};
 
 /// Characters of an error response body kept in the error text.
 const ERROR_BODY_CHARS: usize = 300;
@@ -131,14 +134,24 @@ impl Client {
 
     /// Streams one chat completion and measures it; failures are recorded in the sample.
     pub async fn chat(&self, target: &Target, model: &str, prompt: &Prompt, s: Sampling) -> Sample {
-        let body = json!({
-            "model": model,
-            "messages": prompt.messages,
-            "max_tokens": s.max_tokens,
-            "temperature": s.temperature,
-            "stream": true,
-            "stream_options": {"include_usage": true},
-        });
+        let body = ChatRequest {
+            model: Some(model.to_owned()),
+            messages: prompt.messages.clone(),
+            stream: true,
+            stream_options: Some(StreamOptions {
+                include_usage: true,
+            }),
+            sampling: RequestSampling {
+                max_tokens: Some(s.max_tokens),
+                ..RequestSampling::default()
+            },
+            sampler: SamplerFields {
+                // f32 as the agent reads it; the report keeps the figure given.
+                temperature: Some(s.temperature as f32),
+                ..SamplerFields::default()
+            },
+            ..ChatRequest::default()
+        };
         let started = Instant::now();
         let mut sample = Sample::default();
         let mut chunks = 0u64;
@@ -147,7 +160,7 @@ impl Client {
             let response = self
                 .request(reqwest::Method::POST, target, "v1/chat/completions")
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string())
+                .body(serde_json::to_vec(&body).map_err(|e| e.to_string())?)
                 .send()
                 .await
                 .map_err(|e| error_chain(&e))?;

@@ -5,179 +5,19 @@
 
 use axum::extract::{Extension, State};
 use axum::response::Response;
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::fields::Rest;
 use super::{ApiError, ApiJson, Flavor, RequestLog, anthropic_answer, generate, structured};
 use crate::serve::engine::{ChatMessage, Prompt, SamplingParams, Tool, ToolCall};
 use crate::serve::presets::Preset;
 use crate::serve::state::AppState;
 use crate::serve::tools::{ToolChoice, ToolRequest};
 use crate::wire::anthropic::{self as wire, StreamEvent, TokenCount};
+use crate::wire::anthropic_request::{
+    Block, Content, Conversation, CountRequest, Message, MessagesRequest, ToolChoiceDef, ToolDef,
+};
 
 const FLAVOR: Flavor = Flavor::Anthropic;
-
-/// Text as a string or a list of text blocks (`system`, message and tool-result content).
-#[derive(Debug, utoipa::ToSchema)]
-pub(crate) enum Content {
-    Text(String),
-    Blocks(Vec<Block>),
-}
-
-impl<'de> Deserialize<'de> for Content {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let content = super::fields::text_or_list(deserializer, "blocks")?;
-        Ok(content.map_or_else(Content::Blocks, Content::Text))
-    }
-}
-
-/// The content blocks this server reads; any other `type` (images, documents, thinking,
-/// server tools) is refused by name.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub(crate) enum Block {
-    Text {
-        text: String,
-        /// Accepted: prompt prefixes are reused from the slot's cache without being asked.
-        #[schema(value_type = Object)]
-        #[allow(dead_code, reason = "prefix caching is automatic")]
-        cache_control: Option<Value>,
-    },
-    ToolUse {
-        id: String,
-        name: String,
-        #[schema(value_type = Object)]
-        input: Value,
-        #[schema(value_type = Object)]
-        #[allow(dead_code, reason = "prefix caching is automatic")]
-        cache_control: Option<Value>,
-    },
-    ToolResult {
-        tool_use_id: String,
-        /// Text, or text blocks (refused otherwise when read).
-        #[schema(no_recursion)]
-        content: Option<Content>,
-        /// Written in front of the result ("Error: ...") so the model sees it.
-        is_error: Option<bool>,
-        #[schema(value_type = Object)]
-        #[allow(dead_code, reason = "prefix caching is automatic")]
-        cache_control: Option<Value>,
-    },
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = AnthropicMessage)]
-pub(crate) struct Message {
-    /// `user`, `assistant` or `system`.
-    role: String,
-    content: Content,
-}
-
-/// One tool (`custom`, the default type; server tools are refused).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ToolDef {
-    name: String,
-    description: Option<String>,
-    #[schema(value_type = Object)]
-    input_schema: Value,
-    /// Only `custom`.
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    /// Calls always follow the schema here, so both values are served.
-    #[allow(dead_code, reason = "both values are served by the same enforcement")]
-    strict: Option<bool>,
-    #[schema(value_type = Object)]
-    #[allow(dead_code, reason = "prefix caching is automatic")]
-    cache_control: Option<Value>,
-}
-
-/// `tool_choice`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub(crate) enum ToolChoiceDef {
-    Auto {
-        disable_parallel_tool_use: Option<bool>,
-    },
-    Any {
-        disable_parallel_tool_use: Option<bool>,
-    },
-    Tool {
-        name: String,
-        disable_parallel_tool_use: Option<bool>,
-    },
-    None {},
-}
-
-/// `output_config`: structured output (`format`); `effort` is for reasoning models.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct OutputConfig {
-    #[schema(value_type = Object)]
-    format: Option<Value>,
-    #[schema(value_type = Object)]
-    effort: Option<Value>,
-}
-
-/// What the two routes share: the conversation and its tools.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub(crate) struct Conversation {
-    model: Option<String>,
-    messages: Vec<Message>,
-    system: Option<Content>,
-    tools: Option<Vec<ToolDef>>,
-    tool_choice: Option<ToolChoiceDef>,
-    output_config: Option<OutputConfig>,
-    /// Only `{"type": "disabled"}`: these models do not reason.
-    #[schema(value_type = Object)]
-    thinking: Option<Value>,
-    /// Accepted: prompt prefixes are reused from the slot's cache without being asked.
-    #[schema(value_type = Object)]
-    #[allow(dead_code, reason = "prefix caching is automatic")]
-    cache_control: Option<Value>,
-}
-
-/// `POST /v1/messages`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = AnthropicMessagesRequest)]
-pub(crate) struct MessagesRequest {
-    max_tokens: u32,
-    #[serde(default)]
-    stream: bool,
-    stop_sequences: Option<Vec<String>>,
-    /// `user_id` is written to the request log (`user=`).
-    metadata: Option<Metadata>,
-    /// `auto` or `standard_only`: there is one tier here, so both are served.
-    service_tier: Option<String>,
-    /// llama-server's and Ollama's extensions (not in Anthropic's current API).
-    temperature: Option<f32>,
-    top_p: Option<f32>,
-    top_k: Option<i32>,
-    #[serde(flatten)]
-    conversation: Conversation,
-    #[serde(flatten)]
-    #[schema(ignore)]
-    _rest: Rest,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Metadata {
-    user_id: Option<String>,
-}
-
-/// `POST /v1/messages/count_tokens`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = AnthropicCountTokensRequest)]
-pub(crate) struct CountRequest {
-    #[serde(flatten)]
-    conversation: Conversation,
-    #[serde(flatten)]
-    #[schema(ignore)]
-    _rest: Rest,
-}
 
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(FLAVOR, message)

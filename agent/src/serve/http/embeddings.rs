@@ -4,13 +4,14 @@
 use axum::Json;
 use axum::extract::{Extension, State};
 use base64::Engine as _;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::generate::{self, OneOrMany};
+use super::generate;
 use super::{ApiError, ApiJson, Flavor, RequestLog};
 use crate::serve::engine::{Embeddings, Usage};
 use crate::serve::state::AppState;
+use crate::wire::ollama_request::{EmbedRequest, EmbeddingsRequest};
+use crate::wire::openai_request::EmbeddingRequest;
 
 async fn run(
     state: &AppState,
@@ -38,24 +39,13 @@ async fn run(
     Ok(out)
 }
 
-/// `POST /v1/embeddings`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = OpenAiEmbeddingRequest)]
-pub(crate) struct OpenAiRequest {
-    model: Option<String>,
-    input: OneOrMany,
-    encoding_format: Option<String>,
-    /// The caller's end user: written to the request log.
-    user: Option<String>,
-}
-
 /// Pooled embeddings; `encoding_format: base64` (the official client's default) is
 /// little-endian f32 bytes.
 #[utoipa::path(
     post,
     path = "/v1/embeddings",
     tag = "openai",
-    request_body = OpenAiRequest,
+    request_body = EmbeddingRequest,
     responses(
         (status = 200, description = "Embeddings"),
         super::generate::GenerationErrors,
@@ -64,7 +54,7 @@ pub(crate) struct OpenAiRequest {
 pub(crate) async fn openai(
     State(state): State<AppState>,
     Extension(log): Extension<RequestLog>,
-    ApiJson(req): ApiJson<OpenAiRequest>,
+    ApiJson(req): ApiJson<EmbeddingRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let flavor = Flavor::OpenAi;
     if let Some(user) = &req.user {
@@ -111,21 +101,6 @@ pub(crate) async fn openai(
     })))
 }
 
-/// `POST /api/embed`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = OllamaEmbedRequest)]
-pub(crate) struct EmbedRequest {
-    model: Option<String>,
-    input: OneOrMany,
-    /// Accepted: one pod serves one model and keeps it loaded.
-    #[schema(value_type = Object)]
-    #[allow(
-        dead_code,
-        reason = "every value is served by keeping the model loaded"
-    )]
-    keep_alive: Option<Value>,
-}
-
 /// Ollama: embeddings of one or more inputs.
 #[utoipa::path(
     post,
@@ -149,14 +124,6 @@ pub(crate) async fn ollama_embed(
         .unwrap_or_else(|| state.options.model_name.clone());
     Ok(Json(json!({"model": model, "embeddings": out.vectors,
         "prompt_eval_count": out.prompt_tokens})))
-}
-
-/// `POST /api/embeddings` (the older single-prompt form).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = OllamaEmbeddingsRequest)]
-pub(crate) struct EmbeddingsRequest {
-    model: Option<String>,
-    prompt: String,
 }
 
 /// Ollama: the embedding of one prompt.

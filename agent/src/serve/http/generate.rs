@@ -16,23 +16,6 @@ use crate::serve::presets::Preset;
 use crate::serve::state::AppState;
 use crate::serve::tools::{self, Prepared, ToolChoice, ToolRequest, ToolStream, call_id};
 
-/// A string or a list of strings (`stop`, `prompt`, `input`).
-#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub(crate) enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    pub(crate) fn into_vec(self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s],
-            OneOrMany::Many(v) => v,
-        }
-    }
-}
-
 /// Ollama clients append a tag; `:latest` names the same model.
 const DEFAULT_TAG: &str = ":latest";
 

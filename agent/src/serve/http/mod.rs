@@ -4,7 +4,6 @@ mod anthropic;
 mod anthropic_answer;
 mod embeddings;
 mod error;
-mod fields;
 mod generate;
 mod log;
 mod logprobs;
@@ -14,6 +13,7 @@ mod ollama_models;
 mod openai;
 mod openai_answer;
 mod openai_models;
+mod openai_stream;
 mod openapi;
 mod ops;
 mod responses;
@@ -194,7 +194,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         .map_err(invalid)?;
         json.end().map_err(invalid)?;
         match skipped {
-            Some(path) => Err(ApiError::bad_request(flavor, fields::unsupported(&path))),
+            Some(path) => Err(ApiError::bad_request(
+                flavor,
+                crate::wire::request_fields::unsupported(&path),
+            )),
             None => Ok(ApiJson(body)),
         }
     }

@@ -7,36 +7,19 @@ use axum::extract::{Extension, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::fields::{OptionsRest, Rest};
 use super::generate::{self, Live, Step, nanos, rfc3339_now};
-use super::sampler_fields::SamplerFields;
-use super::tool_wire::{self, OllamaCall, ToolDef};
+use super::tool_wire;
 use super::{ApiError, ApiJson, Flavor, RequestLog, structured};
 use crate::serve::engine::{
     ChatMessage, FinishReason, Prompt, SamplingParams, TokenLogprob, ToolCall,
 };
 use crate::serve::state::AppState;
 use crate::wire::ollama;
+use crate::wire::ollama_request::{ChatRequest, Common, GenerateRequest, Options};
 
 const FLAVOR: Flavor = Flavor::Ollama;
-
-/// Ollama's `options`. `num_ctx` may only ask for at most the slot's context (the context is
-/// fixed at load; a larger one cannot be granted per request).
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[schema(as = OllamaOptions)]
-pub(crate) struct Options {
-    num_ctx: Option<u32>,
-    num_predict: Option<i64>,
-    #[serde(flatten)]
-    sampler: SamplerFields,
-    /// Ollama's other options (`mirostat`, `num_gpu`, ...) are refused by name.
-    #[serde(flatten)]
-    #[schema(ignore)]
-    _rest: OptionsRest,
-}
 
 impl Options {
     fn apply(self, state: &AppState, mut p: SamplingParams) -> Result<SamplingParams, ApiError> {
@@ -60,54 +43,6 @@ impl Options {
     }
 }
 
-fn default_true() -> bool {
-    true
-}
-
-/// `POST /api/generate`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = OllamaGenerateRequest)]
-pub(crate) struct GenerateRequest {
-    model: Option<String>,
-    #[serde(default)]
-    prompt: String,
-    system: Option<String>,
-    /// `true`: the prompt goes to the model as is (it always does here without a system
-    /// prompt, so `raw` with `system` is refused).
-    raw: Option<bool>,
-    #[serde(default = "default_true")]
-    stream: bool,
-    #[serde(default)]
-    options: Options,
-    #[serde(flatten)]
-    common: Common,
-    #[serde(flatten)]
-    #[schema(ignore)]
-    _rest: Rest,
-}
-
-/// What `generate` and `chat` share beyond sampling.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-pub(crate) struct Common {
-    /// `"json"` or a JSON schema: constrained decoding.
-    #[schema(value_type = Object)]
-    format: Option<Value>,
-    /// Accepted: one pod serves one model and keeps it loaded, so there is nothing to unload.
-    #[schema(value_type = Object)]
-    #[allow(
-        dead_code,
-        reason = "every value is served by keeping the model loaded"
-    )]
-    keep_alive: Option<Value>,
-    /// Thinking: these models do not reason, so only `false` is served.
-    #[schema(value_type = Object)]
-    think: Option<Value>,
-    /// Each generated token's log probability (`logprobs` on every piece).
-    logprobs: Option<bool>,
-    /// Alternatives per token (0 to 20), with `logprobs: true` only.
-    top_logprobs: Option<u32>,
-}
-
 impl Common {
     /// Applies `format` and checks `think`.
     fn apply(&self, model: &str, params: &mut SamplingParams) -> Result<(), ApiError> {
@@ -124,39 +59,6 @@ impl Common {
         params.grammar = structured::ollama_format(self.format.as_ref())?;
         Ok(())
     }
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = OllamaMessage)]
-pub(crate) struct Message {
-    role: String,
-    #[serde(default)]
-    content: String,
-    /// Assistant messages: the calls it made.
-    tool_calls: Option<Vec<OllamaCall>>,
-    /// Tool messages: the tool whose result this is.
-    tool_name: Option<String>,
-}
-
-/// `POST /api/chat`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = OllamaChatRequest)]
-pub(crate) struct ChatRequest {
-    model: Option<String>,
-    #[serde(default)]
-    messages: Vec<Message>,
-    /// Functions the model may call (it decides, as `tool_choice: auto` on OpenAI).
-    #[serde(default)]
-    tools: Vec<ToolDef>,
-    #[serde(default = "default_true")]
-    stream: bool,
-    #[serde(default)]
-    options: Options,
-    #[serde(flatten)]
-    common: Common,
-    #[serde(flatten)]
-    #[schema(ignore)]
-    _rest: Rest,
 }
 
 /// Text generation. The prompt goes in as is unless a system prompt (the request's or the

@@ -3,13 +3,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::generate::{self, rfc3339_now};
 use super::{ApiError, ApiJson, Flavor};
 use crate::serve::engine::ModelInfo;
 use crate::serve::state::AppState;
+use crate::wire::ollama_request::ShowRequest;
 
 const FLAVOR: Flavor = Flavor::Ollama;
 
@@ -88,17 +88,6 @@ pub(crate) async fn ps(State(state): State<AppState>) -> Json<Value> {
         vec![]
     };
     Json(json!({"models": models}))
-}
-
-/// `POST /api/show`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = OllamaShowRequest)]
-pub(crate) struct ShowRequest {
-    model: Option<String>,
-    name: Option<String>,
-    /// Accepted: the answer always carries every detail.
-    #[allow(dead_code, reason = "the full answer serves both values")]
-    verbose: Option<bool>,
 }
 
 /// Model details, including which chat template is used.

@@ -1,37 +1,23 @@
 //! OpenAI-compatible routes: chat and text completions (SSE when `stream: true`), models,
 //! embeddings.
 
-use axum::extract::{Extension, State};
-use axum::response::Response;
-use serde::Deserialize;
-use serde_json::Value;
-
-use super::fields::Rest;
-use super::generate::{self, OneOrMany};
+use super::generate;
 use super::logprobs;
 use super::openai_answer::{self, Answer, Choices, Kind};
-use super::sampler_fields::SamplerFields;
-use super::structured::ResponseFormat;
-use super::tool_wire::{self, OpenAiCall, ToolDef};
+use super::tool_wire;
 use super::{ApiError, ApiJson, Flavor, RequestLog};
 use crate::serve::engine::{ChatMessage, MAX_TOP_LOGPROBS, Prompt, SamplingParams};
 use crate::serve::state::AppState;
 use crate::serve::tools::ToolRequest;
 use crate::wire::openai::{ChatCompletion, ChatCompletionChunk, TextCompletion};
+use crate::wire::openai_request::SamplerFields;
+use crate::wire::openai_request::{
+    ChatRequest, CompletionRequest, Content, Message, Sampling, StreamOptions,
+};
+use axum::extract::{Extension, State};
+use axum::response::Response;
 
 const FLAVOR: Flavor = Flavor::OpenAi;
-
-/// What both completion requests add to the sampler settings ([`SamplerFields`]).
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-pub(crate) struct Sampling {
-    max_tokens: Option<u32>,
-    max_completion_tokens: Option<u32>,
-    n: Option<u32>,
-    /// The caller's end user, for abuse tracing: written to the request log.
-    user: Option<String>,
-    /// llama-server's extension: generate `max_tokens` whatever the model says (benchmarks).
-    ignore_eos: Option<bool>,
-}
 
 impl Sampling {
     fn apply(
@@ -51,109 +37,6 @@ impl Sampling {
             .or(p.max_tokens);
         Ok(p)
     }
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct StreamOptions {
-    #[serde(default)]
-    include_usage: bool,
-}
-
-/// A message's text, or its parts (see [`super::fields::text_or_list`]).
-#[derive(Debug, utoipa::ToSchema)]
-pub(crate) enum Content {
-    Text(String),
-    Parts(Vec<Part>),
-}
-
-impl<'de> Deserialize<'de> for Content {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let content = super::fields::text_or_list(deserializer, "parts")?;
-        Ok(content.map_or_else(Content::Parts, Content::Text))
-    }
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Part {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    text: String,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = OpenAiMessage)]
-pub(crate) struct Message {
-    role: String,
-    content: Option<Content>,
-    /// Assistant messages: the calls it made.
-    tool_calls: Option<Vec<OpenAiCall>>,
-    /// Tool messages: the call this result answers.
-    tool_call_id: Option<String>,
-}
-
-/// `POST /v1/chat/completions`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = OpenAiChatRequest)]
-pub(crate) struct ChatRequest {
-    model: Option<String>,
-    messages: Vec<Message>,
-    #[serde(default)]
-    stream: bool,
-    stream_options: Option<StreamOptions>,
-    /// Free text, any JSON object, or JSON that follows a schema (constrained decoding).
-    response_format: Option<ResponseFormat>,
-    /// Each generated token's log probability (`choices[].logprobs.content`).
-    logprobs: Option<bool>,
-    /// Alternatives per token (0 to 20), with `logprobs: true` only.
-    top_logprobs: Option<u32>,
-    /// Only `false`: completions are not stored.
-    store: Option<bool>,
-    /// Only `["text"]`: the server answers in text.
-    modalities: Option<Vec<String>>,
-    /// OpenAI's successor of `user`: written to the request log the same way.
-    safety_identifier: Option<String>,
-    /// Functions the model may call.
-    tools: Option<Vec<ToolDef>>,
-    /// `none`, `auto` (the default with tools), `required`, or `{"type": "function",
-    /// "function": {"name": ...}}`.
-    #[schema(value_type = Object)]
-    tool_choice: Option<Value>,
-    /// Several calls in one answer (default true).
-    parallel_tool_calls: Option<bool>,
-    // Two flattened structs side by side, not one inside the other: serde reads a struct
-    // that flattens another as a map and leaves its keys to the `Rest` after it.
-    #[serde(flatten)]
-    sampler: SamplerFields,
-    #[serde(flatten)]
-    sampling: Sampling,
-    #[serde(flatten)]
-    #[schema(ignore)]
-    _rest: Rest,
-}
-
-/// `POST /v1/completions`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = OpenAiCompletionRequest)]
-pub(crate) struct CompletionRequest {
-    model: Option<String>,
-    prompt: OneOrMany,
-    #[serde(default)]
-    stream: bool,
-    stream_options: Option<StreamOptions>,
-    /// Log probabilities with this many alternatives per token (0 to 20).
-    logprobs: Option<u32>,
-    // Two flattened structs side by side, not one inside the other: serde reads a struct
-    // that flattens another as a map and leaves its keys to the `Rest` after it.
-    #[serde(flatten)]
-    sampler: SamplerFields,
-    #[serde(flatten)]
-    sampling: Sampling,
-    #[serde(flatten)]
-    #[schema(ignore)]
-    _rest: Rest,
 }
 
 /// `stream_options.include_usage`; as on OpenAI, `stream_options` needs `stream: true`.

@@ -1,16 +1,11 @@
 //! OpenAI completion answers, whole or streamed, with one choice per generation: `n` copies of
 //! a prompt, a list of prompts, or both (prompt-major, as OpenAI orders them).
 
-use std::convert::Infallible;
-
 use axum::Json;
-use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
 
-use super::generate::{self, Collected, Live, Step};
-use super::{ApiError, logprobs};
+use super::generate::{self, Collected, Live};
+use super::{ApiError, logprobs, openai_stream};
 use crate::serve::engine::{FinishReason, TokenLogprob, ToolCall, Usage};
 use crate::serve::state::AppState;
 use crate::wire::openai as wire;
@@ -52,7 +47,7 @@ pub(crate) fn wire_usage(u: &Usage) -> wire::Usage {
 
 /// The usage of all choices: completions add up, a prompt counts once however many choices
 /// it has (it was computed once: the copies share its KV cache).
-fn total(usages: &[Usage], per_prompt: usize) -> Usage {
+pub(super) fn total(usages: &[Usage], per_prompt: usize) -> Usage {
     usages
         .iter()
         .enumerate()
@@ -71,12 +66,12 @@ fn total(usages: &[Usage], per_prompt: usize) -> Usage {
         .unwrap_or_default()
 }
 
-fn finish_reason(finish: Option<FinishReason>) -> Option<String> {
+pub(super) fn finish_reason(finish: Option<FinishReason>) -> Option<String> {
     finish.map(|f| f.as_str().to_owned())
 }
 
 /// A call in OpenAI's form (`index` for streamed deltas).
-fn wire_call(call: &ToolCall, index: Option<usize>) -> wire::ToolCall {
+pub(super) fn wire_call(call: &ToolCall, index: Option<usize>) -> wire::ToolCall {
     wire::ToolCall {
         index: index.and_then(|i| u32::try_from(i).ok()),
         id: call.id.clone(),
@@ -88,19 +83,19 @@ fn wire_call(call: &ToolCall, index: Option<usize>) -> wire::ToolCall {
     }
 }
 
-fn chat_logprobs(lps: &[TokenLogprob]) -> wire::ChatLogprobs {
+pub(super) fn chat_logprobs(lps: &[TokenLogprob]) -> wire::ChatLogprobs {
     wire::ChatLogprobs {
         content: logprobs::entries(lps),
         refusal: None,
     }
 }
 
-fn index(i: usize) -> u32 {
+pub(super) fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
 
 /// The fields every answer and chunk of one request share.
-struct Head {
+pub(super) struct Head {
     id: String,
     created: u64,
     model: String,
@@ -118,7 +113,7 @@ impl Head {
         }
     }
 
-    fn chunk(
+    pub(super) fn chunk(
         &self,
         choices: Vec<wire::ChunkChoice>,
         usage: Option<wire::Usage>,
@@ -133,7 +128,7 @@ impl Head {
         }
     }
 
-    fn text(
+    pub(super) fn text(
         &self,
         choices: Vec<wire::TextChoice>,
         usage: Option<wire::Usage>,
@@ -231,188 +226,8 @@ pub(crate) async fn respond(
     for live in &lives {
         live.log.streaming();
     }
-    let stream = Stream::new(lives, per_prompt, answer, head);
-    let events = futures_util::stream::unfold(stream, |mut s| async move {
-        let events = s.advance().await?;
-        Some((futures_util::stream::iter(events), s))
-    })
-    .flatten()
-    .map(Ok::<_, Infallible>);
-    Ok((header, Sse::new(events)).into_response())
-}
-
-/// What one chunk adds to one choice, in the answer's kind.
-enum Piece {
-    Chat(wire::ChunkChoice),
-    Text(wire::TextChoice),
-}
-
-/// The SSE answer: the choices' steps as they come, each chunk naming its choice; the usage
-/// and `[DONE]` after the last choice ends; an error ends the whole answer (the other
-/// generations are dropped, which frees their slots).
-struct Stream {
-    steps: futures_util::stream::SelectAll<BoxStream<'static, (usize, Step)>>,
-    /// Per choice: no chunk sent yet.
-    first: Vec<bool>,
-    /// Per choice: text bytes sent (legacy logprobs' offsets).
-    offset: Vec<usize>,
-    usages: Vec<Option<Usage>>,
-    per_prompt: usize,
-    answer: Answer,
-    head: Head,
-    ended: bool,
-}
-
-impl Stream {
-    fn new(lives: Vec<Live>, per_prompt: usize, answer: Answer, head: Head) -> Self {
-        let n = lives.len();
-        let steps =
-            futures_util::stream::select_all(lives.into_iter().enumerate().map(|(i, live)| {
-                futures_util::stream::unfold(live, move |mut live| async move {
-                    let step = live.next().await?;
-                    Some(((i, step), live))
-                })
-                .boxed()
-            }));
-        Stream {
-            steps,
-            first: vec![true; n],
-            offset: vec![0; n],
-            usages: vec![None; n],
-            per_prompt,
-            answer,
-            head,
-            ended: false,
-        }
-    }
-
-    /// Choice `i` advanced by `text` (its tokens' `lps` when asked for), or ended by `finish`.
-    fn piece(
-        &self,
-        i: usize,
-        text: &str,
-        finish: Option<FinishReason>,
-        lps: &[TokenLogprob],
-    ) -> Piece {
-        let asked = self.answer.logprobs && finish.is_none();
-        match self.answer.kind {
-            Kind::Chat => {
-                let delta = if self.first[i] {
-                    wire::Delta {
-                        role: Some("assistant".to_owned()),
-                        content: Some(Some(text.to_owned())),
-                        tool_calls: None,
-                    }
-                } else if finish.is_some() {
-                    wire::Delta::default()
-                } else {
-                    wire::Delta {
-                        content: Some(Some(text.to_owned())),
-                        ..wire::Delta::default()
-                    }
-                };
-                Piece::Chat(wire::ChunkChoice {
-                    index: index(i),
-                    finish_reason: finish_reason(finish),
-                    logprobs: asked.then(|| chat_logprobs(lps)),
-                    delta,
-                })
-            }
-            Kind::Text => Piece::Text(wire::TextChoice {
-                index: index(i),
-                finish_reason: finish_reason(finish),
-                logprobs: asked.then(|| logprobs::legacy(lps, self.offset[i])),
-                text: text.to_owned(),
-            }),
-        }
-    }
-
-    /// One chunk: the piece's own kind, so a piece is never dropped; without a piece (the
-    /// usage chunk), the answer's kind with no choices.
-    fn frame(&self, piece: Option<Piece>, usage: Option<wire::Usage>) -> SseEvent {
-        let data = match (piece, self.answer.kind) {
-            (Some(Piece::Chat(c)), _) => serde_json::to_string(&self.head.chunk(vec![c], usage)),
-            (Some(Piece::Text(c)), _) => serde_json::to_string(&self.head.text(vec![c], usage)),
-            (None, Kind::Chat) => serde_json::to_string(&self.head.chunk(vec![], usage)),
-            (None, Kind::Text) => serde_json::to_string(&self.head.text(vec![], usage)),
-        };
-        SseEvent::default().data(data.unwrap_or_default())
-    }
-
-    /// The events of the next step; `None` once the answer is over.
-    async fn advance(&mut self) -> Option<Vec<SseEvent>> {
-        if self.ended {
-            return None;
-        }
-        let Some((i, step)) = self.steps.next().await else {
-            // Every generation ended without `Done`: the engine went away.
-            self.ended = true;
-            return None;
-        };
-        let events = match step {
-            Step::Text(t, _) if t.is_empty() && !self.first[i] => vec![],
-            Step::Text(t, lps) => {
-                let piece = self.piece(i, &t, None, &lps);
-                self.offset[i] += t.len();
-                vec![self.frame(Some(piece), None)]
-            }
-            // Chat only: text completions take no tools.
-            Step::ToolCalls(calls) => {
-                let piece = Piece::Chat(calls_delta(i, &calls, self.first[i]));
-                vec![self.frame(Some(piece), None)]
-            }
-            Step::Done(finish, usage) => {
-                self.usages[i] = Some(usage);
-                let last = self.piece(i, "", Some(finish), &[]);
-                if self.usages.iter().any(Option::is_none) {
-                    vec![self.frame(Some(last), None)]
-                } else {
-                    self.ended = true;
-                    let usages: Vec<Usage> = self.usages.iter().flatten().copied().collect();
-                    let usage = wire_usage(&total(&usages, self.per_prompt));
-                    let mut out = Vec::new();
-                    if self.answer.include_usage {
-                        out.push(self.frame(Some(last), None));
-                        out.push(self.frame(None, Some(usage)));
-                    } else {
-                        // Not asked for, but harmless to clients and handy with curl.
-                        out.push(self.frame(Some(last), Some(usage)));
-                    }
-                    out.push(SseEvent::default().data("[DONE]"));
-                    out
-                }
-            }
-            Step::Failed(e) => {
-                self.ended = true;
-                vec![SseEvent::default().data(e.body().to_string())]
-            }
-        };
-        if !events.is_empty() {
-            self.first[i] = false;
-        }
-        Some(events)
-    }
-}
-
-/// The chunk that carries an answer's calls, whole (the official client concatenates the
-/// `function.arguments` of deltas with the same `index`; one delta per call is the simplest
-/// case of that).
-fn calls_delta(i: usize, calls: &[ToolCall], first: bool) -> wire::ChunkChoice {
-    let calls = calls
-        .iter()
-        .enumerate()
-        .map(|(i, c)| wire_call(c, Some(i)))
-        .collect();
-    wire::ChunkChoice {
-        index: index(i),
-        finish_reason: None,
-        logprobs: None,
-        delta: wire::Delta {
-            role: first.then(|| "assistant".to_owned()),
-            content: first.then_some(None),
-            tool_calls: Some(calls),
-        },
-    }
+    let events = openai_stream::events(lives, per_prompt, answer, head);
+    Ok((header, events).into_response())
 }
 
 #[cfg(test)]

@@ -6,79 +6,18 @@
 
 use axum::extract::{Extension, State};
 use axum::response::Response;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::fields::{Rest, unsupported};
 use super::tool_wire::tool_choice;
 use super::{ApiError, ApiJson, Flavor, RequestLog, generate, responses_answer, structured};
 use crate::serve::engine::{ChatMessage, Tool, ToolCall, json_object_grammar};
 use crate::serve::state::AppState;
 use crate::serve::tools::{self, ToolRequest};
+use crate::wire::request_fields::unsupported;
 use crate::wire::responses as wire;
+use crate::wire::responses_request::{ResponsesRequest, TextFormat};
 
 const FLAVOR: Flavor = Flavor::OpenAi;
-
-/// `text`: the output format (`verbosity` is refused: nothing here adjusts it).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TextConfig {
-    format: Option<TextFormat>,
-}
-
-/// `text.format`: the Responses API writes the schema beside the type, not under it.
-#[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub(crate) enum TextFormat {
-    Text {},
-    JsonObject {},
-    JsonSchema {
-        name: String,
-        #[schema(value_type = Object)]
-        schema: Value,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        description: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        strict: Option<bool>,
-    },
-}
-
-/// `POST /v1/responses`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(as = OpenAiResponsesRequest)]
-pub(crate) struct ResponsesRequest {
-    model: Option<String>,
-    /// A string (one user message) or a list of input items.
-    #[schema(value_type = Object)]
-    input: Value,
-    /// A system message in front of the input.
-    instructions: Option<String>,
-    /// Function tools (`{"type": "function", "name", "description", "parameters", "strict"}`).
-    #[schema(value_type = Vec<Object>)]
-    tools: Option<Vec<Value>>,
-    #[schema(value_type = Object)]
-    tool_choice: Option<Value>,
-    parallel_tool_calls: Option<bool>,
-    max_output_tokens: Option<u32>,
-    temperature: Option<f32>,
-    top_p: Option<f32>,
-    #[serde(default)]
-    stream: bool,
-    text: Option<TextConfig>,
-    /// Only `false`: nothing is stored.
-    store: Option<bool>,
-    /// Echoed in the response.
-    #[schema(value_type = Object)]
-    metadata: Option<Map<String, Value>>,
-    /// Written to the request log (`user=`).
-    user: Option<String>,
-    safety_identifier: Option<String>,
-    /// Only `disabled`: a prompt over the context is a 400, never cut.
-    truncation: Option<String>,
-    #[serde(flatten)]
-    #[schema(ignore)]
-    _rest: Rest,
-}
 
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(FLAVOR, message)

@@ -1,27 +1,10 @@
 //! The sampler settings that OpenAI's completion requests and Ollama's `options` both carry,
 //! under the same names and with the same meaning (on OpenAI's side partly llama-server's
-//! extensions): read and applied in one place, so a setting added here reaches both APIs.
+//! extensions): one type ([`SamplerFields`], in `crate::wire`), applied here, so a setting
+//! added there reaches both APIs.
 
-use serde::Deserialize;
-
-use super::generate::OneOrMany;
 use crate::serve::engine::SamplingParams;
-
-/// Flattened into a request (OpenAI) or into Ollama's `options`; each field overrides the
-/// preset's value when present.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-pub(crate) struct SamplerFields {
-    temperature: Option<f32>,
-    top_p: Option<f32>,
-    top_k: Option<i32>,
-    min_p: Option<f32>,
-    repeat_penalty: Option<f32>,
-    presence_penalty: Option<f32>,
-    frequency_penalty: Option<f32>,
-    /// The same seed and request give the same answer; llama.cpp's sampler takes 32 bits.
-    seed: Option<i64>,
-    stop: Option<OneOrMany>,
-}
+use crate::wire::openai_request::SamplerFields;
 
 impl SamplerFields {
     pub(crate) fn apply(self, p: &mut SamplingParams) {

@@ -2,46 +2,11 @@
 //! engine samples under, so the answer parses (and validates against the schema). A schema
 //! the grammar cannot enforce is a 400 that names the construct, never free text.
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::{ApiError, Flavor};
 use crate::serve::engine::{SchemaError, json_object_grammar, schema_grammar};
-
-/// OpenAI `response_format`. The variants without fields are written `{}` because serde
-/// skips unknown keys beside the tag of a unit variant: `{"type": "json_object", "schema":
-/// ...}` (llama-server's extension) must be refused, not answered with any object.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub(crate) enum ResponseFormat {
-    /// Free text (the default).
-    Text {},
-    /// Any JSON object.
-    JsonObject {},
-    /// JSON that validates against `json_schema.schema`.
-    JsonSchema {
-        /// The schema and its name.
-        json_schema: JsonSchemaFormat,
-    },
-}
-
-/// OpenAI `response_format.json_schema`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct JsonSchemaFormat {
-    /// The schema's name (OpenAI requires it; it does not change the output).
-    name: String,
-    /// What the schema is for (documentation only, as on OpenAI).
-    #[allow(dead_code, reason = "accepted as documentation, as OpenAI does")]
-    description: Option<String>,
-    /// The JSON schema; absent means any JSON object.
-    #[schema(value_type = Object)]
-    schema: Option<Value>,
-    /// OpenAI's strict mode. Output here always follows the schema, so both values are
-    /// honoured: `false` only allows what `true` guarantees.
-    #[allow(dead_code, reason = "both values are served by the same enforcement")]
-    strict: Option<bool>,
-}
+use crate::wire::openai_request::ResponseFormat;
 
 impl ResponseFormat {
     /// The grammar the engine samples under, `None` for free text.

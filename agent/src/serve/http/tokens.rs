@@ -3,26 +3,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiJson, Flavor, generate};
 use crate::serve::state::AppState;
+use crate::wire::openai_request::{DetokenizeRequest, TokenizeRequest};
 
 const FLAVOR: Flavor = Flavor::Ollama;
-
-/// `POST /tokenize`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub(crate) struct TokenizeRequest {
-    /// The text.
-    content: String,
-    /// Add the model's BOS as generation does (default false, as llama-server).
-    #[serde(default)]
-    add_special: bool,
-    /// Each token with its text instead of bare ids.
-    #[serde(default)]
-    with_pieces: bool,
-}
 
 /// Token ids of a text, or `{id, piece}` pairs with `with_pieces`.
 #[utoipa::path(
@@ -53,13 +40,6 @@ pub(crate) async fn tokenize(
         pieces.into_iter().map(|p| json!(p.id)).collect()
     };
     Ok(Json(json!({"tokens": tokens})))
-}
-
-/// `POST /detokenize`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub(crate) struct DetokenizeRequest {
-    /// Token ids.
-    tokens: Vec<i32>,
 }
 
 /// The text of token ids; an id outside the vocabulary is a 400.

@@ -1,35 +1,13 @@
-//! Tools and tool calls as the OpenAI and Ollama chat APIs write them (both use OpenAI's
-//! `{"type": "function", "function": {...}}` for tools; calls differ in the arguments: a JSON
-//! string on OpenAI, an object on Ollama).
+//! Tools and tool calls of the OpenAI and Ollama chat requests, turned into the engine's (both
+//! APIs use OpenAI's `{"type": "function", "function": {...}}` for tools; calls differ in the
+//! arguments: a JSON string on OpenAI, an object on Ollama; the types are in `crate::wire`).
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::serve::engine::{Tool, ToolCall};
 use crate::serve::tools::ToolChoice;
-
-/// One entry of `tools`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ToolDef {
-    /// Only `"function"`.
-    #[serde(rename = "type")]
-    kind: String,
-    function: FunctionDef,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct FunctionDef {
-    name: String,
-    description: Option<String>,
-    /// JSON schema of the arguments (absent: no arguments).
-    #[schema(value_type = Object)]
-    parameters: Option<Value>,
-    /// OpenAI's strict mode: calls here always follow the schema, so both values are served.
-    #[allow(dead_code, reason = "both values are served by the same enforcement")]
-    strict: Option<bool>,
-}
+use crate::wire::ollama_request::OllamaCall;
+use crate::wire::openai_request::{OpenAiCall, ToolDef};
 
 /// The tools of a request, checked for their type.
 pub(crate) fn tools(defs: Vec<ToolDef>) -> Result<Vec<Tool>, String> {
@@ -86,24 +64,6 @@ pub(crate) fn tool_choice(
     }
 }
 
-/// A call in an OpenAI assistant message (`arguments` is JSON text).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct OpenAiCall {
-    id: String,
-    /// Only `"function"`.
-    #[serde(rename = "type")]
-    kind: String,
-    function: OpenAiFunctionCall,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct OpenAiFunctionCall {
-    name: String,
-    arguments: String,
-}
-
 /// The engine's calls from an OpenAI message.
 pub(crate) fn openai_calls(calls: Vec<OpenAiCall>) -> Result<Vec<ToolCall>, String> {
     calls
@@ -122,24 +82,6 @@ pub(crate) fn openai_calls(calls: Vec<OpenAiCall>) -> Result<Vec<ToolCall>, Stri
             })
         })
         .collect()
-}
-
-/// A call in an Ollama assistant message (`arguments` is an object).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct OllamaCall {
-    function: OllamaFunctionCall,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct OllamaFunctionCall {
-    name: String,
-    #[schema(value_type = Object)]
-    arguments: Value,
-    /// The call's position in its message (newer Ollama versions send it).
-    #[allow(dead_code, reason = "the position in the list says the same")]
-    index: Option<u32>,
 }
 
 /// The engine's calls from an Ollama message; Ollama has no call ids, so they are made up

@@ -1,5 +1,5 @@
 //! Nothing silently ignored: a request field a route does not implement is refused with a 400
-//! that names it, never accepted and dropped. [`super::ApiJson`] reports every field serde
+//! that names it, never accepted and dropped. `serve`'s `ApiJson` reports every field serde
 //! skips (through `serde_ignored`); a struct that flattens another hides its leftover keys
 //! from that, so it ends with a [`Rest`], which refuses them itself.
 
@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 /// Message content: a string, or a list of `what` (OpenAI's parts, Anthropic's blocks). Read
 /// by hand rather than as an untagged enum: serde's untagged error ("did not match any
 /// variant") would hide which field of a part is unsupported.
-pub(crate) fn text_or_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+pub fn text_or_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(
     deserializer: D,
     what: &str,
 ) -> Result<Result<String, Vec<T>>, D::Error> {
@@ -26,13 +26,13 @@ pub(crate) fn text_or_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(
 
 /// The message for a field that is not implemented (`path` as `serde_ignored` writes it,
 /// e.g. `messages.0.name`).
-pub(crate) fn unsupported(path: &str) -> String {
+pub fn unsupported(path: &str) -> String {
     format!("unsupported field {path:?}: this server does not implement it")
 }
 
 /// The keys left over after a flattened struct took its own: there must be none.
 #[derive(Debug, Default)]
-pub(crate) struct Rest;
+pub struct Rest;
 
 impl<'de> Deserialize<'de> for Rest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -42,7 +42,7 @@ impl<'de> Deserialize<'de> for Rest {
 
 /// The same inside Ollama's `options` (named `options.<key>` in the refusal).
 #[derive(Debug, Default)]
-pub(crate) struct OptionsRest;
+pub struct OptionsRest;
 
 impl<'de> Deserialize<'de> for OptionsRest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
