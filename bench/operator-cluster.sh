@@ -73,7 +73,7 @@ port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); 
 # CPU ticks of each control-plane process (up.sh's pids file), to say who the sweep waits on.
 plane_ticks() {
   while read -r pid name; do
-    [[ -r "/proc/$pid/stat" ]] && awk -v n="$name" '{ print n, $14 + $15 }' "/proc/$pid/stat"
+    if [[ -r "/proc/$pid/stat" ]]; then awk -v n="$name" '{ print n, $14 + $15 }' "/proc/$pid/stat"; fi
   done < "$state/pids"
 }
 plane_before="$(plane_ticks)"
@@ -83,8 +83,8 @@ RUST_LOG=warn "$OPERATOR" --no-leader-election --no-agent-status --no-resolve \
 operator_pid=$!
 
 # One watch, not a listing a second: listing a thousand custom resources every second took a
-# large share of the API server's CPU, which the sweep then waited on (one session's runs:
-# 86 and 104 s with the listing, 54 to 75 s with the watch).
+# large share of the API server's CPU, which the sweep then waited on (one session's runs of
+# one build: 86 s with the listing, 54 and 75 s with the watch).
 python3 - "$count" "$ns" "$operator_pid" <<'EOF' || { tail -20 "$state/operator.log"; exit 1; }
 import os, subprocess, sys, threading, time
 count, ns, pid = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -188,7 +188,9 @@ while (( quiet < 30 && $(date +%s) - settle_start < ${SETTLE_MAX:-600} )); do
   if [[ "$now" == "$last" ]]; then quiet=$((quiet + 5)); else quiet=0; last="$now"; fi
 done
 settled_reconciles="$(metric llamafleet_operator_reconciles_total 'controller="llmdeployment"')"
-echo "the cluster's writes settled $(( $(date +%s) - settle_start )) s after the sweep (30 s without one);" \
+if (( quiet >= 30 )); then settled="the cluster's writes settled"; else
+  settled="SETTLE_MAX reached, the cluster still writing,"; fi
+echo "$settled $(( $(date +%s) - settle_start )) s after the sweep;" \
   "reconciles meanwhile: $(( ${settled_reconciles%.*} - ${settle_reconciles%.*} ))"
 before="$(snapshot)"
 sleep "$idle"

@@ -24,8 +24,9 @@
 #                             --release or --profile operator-release) or debug (the test
 #                             suite's debug binaries, debug info stripped on the way into the
 #                             image)
-#   LLAMAFLEET_IMAGE_PREBUILT 1: release binaries already built (by `cargo test`, say) are taken
-#                             as they are, without a `cargo build` of their own
+#   LLAMAFLEET_IMAGE_PREBUILT 1: release binaries already built with the Dockerfile's profile
+#                             (by `cargo test --release`, say) are taken as they are, without
+#                             a `cargo build` of their own
 #   CARGO_TARGET_DIR          where the binaries are (default: target)
 #   LLAMAFLEET_VULKAN_TARGET_DIR  where agent-vulkan's are (default $LLAMAFLEET_CACHE/target-vulkan)
 #   LLAMAFLEET_CACHE          base tarballs go under $LLAMAFLEET_CACHE/images
@@ -83,18 +84,23 @@ plan_field() { python3 "$images/plan.py" field "$work/plan.json" "$@"; }
 # the Dockerfile names (CARGO_PROFILE; FEATURES comma-separated, may be empty); in debug, the
 # test suite's debug build.
 binary_path() {
-  local bin="$1" package="$2" cargo_profile="$3" features="$4" dir=debug
+  local bin="$1" package="$2" cargo_profile="$3" features="$4" dir=debug build="cargo build"
   if [[ "$profile" == release ]]; then
+    build="cargo build --profile $cargo_profile"
     [[ "${LLAMAFLEET_IMAGE_PREBUILT:-}" == 1 ]] ||
       cargo build --profile "$cargo_profile" --locked -p "$package" \
         ${features:+--features "$features"} >&2 || return 1
-    [[ "$cargo_profile" == dev ]] || dir="$cargo_profile"
+    case "$cargo_profile" in # cargo's output folder of each profile
+      dev | test) dir=debug ;;
+      bench) dir=release ;;
+      *) dir="$cargo_profile" ;;
+    esac
   elif [[ -n "$features" ]]; then
     echo "build-images.sh: $package with features $features has no debug build; use release" >&2
     return 1
   fi
   [[ -x "$target/$dir/$bin" ]] || {
-    echo "build-images.sh: $target/$dir/$bin missing (cargo build -p $package)" >&2
+    echo "build-images.sh: $target/$dir/$bin missing ($build -p $package)" >&2
     return 1
   }
   echo "$target/$dir/$bin"

@@ -4,7 +4,9 @@
   plan.py steps PLAN         one line per step: a step function of build-images.sh and its
                              words, quoted by shlex.join (the script evals each line)
   plan.py config PLAN        `umoci config` flags, NUL-separated
-  plan.py sources PLAN       what the copies take: `binary BIN PACKAGE FEATURES` or `file PATH`
+  plan.py sources PLAN       what the copies take: `binary BIN PACKAGE PROFILE FEATURES` (the
+                             cargo profile; FEATURES comma-separated, may be empty) or
+                             `file PATH`
   plan.py field PLAN KEY...  values at dotted keys, one a line
   plan.py name-index LAYOUT NAME
                              names an OCI layout's one image for `ctr images import`

@@ -10,10 +10,11 @@ use super::request_fields::Rest;
 /// Text as a string or a list of text blocks (`system`, message and tool-result content).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
+#[schema(as = AnthropicContent)]
 pub enum Content {
     /// A string.
     Text(String),
-    /// Text blocks.
+    /// Content blocks: text, and in messages also `tool_use` and `tool_result`.
     Blocks(Vec<Block>),
 }
 
@@ -66,11 +67,11 @@ pub enum Block {
     },
 }
 
+/// One turn of the conversation.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = AnthropicMessage)]
-/// One turn of the conversation.
 pub struct Message {
     /// `user`, `assistant` or `system`.
     pub role: String,
@@ -82,6 +83,7 @@ pub struct Message {
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AnthropicToolDef)]
 pub struct ToolDef {
     /// The name the model calls it by.
     pub name: String,
@@ -179,7 +181,7 @@ pub struct MessagesRequest {
     pub metadata: Option<Metadata>,
     /// `auto` or `standard_only`: there is one tier here, so both are served.
     pub service_tier: Option<String>,
-    /// llama-server's and Ollama's extensions (not in Anthropic's current API).
+    /// Sampling temperature.
     pub temperature: Option<f32>,
     /// Nucleus sampling.
     pub top_p: Option<f32>,
@@ -195,10 +197,10 @@ pub struct MessagesRequest {
     pub _rest: Rest,
 }
 
+/// `metadata`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-/// `metadata`.
 pub struct Metadata {
     /// The caller's end user.
     pub user_id: Option<String>,

@@ -82,10 +82,10 @@ pub struct Common {
     pub top_logprobs: Option<u32>,
 }
 
+/// One turn of a chat.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[schema(as = OllamaMessage)]
-/// One turn of a chat.
 pub struct Message {
     /// `system`, `user`, `assistant` or `tool`.
     pub role: String,
@@ -136,10 +136,11 @@ pub struct OllamaCall {
     pub function: OllamaFunctionCall,
 }
 
+/// The function an Ollama call names.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-/// The function an Ollama call names.
+#[schema(as = OllamaMessageFunctionCall)]
 pub struct OllamaFunctionCall {
     /// The function.
     pub name: String,

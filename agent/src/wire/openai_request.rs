@@ -69,10 +69,10 @@ pub struct Sampling {
     pub ignore_eos: Option<bool>,
 }
 
+/// `stream_options`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-/// `stream_options`.
 pub struct StreamOptions {
     #[serde(default)]
     /// A last chunk with the usage.
@@ -82,10 +82,11 @@ pub struct StreamOptions {
 /// A message's text, or its parts (see [`super::request_fields::text_or_list`]).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(untagged)]
+#[schema(as = OpenAiContent)]
 pub enum Content {
     /// A string.
     Text(String),
-    /// Content parts (only `text` ones are read).
+    /// Content parts: only `text` parts are served (any other type is refused by name).
     Parts(Vec<Part>),
 }
 
@@ -96,10 +97,10 @@ impl<'de> Deserialize<'de> for Content {
     }
 }
 
+/// One content part.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-/// One content part.
 pub struct Part {
     #[serde(rename = "type")]
     /// Only `text`.
@@ -109,10 +110,10 @@ pub struct Part {
     pub text: String,
 }
 
+/// One chat message.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
 #[schema(as = OpenAiMessage)]
-/// One chat message.
 pub struct Message {
     /// `system`, `developer`, `user`, `assistant` or `tool`.
     pub role: String,
@@ -243,6 +244,7 @@ pub struct JsonSchemaFormat {
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = OpenAiToolDef)]
 pub struct ToolDef {
     /// Only `"function"`.
     #[serde(rename = "type")]
@@ -251,10 +253,10 @@ pub struct ToolDef {
     pub function: FunctionDef,
 }
 
+/// A function tool.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-/// A function tool.
 pub struct FunctionDef {
     /// The name the model calls it by.
     pub name: String,
@@ -281,10 +283,10 @@ pub struct OpenAiCall {
     pub function: OpenAiFunctionCall,
 }
 
+/// The function an OpenAI call names.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-/// The function an OpenAI call names.
 pub struct OpenAiFunctionCall {
     /// The function.
     pub name: String,
