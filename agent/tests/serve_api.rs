@@ -293,6 +293,28 @@ async fn status_readiness_and_metrics() {
             "{path} missing in openapi.json"
         );
     }
+    // Request types of the same Rust name in two APIs are published under names of their own
+    // (utoipa lets a second schema of one name replace the first), and message content is a
+    // string or a list, as clients send it.
+    let schemas = &doc["components"]["schemas"];
+    for name in [
+        "OpenAiContent",
+        "AnthropicContent",
+        "OpenAiToolDef",
+        "AnthropicToolDef",
+        "OllamaFunctionCall",
+        "OllamaMessageFunctionCall",
+    ] {
+        assert!(
+            schemas.get(name).is_some(),
+            "{name} missing in openapi.json"
+        );
+    }
+    let content = schemas["OpenAiContent"].to_string();
+    assert!(
+        content.contains("\"string\"") && content.contains("\"array\""),
+        "{content}"
+    );
     let page = app(state.clone()).oneshot(get("/")).await.expect("ok");
     assert_eq!(page.status(), StatusCode::OK);
     let policy = page.headers()["content-security-policy"]

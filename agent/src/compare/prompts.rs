@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::wire::openai_request::{Content, Message};
+use crate::wire::request_fields::read_strict;
 
 /// One prompt, ready to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,15 +175,7 @@ fn json_prompt(path: &Path, line: usize, text: &str) -> Result<Prompt, PromptsEr
 
 /// A message as the agent reads it; a key it does not implement is an error that names it.
 fn typed_message(message: Value) -> Result<Message, String> {
-    let mut unknown = None;
-    let typed = serde_ignored::deserialize(message, |path| {
-        unknown.get_or_insert_with(|| path.to_string());
-    })
-    .map_err(|e| e.to_string())?;
-    match unknown {
-        Some(key) => Err(crate::wire::request_fields::unsupported(&key)),
-        None => Ok(typed),
-    }
+    read_strict(message).map_err(|e| e.to_string())
 }
 
 /// The last user message's text, else the messages as compact JSON.

@@ -47,12 +47,6 @@ pub struct GenerateRequest {
     /// `true`: the prompt goes to the model as is (it always does here without a system
     /// prompt, so `raw` with `system` is refused).
     pub raw: Option<bool>,
-    #[serde(default = "default_true")]
-    /// NDJSON lines as tokens come (the default), else one answer.
-    pub stream: bool,
-    #[serde(default)]
-    /// Sampling options.
-    pub options: Options,
     #[serde(flatten)]
     /// What chat shares.
     pub common: Common,
@@ -63,10 +57,16 @@ pub struct GenerateRequest {
     pub _rest: Rest,
 }
 
-/// What `generate` and `chat` share beyond sampling.
+/// What `generate` and `chat` share.
 #[serde_with::skip_serializing_none]
-#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct Common {
+    /// NDJSON lines as tokens come (the default), else one answer.
+    #[serde(default = "default_true")]
+    pub stream: bool,
+    /// Sampling options.
+    #[serde(default)]
+    pub options: Options,
     /// `"json"` or a JSON schema: constrained decoding.
     #[schema(value_type = Object)]
     pub format: Option<Value>,
@@ -111,12 +111,6 @@ pub struct ChatRequest {
     /// Functions the model may call (it decides, as `tool_choice: auto` on OpenAI).
     #[serde(default)]
     pub tools: Vec<ToolDef>,
-    #[serde(default = "default_true")]
-    /// NDJSON lines as tokens come (the default), else one answer.
-    pub stream: bool,
-    #[serde(default)]
-    /// Sampling options.
-    pub options: Options,
     #[serde(flatten)]
     /// What generate shares.
     pub common: Common,

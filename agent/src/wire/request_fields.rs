@@ -30,6 +30,37 @@ pub fn unsupported(path: &str) -> String {
     format!("unsupported field {path:?}: this server does not implement it")
 }
 
+/// Why [`read_strict`] refused a request.
+#[derive(Debug, thiserror::Error)]
+pub enum StrictError<E: std::error::Error> {
+    /// Not the type's JSON (or a key a [`Rest`] refused).
+    #[error("{0}")]
+    Invalid(E),
+    /// A field the type does not have, named by its path ([`unsupported`]'s message).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Reads a request strictly, as `serve` does and `compare` does for the messages it will send:
+/// a field serde would skip is an error that names the first one by its path (e.g.
+/// `messages.0.name`), never dropped.
+pub fn read_strict<'de, T, D>(deserializer: D) -> Result<T, StrictError<D::Error>>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+    D::Error: std::error::Error,
+{
+    let mut skipped = None;
+    let value = serde_ignored::deserialize(deserializer, |path| {
+        skipped.get_or_insert_with(|| path.to_string());
+    })
+    .map_err(StrictError::Invalid)?;
+    match skipped {
+        Some(path) => Err(StrictError::Unsupported(unsupported(&path))),
+        None => Ok(value),
+    }
+}
+
 /// The keys left over after a flattened struct took its own: there must be none.
 #[derive(Debug, Default)]
 pub struct Rest;

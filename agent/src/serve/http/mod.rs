@@ -37,6 +37,7 @@ pub use error::{ApiError, ErrorKind, Flavor};
 pub use log::RequestLog;
 
 use super::state::AppState;
+use crate::wire::request_fields::{StrictError, read_strict};
 
 /// Builds the router: client APIs behind auth, ops routes open.
 pub fn app(state: AppState) -> Router {
@@ -186,20 +187,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 ApiError::bad_request(flavor, format!("invalid JSON body: {message}"))
             }
         };
-        let mut skipped = None;
         let mut json = serde_json::Deserializer::from_slice(&bytes);
-        let body = serde_ignored::deserialize(&mut json, |path| {
-            skipped.get_or_insert_with(|| path.to_string());
-        })
-        .map_err(invalid)?;
+        let body = read_strict(&mut json).map_err(|e| match e {
+            StrictError::Invalid(e) => invalid(e),
+            StrictError::Unsupported(message) => ApiError::bad_request(flavor, message),
+        })?;
         json.end().map_err(invalid)?;
-        match skipped {
-            Some(path) => Err(ApiError::bad_request(
-                flavor,
-                crate::wire::request_fields::unsupported(&path),
-            )),
-            None => Ok(ApiJson(body)),
-        }
+        Ok(ApiJson(body))
     }
 }
 

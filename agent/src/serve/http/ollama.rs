@@ -44,8 +44,15 @@ impl Options {
 }
 
 impl Common {
-    /// Applies `format` and checks `think`.
-    fn apply(&self, model: &str, params: &mut SamplingParams) -> Result<(), ApiError> {
+    /// The sampling parameters: `options` over `base` (the preset's), then `format` and
+    /// `logprobs`; `think` checked.
+    fn params(
+        self,
+        state: &AppState,
+        model: &str,
+        base: SamplingParams,
+    ) -> Result<SamplingParams, ApiError> {
+        let mut params = self.options.apply(state, base)?;
         match &self.think {
             None | Some(Value::Null | Value::Bool(false)) => {}
             Some(_) => {
@@ -57,7 +64,7 @@ impl Common {
         }
         params.logprobs = super::logprobs::requested(FLAVOR, self.logprobs, self.top_logprobs)?;
         params.grammar = structured::ollama_format(self.format.as_ref())?;
-        Ok(())
+        Ok(params)
     }
 }
 
@@ -85,8 +92,10 @@ pub(crate) async fn generate(
 ) -> Result<Response, ApiError> {
     let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
     generate::no_preset_tools(preset, FLAVOR)?;
-    let mut params = req.options.apply(&state, generate::base_params(preset))?;
-    req.common.apply(&model, &mut params)?;
+    let stream = req.common.stream;
+    let params = req
+        .common
+        .params(&state, &model, generate::base_params(preset))?;
     if req.raw == Some(true) && req.system.is_some() {
         return Err(ApiError::bad_request(
             FLAVOR,
@@ -109,7 +118,7 @@ pub(crate) async fn generate(
     };
     let logprobs = params.logprobs.is_some();
     let live = generate::start(&state, FLAVOR, log, prompt, params).await?;
-    respond(live, model, false, req.stream, logprobs).await
+    respond(live, model, false, stream, logprobs).await
 }
 
 /// Chat.
@@ -134,8 +143,10 @@ pub(crate) async fn chat(
     ApiJson(req): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let (model, preset) = generate::requested(&state, FLAVOR, &log, req.model.as_deref())?;
-    let mut params = req.options.apply(&state, generate::base_params(preset))?;
-    req.common.apply(&model, &mut params)?;
+    let stream = req.common.stream;
+    let params = req
+        .common
+        .params(&state, &model, generate::base_params(preset))?;
     if req.messages.is_empty() {
         return Err(ApiError::bad_request(FLAVOR, "messages must not be empty"));
     }
@@ -169,9 +180,8 @@ pub(crate) async fn chat(
     let request = generate::offered_tools(preset, tools);
     let messages = generate::with_system(preset, messages);
     let logprobs = params.logprobs.is_some();
-    let live =
-        generate::start_chat(&state, FLAVOR, log, messages, request, params, req.stream).await?;
-    respond(live, model, true, req.stream, logprobs).await
+    let live = generate::start_chat(&state, FLAVOR, log, messages, request, params, stream).await?;
+    respond(live, model, true, stream, logprobs).await
 }
 
 /// One line of an answer, or the whole answer: a chat message or generated text.
