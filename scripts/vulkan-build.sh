@@ -8,7 +8,8 @@
 #
 # With `test`, the tests run on the machine's Vulkan devices; ggml skips CPU-type devices such
 # as Mesa's software GPU (lavapipe) unless GGML_VK_VISIBLE_DEVICES names them, which is how CI
-# runs the GPU tests without a GPU.
+# runs the GPU tests without a GPU. LLAMAFLEET_CARGO_PROFILE: the cargo profile (default
+# release; scripts/gpu-checks.sh uses `test`, see scripts/cuda-build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,5 +27,6 @@ if [[ "${1:-}" == test ]]; then
   command=test
   shift
 fi
-echo "vulkan-build: headers $VULKAN_SDK, into $CARGO_TARGET_DIR" >&2
-cargo "$command" --release --locked -p llamafleet-agent --features vulkan "$@"
+cargo_profile="${LLAMAFLEET_CARGO_PROFILE:-release}"
+echo "vulkan-build: headers $VULKAN_SDK, cargo $command --profile $cargo_profile, into $CARGO_TARGET_DIR" >&2
+cargo "$command" --profile "$cargo_profile" --locked -p llamafleet-agent --features vulkan "$@"
