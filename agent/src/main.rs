@@ -140,7 +140,8 @@ struct ServeArgs {
     /// /healthz fails after this many seconds without a decode step while requests run.
     #[arg(long, default_value_t = state::DEFAULT_STUCK_AFTER.as_secs())]
     stuck_after: u64,
-    /// Seconds in-flight streams may take to finish after SIGTERM.
+    /// Seconds in-flight streams may take to finish after SIGTERM; those still running then
+    /// end with an error event (`shut_down`) before the agent exits.
     #[arg(long, default_value_t = 30)]
     grace: u64,
     /// Seconds a failed startup (download, verification, load) keeps /metrics and /status

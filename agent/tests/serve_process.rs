@@ -1,5 +1,6 @@
 //! The real `llamafleet-agent serve` binary: startup through the store, SIGTERM with a stream
-//! in flight, `promtool check metrics`, and the official Python clients.
+//! in flight (finished within the grace period, or ended with an error event after it),
+//! `promtool check metrics`, and the official Python clients.
 
 mod serve_support;
 mod support;
@@ -22,6 +23,19 @@ fn sigterm(child: &Child) {
         .status()
         .expect("kill");
     assert!(status.success());
+}
+
+/// Waits (30 s at most) for the agent to exit after `what`, and checks it exited zero.
+async fn exits_zero(child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit after {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,15 +89,44 @@ async fn sigterm_lets_the_stream_in_flight_finish_and_exits_zero() {
     let last: Value = serde_json::from_str(text.lines().last().expect("a line")).expect("json");
     assert_eq!(last["done"], true, "{text}");
     assert_eq!(last["eval_count"], 48);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(status) = server.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    exits_zero(&mut server.child, "SIGTERM").await;
+}
+
+/// A stream still running when the drain's grace period ends is not cut: it ends with the
+/// API's error event (`shut_down`), and the process exits zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_running_past_the_grace_period_ends_with_an_error_event() {
+    let Some(mut server) = spawn_server(Some(KEY), &["--grace", "0"]).await else {
+        return;
     };
-    assert!(exit.success(), "{exit:?}");
+    let body = json!({"prompt": "Write a long story.", "max_tokens": 400, "temperature": 0, "stream": true});
+    let mut response = reqwest::Client::new()
+        .post(format!("{}/v1/completions", server.base))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let first = response
+        .chunk()
+        .await
+        .expect("read")
+        .expect("a first chunk");
+    let mut text = String::from_utf8(first.to_vec()).expect("utf8");
+    sigterm(&server.child);
+    while let Some(chunk) = response.chunk().await.expect("the stream ends, not cut") {
+        text.push_str(std::str::from_utf8(&chunk).expect("utf8"));
+    }
+    let last = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .next_back()
+        .expect("an event");
+    let last: Value = serde_json::from_str(last).expect("the last event is JSON");
+    assert_eq!(last["error"]["type"], "shut_down", "{text}");
+    exits_zero(&mut server.child, "the grace period").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

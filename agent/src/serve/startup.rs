@@ -18,6 +18,9 @@ use crate::store::{
 
 /// How often `/status` copies the download counter while a model downloads.
 const DOWNLOAD_POLL: Duration = Duration::from_millis(500);
+/// After the grace period: how long the error events of the generations still running may
+/// take to reach their clients before the process exits anyway.
+const CLOSE_AFTER_GRACE: Duration = Duration::from_secs(3);
 /// How long a failed startup (pull, verification, load) keeps answering `/metrics` and
 /// `/status` before it exits, unless `--failure-linger` says otherwise. At once by default:
 /// someone at a terminal wants the error, not a wait. In pods the operator asks for a minute,
@@ -160,7 +163,14 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             let _ = signalled.wait_for(|s| *s).await;
             tokio::time::sleep(config.grace).await;
         } => {
-            tracing::warn!(grace_seconds = config.grace.as_secs(), "grace period over; exiting with streams still open");
+            // The generations still running end with an error event (or an error answer),
+            // which the server sends before the connections close; a connection that does
+            // not close in time after that is cut.
+            tracing::warn!(grace_seconds = config.grace.as_secs(), "grace period over; ending the generations still running with an error");
+            state.end_grace();
+            if tokio::time::timeout(CLOSE_AFTER_GRACE, &mut server).await.is_err() {
+                tracing::warn!("connections still open after the grace period; exiting");
+            }
         }
     }
     Ok(())

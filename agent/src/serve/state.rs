@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use super::engine::Engine;
 use super::metrics::ServeMetrics;
@@ -133,6 +133,9 @@ pub struct Inner {
     pub metrics: ServeMetrics,
     pub presets: Vec<Preset>,
     draining: AtomicBool,
+    /// Set when the drain's grace period is over: the generations still running end with an
+    /// error (a stream's last event) instead of being cut when the process exits.
+    grace_over: watch::Sender<bool>,
     api_key_digest: Option<[u8; 32]>,
 }
 
@@ -169,6 +172,7 @@ impl AppState {
             metrics,
             presets,
             draining: AtomicBool::new(false),
+            grace_over: watch::Sender::new(false),
             api_key_digest: api_key.map(|k| Sha256::digest(k.trim().as_bytes()).into()),
         }))
     }
@@ -203,6 +207,16 @@ impl AppState {
     /// Whether shutdown has begun.
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// The drain's grace period is over: every generation still running ends with an error.
+    pub fn end_grace(&self) {
+        self.grace_over.send_replace(true);
+    }
+
+    /// Watches for [`AppState::end_grace`] (a generation holds one).
+    pub fn grace_watch(&self) -> watch::Receiver<bool> {
+        self.grace_over.subscribe()
     }
 
     /// Whether a key is configured.

@@ -45,6 +45,9 @@ const READINESS_PERIOD_SECONDS: i32 = 2;
 const READINESS_FAILURE_THRESHOLD: i32 = 3;
 /// Time to finish in-flight generations on SIGTERM; a long answer streams for a minute.
 const TERMINATION_GRACE_SECONDS: i64 = 120;
+/// The agent's own drain (`--grace`): the pod's grace less the time it needs to end the
+/// streams still open with an error event and exit before the kubelet's SIGKILL would cut them.
+const AGENT_GRACE_SECONDS: &str = "110";
 /// Pods of a variant that may be down at once during voluntary disruptions.
 const PDB_MAX_UNAVAILABLE: i32 = 1;
 /// Pods metric of queue-depth autoscaling: the agent's own gauge, served under its Prometheus
@@ -85,6 +88,7 @@ pub fn serve_args(plan: &Plan, v: &VariantPlan) -> Vec<String> {
     args.extend(["--cache-dir".into(), CACHE_DIR.into()]);
     args.extend(keep::serve_args());
     args.extend(["--failure-linger".into(), FAILURE_LINGER_SECONDS.into()]);
+    args.extend(["--grace".into(), AGENT_GRACE_SECONDS.into()]);
     // A wrong sha256 or a broken file would fail every restart the same way after another
     // whole download: the agent stays up saying why (status Degraded/AgentFailed) instead.
     args.push("--hold-permanent-failure".into());

@@ -126,6 +126,22 @@ impl ApiError {
         }
     }
 
+    /// 503 with Retry-After: the server stopped (its shutdown's grace period ended) before
+    /// the answer was complete; another replica can answer it again.
+    pub fn shut_down(flavor: Flavor) -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(
+                flavor,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shut_down",
+                "the server shut down before the answer was complete (its grace period \
+                 ended); retry"
+                    .into(),
+            )
+        }
+    }
+
     /// 408: the request ran past the configured timeout.
     pub fn timeout(flavor: Flavor) -> Self {
         Self::new(

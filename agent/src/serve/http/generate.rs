@@ -199,6 +199,8 @@ pub(crate) struct Live {
     rx: UnboundedReceiver<Event>,
     _permit: OwnedSemaphorePermit,
     deadline: tokio::time::Instant,
+    /// True once the shutdown's grace period is over ([`AppState::end_grace`]).
+    grace_over: tokio::sync::watch::Receiver<bool>,
     flavor: Flavor,
     pub log: RequestLog,
     /// Prompt tokens, as the engine counted them at admission.
@@ -277,6 +279,7 @@ pub(crate) async fn start_copies(
                 prompt_tokens,
                 _permit: permit,
                 deadline,
+                grace_over: state.grace_watch(),
                 flavor,
                 log: log.clone(),
                 text: String::new(),
@@ -392,14 +395,26 @@ impl Live {
 
     async fn next_event(&mut self) -> Option<Step> {
         let event = loop {
-            match tokio::time::timeout_at(self.deadline, self.rx.recv()).await {
-                Ok(Some(Event::Logprob(lp))) => self.pending.push(*lp),
-                Ok(Some(event)) => break event,
-                Ok(None) => return None,
-                Err(_) => {
+            let received = tokio::select! {
+                biased;
+                // An error the client can read (the stream's last event, or the answer) beats
+                // a connection cut when the process exits with the generation unfinished.
+                _ = self.grace_over.wait_for(|over| *over) => None,
+                r = tokio::time::timeout_at(self.deadline, self.rx.recv()) => Some(r),
+            };
+            match received {
+                Some(Ok(Some(Event::Logprob(lp)))) => self.pending.push(*lp),
+                Some(Ok(Some(event))) => break event,
+                Some(Ok(None)) => return None,
+                Some(Err(_)) => {
                     self.rx.close();
                     self.log.failed("timeout");
                     return Some(Step::Failed(ApiError::timeout(self.flavor)));
+                }
+                None => {
+                    self.rx.close();
+                    self.log.failed("shut_down");
+                    return Some(Step::Failed(ApiError::shut_down(self.flavor)));
                 }
             }
         };
