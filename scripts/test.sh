@@ -31,7 +31,7 @@ fi
 # Stopped on the way out: the background steps still running when the suite fails first, the
 # control plane.
 declare -A step_pid=() step_log=() step_started=()
-e2e_state="" e2e_pid=""
+e2e_state=""
 # No `set -e` in here: a failing step (say, killing a build that already ended) must not end the
 # handler before the cluster is down.
 on_exit() {
@@ -39,7 +39,6 @@ on_exit() {
   for pid in "${step_pid[@]}"; do
     kill -- "-$pid" 2>/dev/null
   done
-  [[ -z "$e2e_pid" ]] || kill -- "-$e2e_pid" 2>/dev/null
   if [[ -n "$e2e_state" ]]; then
     bash tests/cluster/down.sh "$e2e_state" || echo "e2e: tests/cluster/down.sh $e2e_state failed"
   fi
@@ -121,30 +120,7 @@ fi
 # (tests/e2e/support.rs `figure`): cargo hides the output of passing tests.
 LLAMAFLEET_FIGURES="$(mktemp)"
 export LLAMAFLEET_FIGURES
-# Two groups of test binaries at once, as cargo runs the binaries of one invocation one after
-# the other: the real-cluster suite (test targets e2e_*, mostly waiting on the cluster and its
-# pods) beside every other test (mostly the real model on the CPU); each half of the run time,
-# and one group's waits are the other's CPU. The groups are every test target whose name
-# starts with "e2" and every other one (`[!e]*`, `e[!2]*`), with the libraries' and binaries'
-# unit tests; the same workspace-wide selection as the test build above, so nothing rebuilds.
-# No test of one group binds an address a test of the other does (free ports, or the cluster's
-# own). The e2e group's output is printed when it ends; doc tests run after both. The group
-# runs in a process group of its own, which the exit handler stops with its test binaries.
-e2e_log="$(mktemp)"
-setsid cargo test --workspace --locked --test 'e2*' >"$e2e_log" 2>&1 &
-e2e_pid=$!
-others_status=0
-cargo test --workspace --locked --lib --bins --test '[!e]*' --test 'e[!2]*' || others_status=$?
-e2e_status=0
-wait "$e2e_pid" || e2e_status=$?
-e2e_pid=""
-echo "e2e group (cargo test --workspace --test 'e2*'):"
-cat "$e2e_log"
-if [[ "$others_status" != 0 || "$e2e_status" != 0 ]]; then
-  echo "test: FAILED (other tests: exit $others_status; e2e group: exit $e2e_status)"
-  exit 1
-fi
-cargo test --workspace --locked --doc
+cargo test --workspace --locked
 if [[ -s "$LLAMAFLEET_FIGURES" ]]; then
   echo "figures:"
   sed 's/^/  /' "$LLAMAFLEET_FIGURES"
