@@ -132,6 +132,21 @@ fn quickstart_variant_deployment() {
             "chat",
         ]))
     );
+    // The agent's drain ends before the kubelet's SIGKILL, with time left to send the error
+    // events of the streams still open (a stream is never cut by a deleted pod).
+    let args = ct.args.clone().unwrap();
+    let grace_at = args.iter().position(|a| a == "--grace").unwrap();
+    let agent_grace: i64 = args[grace_at + 1].parse().unwrap();
+    let pod_grace = spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|p| p.termination_grace_period_seconds)
+        .unwrap();
+    assert!(
+        agent_grace + 5 <= pod_grace,
+        "agent --grace {agent_grace} s, pod {pod_grace} s"
+    );
     let port = &ct.ports.clone().unwrap()[0];
     assert_eq!(
         (port.name.as_deref(), port.container_port),

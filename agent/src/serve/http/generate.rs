@@ -413,8 +413,9 @@ impl Live {
                 }
                 None => {
                     self.rx.close();
-                    self.log.failed("shut_down");
-                    return Some(Step::Failed(ApiError::shut_down(self.flavor)));
+                    let error = ApiError::shut_down(self.flavor);
+                    self.log.failed(error.kind);
+                    return Some(Step::Failed(error));
                 }
             }
         };
