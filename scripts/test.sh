@@ -15,11 +15,12 @@ bash scripts/setup.sh test
 # The target dir outlives the clone (CI caches it): old test executables go before the build,
 # and a disk too full for the build and the images stops here with the figure, not half-way.
 bash scripts/prune-target.sh
-# A cold target dir (no test build in it yet) grows by about 40 GB in a run (CI run 66: 32 GB
-# of debug test binaries with llama.cpp in each, the GPU step's build beside it; CI run 65 ran
-# out of disk half-way with 22 GB free); a warm one by a few.
+# A cold target dir (no test build in it yet) grows by about 16 GB in a run (CI run 70: 12 GB
+# of debug test binaries and their dependencies, 3.4 GB for the GPU step's build beside it;
+# with full debug info it was 32 + 8 GB, and CI run 65 ran out of disk half-way); a warm one
+# by a few.
 need_gb=8
-[[ -d "${CARGO_TARGET_DIR:-target}/debug/deps" ]] || need_gb=45
+[[ -d "${CARGO_TARGET_DIR:-target}/debug/deps" ]] || need_gb=20
 disk="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
 while [[ ! -d "$disk" ]]; do disk="$(dirname "$disk")"; done # the dir, or where it will be
 free_mb=$(df -Pm "$disk" 2>/dev/null | awk 'NR == 2 { print $4 }') || true
